@@ -1,0 +1,24 @@
+"""SegFormer MiT-B1: Cityscapes, 1024x1024 crops, total batch 8 (8 GPUs x 1), 160k iterations, 1024x1024 sliding-window test (stride 768).
+
+Official recipe (paper, NVlabs configs): AdamW lr 6e-5, wd 0.01, head lr x10,
+no decay on norms, 1500-iter warmup + poly. Decoder width 256 (official).
+ImageNet weights: set ``model.backbone.init_cfg=dict(type='Pretrained',
+checkpoint=...)`` to an MiT file converted to this project's layout.
+"""
+_base_ = [
+    '../_base_/models/segformer_mit-b0.py', 'mmseg::_base_/datasets/cityscapes_1024x1024.py',
+    'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_160k.py',
+    '../_base_/segformer_recipe.py'
+]
+crop_size = (1024, 1024)
+data_preprocessor = dict(size=crop_size)
+train_dataloader = dict(batch_size=1, num_workers=4)  # 8 GPUs x 1 = 8
+val_dataloader = dict(batch_size=1, num_workers=4)
+test_dataloader = val_dataloader
+model = dict(
+    data_preprocessor=data_preprocessor,
+    backbone=dict(arch='b1'),
+    decode_head=dict(
+        in_channels=[64, 128, 320, 512], channels=256, num_classes=19),
+    test_cfg=dict(mode='slide', crop_size=(1024, 1024), stride=(768, 768)),)

@@ -1,0 +1,23 @@
+"""SegFormer MiT-B5: ADE20K, 512x512 crops, total batch 16 (8 GPUs x 2), 160k iterations, whole-image test.
+
+Official recipe (paper, NVlabs configs): AdamW lr 6e-5, wd 0.01, head lr x10,
+no decay on norms, 1500-iter warmup + poly. Decoder width 768 (official).
+ImageNet weights: set ``model.backbone.init_cfg=dict(type='Pretrained',
+checkpoint=...)`` to an MiT file converted to this project's layout.
+"""
+_base_ = [
+    '../_base_/models/segformer_mit-b0.py', 'mmseg::_base_/datasets/ade20k.py',
+    'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_160k.py',
+    '../_base_/segformer_recipe.py'
+]
+crop_size = (512, 512)
+data_preprocessor = dict(size=crop_size)
+train_dataloader = dict(batch_size=2, num_workers=2)  # 8 GPUs x 2 = 16
+val_dataloader = dict(batch_size=1, num_workers=4)
+test_dataloader = val_dataloader
+model = dict(
+    data_preprocessor=data_preprocessor,
+    backbone=dict(arch='b5'),
+    decode_head=dict(
+        in_channels=[64, 128, 320, 512], channels=768, num_classes=150),)

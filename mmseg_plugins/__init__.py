@@ -1,0 +1,15 @@
+"""mmseg_plugins: SegFormer, AFFormer and MPViT for MMSegmentation 1.x.
+
+Importing the package (configs do it through ``custom_imports``) applies the
+compatibility layer (:mod:`mmseg_plugins.compat`) and registers every model
+in the ``mmseg_plugins`` scope.
+"""
+from . import compat
+from .version import __version__
+
+compat.apply()
+
+from . import models  # noqa: E402,F401  (registers the models)
+from .registry import MODEL_WRAPPERS, MODELS  # noqa: E402
+
+__all__ = ['__version__', 'MODELS', 'MODEL_WRAPPERS', 'compat']

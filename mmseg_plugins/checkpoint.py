@@ -1,0 +1,184 @@
+"""Safe checkpoint I/O.
+
+Every checkpoint this project reads goes through :func:`safe_load`, which
+calls ``torch.load(weights_only=True)`` with an explicit allow-list of the
+harmless Python types that mmengine and mmseg store in their checkpoints
+(message-hub history buffers, numpy arrays and scalars, config-free
+metadata).  Any other pickled global (a class, a function such as
+``os.system``) makes the load fail with :class:`CheckpointError`; there is
+no fallback to unrestricted unpickling.
+
+Writers use :func:`atomic_save`: the file appears under its final name only
+once it is complete.
+"""
+import os
+import pickle
+import tempfile
+import warnings
+from typing import Any, Callable, List, Optional, Union
+
+import numpy as np
+import torch
+
+__all__ = [
+    'CheckpointError', 'safe_load', 'atomic_save', 'allowed_globals',
+    'unwrap_state_dict'
+]
+
+
+class CheckpointError(RuntimeError):
+    """A file could not be read as a checkpoint, or was refused."""
+
+
+def _numpy_globals() -> List[Any]:
+    """The numpy pickling entry points needed to rebuild arrays/scalars."""
+    try:  # numpy >= 2
+        from numpy._core import multiarray
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray
+    items: List[Any] = [multiarray._reconstruct, multiarray.scalar,
+                        np.ndarray, np.dtype]
+    # numpy >= 1.25 pickles dtypes through their concrete dtype classes
+    # (``numpy.dtypes.Float64DType`` ...).
+    for code in 'bBhHiIlLqQefdgFDG?':
+        items.append(type(np.dtype(code)))
+    # numpy 1.x pickles arrays through ``numpy.core.multiarray`` even under
+    # numpy 2; make that alias resolvable too.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            from numpy.core import multiarray as legacy  # noqa: F401
+        items.extend([(legacy._reconstruct, 'numpy.core.multiarray._reconstruct'),
+                      (legacy.scalar, 'numpy.core.multiarray.scalar')])
+    except Exception:  # pragma: no cover
+        pass
+    return items
+
+
+#: Attributes of ``HistoryBuffer`` that mmengine pickles as
+#: ``getattr(HistoryBuffer, name)`` (its registered statistics methods).
+HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _restricted_getattr(obj: Any, name: str) -> Any:
+    """Stand-in for ``builtins.getattr`` while unpickling.
+
+    mmengine stores ``HistoryBuffer``'s statistics methods as
+    ``getattr(HistoryBuffer, 'min')`` etc.; exactly those lookups are
+    allowed, any other use of ``getattr`` in a pickle is refused.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and name in HISTORY_BUFFER_METHODS:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'Unsupported global: GLOBAL getattr({getattr(obj, "__name__", obj)!r}'
+        f', {name!r}) is not on the allow-list')
+
+
+def allowed_globals() -> List[Any]:
+    """Return the allow-list used by :func:`safe_load`.
+
+    It holds only data containers: mmengine's ``HistoryBuffer`` (plain
+    numpy arrays inside) with its four statistics methods, numpy
+    arrays/scalars/dtypes and a few builtins.
+    """
+    items = _numpy_globals()
+    try:
+        from mmengine.logging.history_buffer import HistoryBuffer
+        items.append(HistoryBuffer)
+        items.append((_restricted_getattr, 'builtins.getattr'))
+    except ImportError:  # pragma: no cover
+        pass
+    import collections
+    items.extend([collections.OrderedDict, collections.defaultdict, slice,
+                  set, frozenset, complex, range])
+    return items
+
+
+def _describe(src: Any) -> str:
+    return src if isinstance(src, str) else getattr(src, 'name', repr(src))
+
+
+def safe_load(src: Union[str, os.PathLike, Any],
+              map_location: Any = 'cpu') -> Any:
+    """Load a checkpoint with ``weights_only=True`` and the allow-list.
+
+    Args:
+        src (str | PathLike | file): Path or binary file object.
+        map_location: Passed to :func:`torch.load`. Defaults to ``'cpu'``.
+
+    Returns:
+        The unpickled object (usually a dict).
+
+    Raises:
+        CheckpointError: the file is missing, not a checkpoint, truncated,
+            or holds a pickled global that is not on the allow-list.
+    """
+    name = _describe(src)
+    if isinstance(src, (str, os.PathLike)) and not os.path.isfile(src):
+        raise CheckpointError(f'checkpoint not found: {name}')
+    try:
+        with torch.serialization.safe_globals(allowed_globals()):
+            return torch.load(src, map_location=map_location,
+                              weights_only=True)
+    except Exception as err:  # torch raises many types for bad files
+        msg = str(err)
+        if 'Unsupported global' in msg or 'Weights only load failed' in msg:
+            detail = ''
+            for line in msg.splitlines():
+                if 'Unsupported global' in line or 'GLOBAL' in line:
+                    detail = line.strip()
+                    break
+            raise CheckpointError(
+                f'refusing to load {name}: it holds a pickled object that '
+                f'is not on the allow-list of safe types ({detail or msg})'
+            ) from None
+        first = msg.strip().splitlines()[0] if msg.strip() else type(
+            err).__name__
+        raise CheckpointError(
+            f'{name} is not a readable PyTorch checkpoint '
+            f'({type(err).__name__}: {first})') from None
+
+
+def unwrap_state_dict(checkpoint: Any) -> dict:
+    """Return the state dict inside an mmengine/mmcv/timm checkpoint."""
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(
+            f'expected a dict checkpoint, found {type(checkpoint).__name__}')
+    for key in ('state_dict', 'model', 'module'):
+        if key in checkpoint and isinstance(checkpoint[key], dict):
+            return checkpoint[key]
+    return checkpoint
+
+
+def atomic_save(obj: Any,
+                dst: Union[str, os.PathLike],
+                save_fn: Optional[Callable[[Any, Any], None]] = None) -> None:
+    """Save ``obj`` to ``dst`` so that ``dst`` is never half-written.
+
+    The data goes to a temporary file in the same directory, which is
+    renamed over ``dst`` only after a successful write; on error the
+    temporary file is removed and ``dst`` is left untouched.
+
+    Args:
+        obj: Object to save.
+        dst (str | PathLike): Destination path.
+        save_fn (callable, optional): ``save_fn(obj, file)``; defaults to
+            :func:`torch.save`.
+    """
+    save_fn = save_fn or torch.save
+    dst = os.fspath(dst)
+    directory = os.path.dirname(os.path.abspath(dst))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix='.' + os.path.basename(dst) + '.', suffix='.tmp', dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            save_fn(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

@@ -1,0 +1,281 @@
+"""Compatibility layer between mmseg 1.2.2 / mmengine 0.10.7 / mmcv and
+current PyTorch.
+
+Importing :mod:`mmseg_plugins` calls :func:`apply`, which installs each fix
+below only where the environment needs it:
+
+1. **mmcv-lite** (:func:`install_mmcv_ops_fallback`). ``mmseg.models`` and
+   ``mmseg.utils`` import ``mmcv.ops`` at module level, which needs the
+   compiled ``mmcv._ext``. Without it we register a small pure-PyTorch
+   ``mmcv.ops`` holding exactly the ops mmseg imports unguarded
+   (``point_sample`` and ``sigmoid_focal_loss``); every other op raises a
+   ``ModuleNotFoundError`` that names full mmcv. Nothing happens when ``mmcv._ext``
+   exists.
+2. **torch >= 2.6 ``weights_only``** (:func:`install_safe_checkpoint_loader`).
+   mmengine 0.10.7 calls ``torch.load`` without ``weights_only``, which now
+   defaults to ``True`` and rejects mmengine's own checkpoints
+   (``HistoryBuffer``, numpy scalars). We route mmengine's local and HTTP
+   checkpoint loaders through :func:`mmseg_plugins.checkpoint.safe_load`:
+   still ``weights_only=True``, plus an explicit allow-list. Disallowed
+   globals are refused.
+3. **setuptools >= 82 without ``pkg_resources``**: mmengine 0.10.7 resolves
+   ``mmseg::`` config bases through ``pkg_resources``. This must work before
+   any plugin code runs (mmseg's own ``tools/train.py`` parses ``_base_``
+   before ``custom_imports``), so the fix is a dependency bound,
+   ``setuptools<82``, in ``pyproject.toml``. :func:`check_pkg_resources`
+   turns the failure into a clear message.
+4. **CPU distributed training** (:func:`init_cpu_distributed`,
+   :class:`mmseg_plugins.models.wrappers.CPUDistributedDataParallel`).
+   mmengine's pytorch launcher calls ``torch.cuda.set_device`` and wraps
+   DDP with ``device_ids=[LOCAL_RANK]``; the project's tools initialise a
+   gloo process group first and select the CPU-aware wrapper. GPU runs are
+   untouched.
+"""
+import importlib.util
+import os
+import sys
+import types
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    'apply', 'has_mmcv_ext', 'install_mmcv_ops_fallback',
+    'install_safe_checkpoint_loader', 'check_pkg_resources',
+    'init_cpu_distributed', 'configure_cpu_distributed'
+]
+
+FALLBACK_FLAG = '__mmseg_plugins_fallback__'
+FULL_MMCV_HINT = ('it needs the compiled ops of full mmcv (mmcv._ext), but '
+                  'only mmcv-lite is installed; install full mmcv '
+                  '(pip install "mmcv>=2.0.0rc4,<2.2.0" --no-build-isolation)')
+
+
+def has_mmcv_ext() -> bool:
+    """Whether mmcv's compiled extension ``mmcv._ext`` is importable."""
+    try:
+        return importlib.util.find_spec('mmcv._ext') is not None
+    except (ImportError, ValueError):
+        return False
+
+
+# --------------------------------------------------------------------------
+# 1. mmcv.ops fallbacks
+# --------------------------------------------------------------------------
+def point_sample(input: torch.Tensor,
+                 points: torch.Tensor,
+                 align_corners: bool = False,
+                 **kwargs) -> torch.Tensor:
+    """Pure-PyTorch ``mmcv.ops.point_sample`` (``grid_sample`` on [0, 1]
+    coordinates).
+
+    Args:
+        input (Tensor): Feature map, shape (N, C, H, W).
+        points (Tensor): Normalised point coordinates in [0, 1], shape
+            (N, P, 2) or (N, Hg, Wg, 2).
+        align_corners (bool): Passed to ``grid_sample``. Default: False.
+
+    Returns:
+        Tensor: (N, C, P) or (N, C, Hg, Wg).
+    """
+    add_dim = points.dim() == 3
+    if add_dim:
+        points = points.unsqueeze(2)  # (N, P, 1, 2)
+    out = F.grid_sample(
+        input, 2.0 * points - 1.0, align_corners=align_corners, **kwargs)
+    return out.squeeze(3) if add_dim else out
+
+
+def sigmoid_focal_loss(input: torch.Tensor,
+                       target: torch.Tensor,
+                       gamma: float = 2.0,
+                       alpha: float = 0.25,
+                       weight: Optional[torch.Tensor] = None,
+                       reduction: str = 'mean') -> torch.Tensor:
+    """Pure-PyTorch ``mmcv.ops.sigmoid_focal_loss`` with mmcv's semantics.
+
+    Args:
+        input (Tensor): Logits, shape (N, C).
+        target (Tensor): Class indices, shape (N,); index ``C`` (or any
+            index outside ``[0, C)``) means background (all-negative).
+        gamma (float): Focusing parameter. Default: 2.0.
+        alpha (float): Positive/negative balance. Default: 0.25.
+        weight (Tensor, optional): Per-class weight, shape (C,).
+        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+        Tensor: The loss, (N, C) for ``'none'``.
+    """
+    num_classes = input.size(1)
+    classes = torch.arange(num_classes, device=input.device)
+    t = (target.view(-1, 1) == classes.view(1, -1)).to(input.dtype)  # (N, C)
+    p = input.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(input, t, reduction='none')
+    p_t = p * t + (1 - p) * (1 - t)
+    loss = ce * (1 - p_t).pow(gamma) * (alpha * t + (1 - alpha) * (1 - t))
+    if weight is not None:
+        loss = loss * weight.view(1, -1)
+    if reduction == 'mean':
+        return loss.sum() / input.size(0)
+    if reduction == 'sum':
+        return loss.sum()
+    return loss
+
+
+class _MMCVOpsFallback(types.ModuleType):
+    """Module object installed as ``mmcv.ops`` when ``mmcv._ext`` is absent.
+
+    Attribute lookups for ops that truly need compiled code raise
+    ``ModuleNotFoundError`` (what mmseg's ``try: from mmcv.ops import X``
+    guards catch) with a message naming full mmcv.
+    """
+
+    def __getattr__(self, name: str):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        raise ModuleNotFoundError(
+            f'mmcv.ops.{name}: {FULL_MMCV_HINT}', name='mmcv._ext')
+
+
+def install_mmcv_ops_fallback() -> bool:
+    """Install the pure-PyTorch ``mmcv.ops`` when ``mmcv._ext`` is missing.
+
+    Returns:
+        bool: True if the fallback is (now) installed, False if full mmcv is
+        present and nothing was done.
+    """
+    if has_mmcv_ext():
+        return False
+    current = sys.modules.get('mmcv.ops')
+    if current is not None and getattr(current, FALLBACK_FLAG, False):
+        return True
+    import mmcv
+    module = _MMCVOpsFallback(
+        'mmcv.ops', 'Pure-PyTorch fallbacks installed by mmseg_plugins '
+        'because mmcv._ext (full mmcv) is not available.')
+    module.__path__ = []  # submodule imports fail cleanly
+    setattr(module, FALLBACK_FLAG, True)
+    module.point_sample = point_sample
+    module.sigmoid_focal_loss = sigmoid_focal_loss
+    module.__all__ = ['point_sample', 'sigmoid_focal_loss']
+    sys.modules['mmcv.ops'] = module
+    mmcv.ops = module
+    return True
+
+
+# --------------------------------------------------------------------------
+# 2. weights_only checkpoint loading for mmengine
+# --------------------------------------------------------------------------
+def _load_local(filename: str, map_location=None):
+    from .checkpoint import safe_load
+    filename = os.path.expanduser(filename)
+    return safe_load(filename, map_location=map_location)
+
+
+def _load_http(filename: str, map_location=None, model_dir=None,
+               progress: bool = False):
+    """Download (once, into the torch hub cache) and load safely."""
+    from urllib.parse import urlparse
+
+    from .checkpoint import safe_load
+    if model_dir is None:
+        model_dir = os.path.join(torch.hub.get_dir(), 'checkpoints')
+    os.makedirs(model_dir, exist_ok=True)
+    cached = os.path.join(model_dir,
+                          os.path.basename(urlparse(filename).path))
+    if not os.path.exists(cached):
+        torch.hub.download_url_to_file(filename, cached, progress=progress)
+    return safe_load(cached, map_location=map_location)
+
+
+def install_safe_checkpoint_loader() -> None:
+    """Route mmengine's local and http(s) checkpoint loading through
+    :func:`mmseg_plugins.checkpoint.safe_load` (``weights_only=True`` and an
+    allow-list). Idempotent."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_local)
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'), force=True)(_load_http)
+
+
+# --------------------------------------------------------------------------
+# 3. pkg_resources (setuptools >= 82)
+# --------------------------------------------------------------------------
+def check_pkg_resources() -> None:
+    """Raise a clear error if mmengine needs ``pkg_resources`` and it is
+    gone (setuptools >= 82)."""
+    import mmengine
+    from mmengine.utils import digit_version
+    if digit_version(mmengine.__version__) >= digit_version('0.11.0rc0'):
+        return  # mmengine >= 0.11 uses importlib.metadata
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            f'mmengine {mmengine.__version__} needs pkg_resources to resolve '
+            '"mmseg::" config bases, but setuptools >= 82 removed it; run '
+            'pip install "setuptools<82"') from None
+
+
+# --------------------------------------------------------------------------
+# 4. CPU distributed
+# --------------------------------------------------------------------------
+def init_cpu_distributed(timeout_s: int = 1800) -> bool:
+    """Initialise a gloo process group from torchrun's environment.
+
+    Does nothing (returns False) when CUDA is available, when the group is
+    already initialised, or when the process was not launched by torchrun.
+    """
+    import datetime
+
+    import torch.distributed as dist
+    if torch.cuda.is_available() or not dist.is_available():
+        return False
+    if dist.is_initialized():
+        return True
+    if 'RANK' not in os.environ or 'WORLD_SIZE' not in os.environ:
+        return False
+    dist.init_process_group(
+        backend='gloo',
+        rank=int(os.environ['RANK']),
+        world_size=int(os.environ['WORLD_SIZE']),
+        timeout=datetime.timedelta(seconds=timeout_s))
+    return True
+
+
+def configure_cpu_distributed(cfg) -> bool:
+    """Prepare an mmengine config for a CPU/gloo multi-process run.
+
+    Sets the gloo backend and the :class:`CPUDistributedDataParallel`
+    wrapper (keeping the user's wrapper options) and initialises the process
+    group, so mmengine never calls ``torch.cuda.set_device``. A no-op on
+    machines with CUDA.
+    """
+    if torch.cuda.is_available():
+        return False
+    env_cfg = cfg.setdefault('env_cfg', {})
+    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    dist_cfg['backend'] = 'gloo'
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    if wrapper.get('type', 'MMDistributedDataParallel') in (
+            'MMDistributedDataParallel', 'mmseg_plugins.CPUDistributedDataParallel'):
+        wrapper['type'] = 'mmseg_plugins.CPUDistributedDataParallel'
+        wrapper.setdefault('broadcast_buffers', False)
+        wrapper.setdefault('find_unused_parameters',
+                           cfg.get('find_unused_parameters', False))
+        cfg.model_wrapper_cfg = wrapper
+    return init_cpu_distributed(dist_cfg.get('timeout', 1800))
+
+
+_APPLIED = False
+
+
+def apply() -> None:
+    """Apply every compatibility fix this environment needs (idempotent)."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    install_mmcv_ops_fallback()
+    install_safe_checkpoint_loader()
+    _APPLIED = True

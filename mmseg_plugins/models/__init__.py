@@ -1,0 +1,4 @@
+from .segformer import MIT_ARCHS, MiT, SegformerHead
+from .wrappers import CPUDistributedDataParallel
+
+__all__ = ['MiT', 'SegformerHead', 'MIT_ARCHS', 'CPUDistributedDataParallel']

@@ -1,0 +1,395 @@
+"""SegFormer: the Mix Transformer (MiT) backbone and the SegFormer head.
+
+Xie et al., "SegFormer: Simple and Efficient Design for Semantic
+Segmentation with Transformers", NeurIPS 2021 (arXiv 2105.15203).
+
+Written for this project from the paper and the documented structure of the
+official NVlabs release (see the project's reference notes); no code of the
+official implementation is used. Differences from mmseg's own
+``MixVisionTransformer`` are deliberate and documented:
+
+* attention uses ``F.scaled_dot_product_attention`` (fused kernels) with
+  separate ``q`` and ``kv`` projections, as in the official checkpoints;
+* LayerNorm epsilons follow the official code (1e-5 in the patch embedding
+  and the spatial-reduction norm, 1e-6 elsewhere); mmseg uses 1e-6
+  everywhere, selectable here through ``patch_norm_eps``/``sr_norm_eps``;
+* every stage-end norm is named ``norm`` so mmseg's ``'norm'`` paramwise
+  rule exempts it from weight decay, as the official recipe does;
+* the head has the official form (per-scale Linear, fused 1x1 Conv-BN-ReLU,
+  concatenation in c4..c1 order, decoder width 256 for B0/B1 and 768 for
+  B2-B5); mmseg's form (Conv-BN-ReLU per scale, c1..c4) is available with
+  ``head_form='mmseg'``.
+"""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import ConvModule
+from mmcv.cnn.bricks.drop import DropPath
+from mmengine.model import BaseModule, ModuleList
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.utils import resize
+
+from ..registry import MODELS
+from .layers import (OverlapPatchEmbed, check_min_input_size,
+                     init_vit_weights, nlc_to_nchw, resolve_arch)
+
+__all__ = ['MIT_ARCHS', 'MiT', 'SegformerHead', 'SEGFORMER_DECODER_CHANNELS']
+
+_MIT_COMMON = dict(
+    num_heads=(1, 2, 5, 8),
+    sr_ratios=(8, 4, 2, 1),
+    patch_sizes=(7, 3, 3, 3),
+    strides=(4, 2, 2, 2),
+    mlp_ratios=(4, 4, 4, 4))
+_MIT_WIDE = (64, 128, 320, 512)
+
+#: Every MiT variant, declared once (official code; mlp ratio 4 throughout,
+#: see NVlabs/SegFormer#63 on the paper's table).
+MIT_ARCHS = {
+    'b0': dict(_MIT_COMMON, embed_dims=(32, 64, 160, 256), depths=(2, 2, 2, 2)),
+    'b1': dict(_MIT_COMMON, embed_dims=_MIT_WIDE, depths=(2, 2, 2, 2)),
+    'b2': dict(_MIT_COMMON, embed_dims=_MIT_WIDE, depths=(3, 4, 6, 3)),
+    'b3': dict(_MIT_COMMON, embed_dims=_MIT_WIDE, depths=(3, 4, 18, 3)),
+    'b4': dict(_MIT_COMMON, embed_dims=_MIT_WIDE, depths=(3, 8, 27, 3)),
+    'b5': dict(_MIT_COMMON, embed_dims=_MIT_WIDE, depths=(3, 6, 40, 3)),
+}
+
+#: Official decoder width per variant (the paper's C).
+SEGFORMER_DECODER_CHANNELS = dict(b0=256, b1=256, b2=768, b3=768, b4=768,
+                                  b5=768)
+
+
+class EfficientSelfAttention(nn.Module):
+    """Multi-head self-attention with spatial reduction of keys/values.
+
+    Args:
+        dim (int): Token channels C.
+        num_heads (int): Attention heads.
+        sr_ratio (int): Keys/values are computed on a map downsampled by
+            this factor (strided conv + LayerNorm). 1 disables it.
+        qkv_bias (bool): Bias in the q and kv projections. Default: True.
+        attn_drop (float): Attention dropout. Default: 0.
+        proj_drop (float): Output dropout. Default: 0.
+        sr_norm_eps (float): Epsilon of the reduction LayerNorm.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 sr_ratio: int = 1,
+                 qkv_bias: bool = True,
+                 attn_drop: float = 0.,
+                 proj_drop: float = 0.,
+                 sr_norm_eps: float = 1e-5) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'embed dim {dim} is not divisible by '
+                             f'num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.sr_ratio = sr_ratio
+        self.attn_drop = attn_drop
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        if sr_ratio > 1:
+            self.sr = nn.Conv2d(dim, dim, sr_ratio, stride=sr_ratio)
+            self.norm = nn.LayerNorm(dim, eps=sr_norm_eps)
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        b, n, c = x.shape  # (B, N, C)
+        h = self.num_heads
+        q = self.q(x).reshape(b, n, h, c // h).transpose(1, 2)  # (B, h, N, d)
+        if self.sr_ratio > 1:
+            x = self.sr(nlc_to_nchw(x, hw)).flatten(2).transpose(1, 2)
+            x = self.norm(x)  # (B, N', C)
+        kv = self.kv(x).reshape(b, -1, 2, h, c // h).permute(2, 0, 3, 1, 4)
+        k, v = kv.unbind(0)  # (B, h, N', d) each
+        out = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+        out = out.transpose(1, 2).reshape(b, n, c)  # (B, N, C)
+        return self.proj_drop(self.proj(out))
+
+
+class MixFFN(nn.Module):
+    """Linear -> 3x3 depthwise conv -> GELU -> Linear (Mix-FFN).
+
+    Args:
+        dim (int): Token channels.
+        hidden_dim (int): Expanded channels.
+        drop (float): Dropout after the activation and the output.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.dwconv = nn.Conv2d(
+            hidden_dim, hidden_dim, 3, padding=1, groups=hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        x = self.fc1(x)  # (B, N, 4C)
+        x = self.dwconv(nlc_to_nchw(x, hw)).flatten(2).transpose(1, 2)
+        x = self.drop(self.act(x))
+        return self.drop(self.fc2(x))  # (B, N, C)
+
+
+class MiTBlock(nn.Module):
+    """Pre-norm transformer block: attention and Mix-FFN with drop path."""
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 mlp_ratio: float,
+                 sr_ratio: int,
+                 qkv_bias: bool = True,
+                 drop: float = 0.,
+                 attn_drop: float = 0.,
+                 drop_path: float = 0.,
+                 norm_eps: float = 1e-6,
+                 sr_norm_eps: float = 1e-5,
+                 with_cp: bool = False) -> None:
+        super().__init__()
+        self.with_cp = with_cp
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = EfficientSelfAttention(dim, num_heads, sr_ratio, qkv_bias,
+                                           attn_drop, drop, sr_norm_eps)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = MixFFN(dim, int(dim * mlp_ratio), drop)
+
+    def _forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), hw))
+        return x + self.drop_path(self.mlp(self.norm2(x), hw))
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(self._forward, x, hw, use_reentrant=False)
+        return self._forward(x, hw)
+
+
+class MiTStage(nn.Module):
+    """Overlapping patch embedding, ``depth`` blocks, then LayerNorm."""
+
+    def __init__(self, in_channels: int, dim: int, depth: int, patch_size: int,
+                 stride: int, patch_norm_eps: float, norm_eps: float,
+                 block_cfgs: List[dict]) -> None:
+        super().__init__()
+        self.patch_embed = OverlapPatchEmbed(in_channels, dim, patch_size,
+                                             stride, patch_norm_eps)
+        self.blocks = nn.ModuleList(MiTBlock(dim, **c) for c in block_cfgs)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, hw = self.patch_embed(x)  # (B, N, C)
+        for block in self.blocks:
+            x = block(x, hw)
+        return nlc_to_nchw(self.norm(x), hw)  # (B, C, H, W)
+
+
+@MODELS.register_module()
+class MiT(BaseModule):
+    """Mix Transformer backbone of SegFormer (variants B0-B5).
+
+    Args:
+        arch (str | dict): ``'b0'`` ... ``'b5'`` (see :data:`MIT_ARCHS`) or
+            a dict with ``embed_dims``, ``depths``, ``num_heads``,
+            ``sr_ratios``, ``patch_sizes``, ``strides``, ``mlp_ratios``
+            (one entry per stage). Default: ``'b0'``.
+        in_channels (int): Input image channels. Default: 3.
+        out_indices (Sequence[int]): Stages whose outputs are returned.
+            Default: (0, 1, 2, 3).
+        qkv_bias (bool): Bias in q/kv projections. Default: True.
+        drop_rate (float): Dropout in attention output and FFN. Default: 0.
+        attn_drop_rate (float): Attention dropout. Default: 0.
+        drop_path_rate (float): Stochastic depth, linearly increasing over
+            all blocks. Default: 0.1 (the official setting).
+        norm_eps (float): Epsilon of block and stage LayerNorms.
+            Default: 1e-6.
+        patch_norm_eps (float): Epsilon of the patch-embedding LayerNorm.
+            Default: 1e-5 (official); mmseg uses 1e-6.
+        sr_norm_eps (float): Epsilon of the key/value reduction LayerNorm.
+            Default: 1e-5 (official); mmseg uses 1e-6.
+        with_cp (bool): Gradient checkpointing of each block. Default: False.
+        pretrained (str, optional): Deprecated, use ``init_cfg``.
+        init_cfg (dict, optional): mmengine initialisation config.
+    """
+
+    #: Smallest input side: the stride-4 stage-1 map must cover the 8x8
+    #: key/value reduction window.
+    min_input_size = 32
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'b0',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.1,
+                 norm_eps: float = 1e-6,
+                 patch_norm_eps: float = 1e-5,
+                 sr_norm_eps: float = 1e-5,
+                 with_cp: bool = False,
+                 pretrained: Optional[str] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if pretrained is not None:
+            if init_cfg is not None:
+                raise ValueError('init_cfg and pretrained cannot be set at '
+                                 'the same time')
+            if not isinstance(pretrained, str):
+                raise TypeError('pretrained must be a str or None')
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        super().__init__(init_cfg=init_cfg)
+        settings = resolve_arch('MiT', arch, MIT_ARCHS, list(MIT_ARCHS['b0']))
+        num_stages = len(settings['depths'])
+        for key, value in settings.items():
+            if len(value) != num_stages:
+                raise ValueError(
+                    f'MiT arch: {key}={list(value)} has {len(value)} entries '
+                    f'but depths has {num_stages}')
+        out_indices = tuple(out_indices)
+        if not out_indices or any(i < 0 or i >= num_stages
+                                  for i in out_indices):
+            raise ValueError(f'MiT out_indices {list(out_indices)} must lie '
+                             f'in [0, {num_stages - 1}]')
+        self.arch_settings = settings
+        self.embed_dims = tuple(settings['embed_dims'])
+        self.out_indices = out_indices
+
+        total = sum(settings['depths'])
+        rates = torch.linspace(0, drop_path_rate, total).tolist()
+        self.stages = ModuleList()
+        cursor, cin = 0, in_channels
+        for i in range(num_stages):
+            dim, depth = settings['embed_dims'][i], settings['depths'][i]
+            block_cfgs = [
+                dict(
+                    num_heads=settings['num_heads'][i],
+                    mlp_ratio=settings['mlp_ratios'][i],
+                    sr_ratio=settings['sr_ratios'][i],
+                    qkv_bias=qkv_bias,
+                    drop=drop_rate,
+                    attn_drop=attn_drop_rate,
+                    drop_path=rates[cursor + j],
+                    norm_eps=norm_eps,
+                    sr_norm_eps=sr_norm_eps,
+                    with_cp=with_cp) for j in range(depth)
+            ]
+            self.stages.append(
+                MiTStage(cin, dim, depth, settings['patch_sizes'][i],
+                         settings['strides'][i], patch_norm_eps, norm_eps,
+                         block_cfgs))
+            cursor += depth
+            cin = dim
+
+    @property
+    def out_channels(self) -> List[int]:
+        """Channels of the returned feature maps."""
+        return [self.embed_dims[i] for i in self.out_indices]
+
+    def init_weights(self) -> None:
+        if self.init_cfg is None:
+            init_vit_weights(self)
+        else:
+            super().init_weights()
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """(B, 3, H, W) -> feature maps at strides 4, 8, 16, 32."""
+        check_min_input_size(x, self.min_input_size, 'MiT')
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)  # (B, C_i, H_i, W_i)
+            if i in self.out_indices:
+                outs.append(x)
+        return outs
+
+
+@MODELS.register_module()
+class SegformerHead(BaseDecodeHead):
+    """The all-MLP SegFormer decoder.
+
+    ``head_form='official'`` (default) is the paper's and NVlabs' head:
+    each scale is projected by a Linear layer (with bias, no norm), resized
+    to the 1/4 map, concatenated in c4, c3, c2, c1 order and fused by a 1x1
+    Conv-BN-ReLU; then dropout and the classifier ``conv_seg``.
+    ``head_form='mmseg'`` is mmseg's variant: a 1x1 Conv-BN-ReLU per scale
+    and c1..c4 concatenation.
+
+    Args:
+        interpolate_mode (str): Resize mode. Default: ``'bilinear'``.
+        head_form (str): ``'official'`` or ``'mmseg'``.
+        **kwargs: :class:`BaseDecodeHead` arguments (``in_channels``,
+            ``in_index``, ``channels``, ``num_classes``, ``norm_cfg``, ...).
+    """
+
+    HEAD_FORMS = ('official', 'mmseg')
+
+    def __init__(self,
+                 interpolate_mode: str = 'bilinear',
+                 head_form: str = 'official',
+                 **kwargs) -> None:
+        super().__init__(input_transform='multiple_select', **kwargs)
+        if head_form not in self.HEAD_FORMS:
+            raise ValueError(f'Unknown SegformerHead head_form {head_form!r}; '
+                             f'valid choices: {", ".join(self.HEAD_FORMS)}')
+        if len(self.in_channels) != len(self.in_index):
+            raise ValueError(
+                f'SegformerHead in_channels={list(self.in_channels)} and '
+                f'in_index={list(self.in_index)} must have the same length')
+        self.interpolate_mode = interpolate_mode
+        self.head_form = head_form
+        n = len(self.in_channels)
+        if head_form == 'official':
+            self.linear_c = ModuleList(
+                nn.Linear(c, self.channels) for c in self.in_channels)
+        else:
+            self.convs = ModuleList(
+                ConvModule(
+                    c,
+                    self.channels,
+                    1,
+                    norm_cfg=self.norm_cfg,
+                    act_cfg=self.act_cfg) for c in self.in_channels)
+        self.fusion_conv = ConvModule(
+            self.channels * n,
+            self.channels,
+            1,
+            norm_cfg=self.norm_cfg,
+            act_cfg=self.act_cfg)
+
+    def _check_channels(self, inputs: Sequence[torch.Tensor]) -> None:
+        found = [int(x.shape[1]) for x in inputs]
+        if found != list(self.in_channels):
+            raise ValueError(
+                f'SegformerHead in_channels={list(self.in_channels)} but the '
+                f'backbone gives {found}; set in_channels to {found}')
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        inputs = self._transform_inputs(inputs)
+        self._check_channels(inputs)
+        size = inputs[0].shape[2:]
+        outs = []
+        for i, x in enumerate(inputs):
+            if self.head_form == 'official':
+                lin = self.linear_c[i]
+                # a Linear over channels == a 1x1 convolution
+                x = F.conv2d(x, lin.weight[:, :, None, None], lin.bias)
+            else:
+                x = self.convs[i](x)
+            if x.shape[2:] != size:  # (B, E, H/4, W/4)
+                x = resize(
+                    x,
+                    size=size,
+                    mode=self.interpolate_mode,
+                    align_corners=self.align_corners)
+            outs.append(x)
+        if self.head_form == 'official':
+            outs = outs[::-1]  # c4, c3, c2, c1
+        out = self.fusion_conv(torch.cat(outs, dim=1))  # (B, E, H/4, W/4)
+        return self.cls_seg(out)

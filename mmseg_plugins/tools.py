@@ -1,0 +1,107 @@
+"""Shared logic of the command-line tools in ``tools/``.
+
+The scripts stay thin: they parse arguments and call these functions, so
+the same checks run in ``tools/train.py``, ``tools/test.py`` and
+``tools/demo.py``, and tests can call them directly.
+"""
+import os
+import os.path as osp
+import sys
+from typing import Iterable, List, Optional
+
+from mmengine.config import Config
+
+__all__ = [
+    'ToolError', 'load_config', 'check_data_paths', 'setup_work_dir',
+    'prepare_launcher', 'run_tool'
+]
+
+
+class ToolError(Exception):
+    """Bad input to a tool; reported as one line, exit code 2."""
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config file, apply ``--cfg-options`` and check it has a
+    model."""
+    if not osp.isfile(path):
+        raise ToolError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if 'model' not in cfg:
+        raise ToolError(f'config {path} defines no "model"')
+    return cfg
+
+
+def _dataset_dirs(dataset: dict) -> List[str]:
+    """Directories a (possibly wrapped) mmseg dataset config reads."""
+    if not isinstance(dataset, dict):
+        return []
+    if 'dataset' in dataset:  # RepeatDataset, MultiImageMixDataset ...
+        return _dataset_dirs(dataset['dataset'])
+    if 'datasets' in dataset:  # ConcatDataset
+        return [d for sub in dataset['datasets'] for d in _dataset_dirs(sub)]
+    root = dataset.get('data_root', '') or ''
+    prefix = dataset.get('data_prefix', {}) or {}
+    dirs = [osp.join(root, p) for p in prefix.values() if p]
+    return dirs or ([root] if root else [])
+
+
+def check_data_paths(cfg: Config, loaders: Iterable[str]) -> None:
+    """Raise :class:`ToolError` naming the first missing dataset directory.
+
+    Args:
+        cfg (Config): The config.
+        loaders (Iterable[str]): Dataloader keys to check, e.g.
+            ``('train_dataloader', 'val_dataloader')``.
+    """
+    for key in loaders:
+        loader = cfg.get(key)
+        if not loader:
+            continue
+        for d in _dataset_dirs(loader.get('dataset', {})):
+            if not osp.isdir(d):
+                raise ToolError(
+                    f'dataset directory {d!r} ({key}) does not exist; put '
+                    'the data there or set --cfg-options '
+                    f'{key}.dataset.data_root=<path>')
+
+
+def setup_work_dir(cfg: Config, config_path: str,
+                   work_dir: Optional[str]) -> None:
+    """mmseg's rule: CLI > config > ``./work_dirs/<config name>``."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config_path))[0])
+
+
+def prepare_launcher(cfg: Config, launcher: str) -> None:
+    """Set ``cfg.launcher``; for multi-process runs without CUDA, switch to
+    gloo and the CPU-aware DDP wrapper (see :mod:`mmseg_plugins.compat`)."""
+    cfg.launcher = launcher
+    if launcher == 'none':
+        return
+    os.environ.setdefault('LOCAL_RANK', '0')
+    from .compat import configure_cpu_distributed
+    configure_cpu_distributed(cfg)
+
+
+def run_tool(main, debug_env: str = 'MMSEG_PLUGINS_DEBUG') -> None:
+    """Run ``main()``; turn bad input into one ``error:`` line and exit 2.
+
+    Set the environment variable ``MMSEG_PLUGINS_DEBUG=1`` to get the full
+    traceback instead.
+    """
+    from .checkpoint import CheckpointError
+    try:
+        main()
+    except (ToolError, CheckpointError, FileNotFoundError, ValueError,
+            KeyError, TypeError) as err:
+        if os.environ.get(debug_env):
+            raise
+        msg = ' '.join(str(err).split()) or type(err).__name__
+        print(f'error: {msg}', file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,75 @@
+"""Test a segmentor (mmseg's ``tools/test.py`` plus input checks).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
+        [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]
+
+The checkpoint is loaded with ``torch.load(weights_only=True)`` and an
+allow-list (see ``mmseg_plugins.checkpoint``); a file that is not a
+checkpoint, is truncated, or holds other pickled objects is refused.
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import DictAction
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test a segmentor')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs and metrics')
+    parser.add_argument('--out', type=str, help='dir to save predictions')
+    parser.add_argument('--show-dir', help='dir to save painted images')
+    parser.add_argument('--tta', action='store_true', help='test time aug')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main():
+    args = parse_args()
+    import mmseg_plugins  # noqa: F401
+    from mmengine.runner import Runner
+    from mmseg_plugins.checkpoint import safe_load
+    from mmseg_plugins.tools import (check_data_paths, load_config,
+                                     prepare_launcher, setup_work_dir)
+
+    cfg = load_config(args.config, args.cfg_options)
+    setup_work_dir(cfg, args.config, args.work_dir)
+    check_data_paths(cfg, ('test_dataloader', ))
+    safe_load(args.checkpoint)  # refuse bad files before building anything
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        cfg.default_hooks.visualization.draw = True
+        cfg.default_hooks.visualization.show = False
+        cfg.visualizer.save_dir = args.show_dir
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    prepare_launcher(cfg, args.launcher)
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    import sys
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+    from mmseg_plugins.tools import run_tool
+    run_tool(main)
