@@ -122,22 +122,20 @@ def safe_load(src: Union[str, os.PathLike, Any],
             return torch.load(src, map_location=map_location,
                               weights_only=True)
     except Exception as err:  # torch raises many types for bad files
-        msg = str(err)
-        if 'Unsupported global' in msg or 'Weights only load failed' in msg:
-            detail = ''
-            for line in msg.splitlines():
-                if 'Unsupported global' in line or 'GLOBAL' in line:
-                    detail = line.strip()
-                    break
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        boilerplate = ('Weights only load failed', 'Please file an issue',
+                       'Check the documentation')
+        reasons = [ln for ln in lines if not ln.startswith(boilerplate)]
+        detail = reasons[0] if reasons else (lines[0] if lines else '')
+        if any('GLOBAL' in ln for ln in lines):
+            detail = next(ln for ln in lines if 'GLOBAL' in ln)
+            detail = detail.split(' was not an allowed global')[0]
             raise CheckpointError(
                 f'refusing to load {name}: it holds a pickled object that '
-                f'is not on the allow-list of safe types ({detail or msg})'
-            ) from None
-        first = msg.strip().splitlines()[0] if msg.strip() else type(
-            err).__name__
+                f'is not on the allow-list of safe types ({detail})') from None
         raise CheckpointError(
             f'{name} is not a readable PyTorch checkpoint '
-            f'({type(err).__name__}: {first})') from None
+            f'({type(err).__name__}: {detail})') from None
 
 
 def unwrap_state_dict(checkpoint: Any) -> dict:

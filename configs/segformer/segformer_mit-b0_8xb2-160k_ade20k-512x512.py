@@ -1,4 +1,5 @@
-"""SegFormer MiT-B0: ADE20K, 512x512 crops, total batch 16 (8 GPUs x 2), 160k iterations, whole-image test.
+"""SegFormer MiT-B0: ADE20K, 512x512 crops, total batch 16 (8 GPUs x 2),
+160k iterations, whole-image test.
 
 Official recipe (paper, NVlabs configs): AdamW lr 6e-5, wd 0.01, head lr x10,
 no decay on norms, 1500-iter warmup + poly. Decoder width 256 (official).
@@ -6,10 +7,10 @@ ImageNet weights: set ``model.backbone.init_cfg=dict(type='Pretrained',
 checkpoint=...)`` to an MiT file converted to this project's layout.
 """
 _base_ = [
-    '../_base_/models/segformer_mit-b0.py', 'mmseg::_base_/datasets/ade20k.py',
+    '../_base_/models/segformer_mit-b0.py',
+    'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_160k.py',
-    '../_base_/segformer_recipe.py'
+    '../_base_/schedules/segformer_adamw_160k.py'
 ]
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)

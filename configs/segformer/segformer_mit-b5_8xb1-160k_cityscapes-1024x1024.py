@@ -1,4 +1,5 @@
-"""SegFormer MiT-B5: Cityscapes, 1024x1024 crops, total batch 8 (8 GPUs x 1), 160k iterations, 1024x1024 sliding-window test (stride 768).
+"""SegFormer MiT-B5: Cityscapes, 1024x1024 crops, total batch 8 (8 GPUs x 1),
+160k iterations, 1024x1024 sliding-window test (stride 768).
 
 Official recipe (paper, NVlabs configs): AdamW lr 6e-5, wd 0.01, head lr x10,
 no decay on norms, 1500-iter warmup + poly. Decoder width 768 (official).
@@ -6,10 +7,10 @@ ImageNet weights: set ``model.backbone.init_cfg=dict(type='Pretrained',
 checkpoint=...)`` to an MiT file converted to this project's layout.
 """
 _base_ = [
-    '../_base_/models/segformer_mit-b0.py', 'mmseg::_base_/datasets/cityscapes_1024x1024.py',
+    '../_base_/models/segformer_mit-b0.py',
+    'mmseg::_base_/datasets/cityscapes_1024x1024.py',
     'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_160k.py',
-    '../_base_/segformer_recipe.py'
+    '../_base_/schedules/segformer_adamw_160k.py'
 ]
 crop_size = (1024, 1024)
 data_preprocessor = dict(size=crop_size)
@@ -21,4 +22,4 @@ model = dict(
     backbone=dict(arch='b5'),
     decode_head=dict(
         in_channels=[64, 128, 320, 512], channels=768, num_classes=19),
-    test_cfg=dict(mode='slide', crop_size=(1024, 1024), stride=(768, 768)),)
+    test_cfg=dict(mode='slide', crop_size=(1024, 1024), stride=(768, 768)))

@@ -1,6 +1,8 @@
-# The published SegFormer recipe: AdamW 6e-5, weight decay 0.01, head lr x10,
-# no decay on norms / position blocks, 1500-iter linear warmup then poly
-# (power 1) to 160k iterations.
+# mmseg's 160k schedule (IterBasedTrainLoop, 16k val/checkpoint interval)
+# with the published SegFormer optimiser: AdamW 6e-5, weight decay 0.01,
+# head lr x10, no decay on norms / position blocks, 1500-iter linear warmup
+# then poly (power 1) to 160k iterations.
+_base_ = ['mmseg::_base_/schedules/schedule_160k.py']
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

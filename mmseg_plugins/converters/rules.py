@@ -1,0 +1,130 @@
+"""Declarative state-dict key mapping, shared by every converter.
+
+A converter is a list of rules; each source key is handled by the first
+rule whose regular expression matches the *whole* key:
+
+* :class:`Rename` maps it to one target key (``re`` replacement template),
+  optionally transforming the tensor (e.g. Linear -> 1x1 conv reshape);
+* :class:`Split` maps it to several target keys by cutting the tensor
+  along dim 0 (e.g. a fused ``in_proj`` into ``q`` and ``kv``);
+* :class:`Drop` discards it, with a reason that ends up in the report.
+
+A key that no rule matches is an error (never silently copied), as is a
+target key produced twice.
+"""
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+
+__all__ = [
+    'ConversionError', 'Rename', 'Split', 'Drop', 'ConversionReport',
+    'convert_state_dict'
+]
+
+Tensor = torch.Tensor
+
+
+class ConversionError(ValueError):
+    """The source state dict does not fit the rules."""
+
+
+@dataclass(frozen=True)
+class Rename:
+    """``pattern`` -> ``target`` (a ``re.sub`` template), with an optional
+    tensor ``transform``."""
+    pattern: str
+    target: str
+    transform: Optional[Callable[[Tensor], Tensor]] = None
+
+
+@dataclass(frozen=True)
+class Split:
+    """``pattern`` -> several ``targets``; ``fractions`` gives each part's
+    share of dim 0 (e.g. ``(1, 2)`` for q and kv out of a 3C in_proj)."""
+    pattern: str
+    targets: Tuple[str, ...]
+    fractions: Tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Discard keys matching ``pattern``; ``reason`` is reported."""
+    pattern: str
+    reason: str
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion did."""
+    converted: int = 0
+    dropped: Dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f'converted {self.converted} tensors']
+        by_reason: Dict[str, List[str]] = {}
+        for key, reason in self.dropped.items():
+            by_reason.setdefault(reason, []).append(key)
+        for reason, keys in by_reason.items():
+            lines.append(f'dropped {len(keys)} keys ({reason}), e.g. '
+                         f'{keys[0]}')
+        return '\n'.join(lines)
+
+
+def _match(rules: Sequence, key: str):
+    for rule in rules:
+        m = re.fullmatch(rule.pattern, key)
+        if m is not None:
+            return rule, m
+    return None, None
+
+
+def convert_state_dict(
+        state_dict: Mapping[str, Tensor],
+        rules: Sequence) -> Tuple['OrderedDict[str, Tensor]', ConversionReport]:
+    """Apply ``rules`` to every key of ``state_dict``.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): Source weights.
+        rules (Sequence[Rename | Split | Drop]): First match wins.
+
+    Returns:
+        tuple: (converted state dict, :class:`ConversionReport`).
+
+    Raises:
+        ConversionError: a key matches no rule, a split does not divide
+            the tensor, or two source keys map to the same target.
+    """
+    out: 'OrderedDict[str, Tensor]' = OrderedDict()
+    report = ConversionReport()
+
+    def put(key: str, value: Tensor, src: str) -> None:
+        if key in out:
+            raise ConversionError(f'two source keys map to {key!r} '
+                                  f'(second: {src!r})')
+        out[key] = value
+
+    for key, value in state_dict.items():
+        rule, m = _match(rules, key)
+        if rule is None:
+            raise ConversionError(f'no conversion rule for key {key!r}')
+        if isinstance(rule, Drop):
+            report.dropped[key] = rule.reason
+            continue
+        if isinstance(rule, Rename):
+            new = m.expand(rule.target)
+            put(new, rule.transform(value) if rule.transform else value, key)
+        else:  # Split
+            total = sum(rule.fractions)
+            if value.shape[0] % total:
+                raise ConversionError(
+                    f'{key!r} has {value.shape[0]} rows, not divisible into '
+                    f'parts {rule.fractions}')
+            unit = value.shape[0] // total
+            parts = torch.split(value, [f * unit for f in rule.fractions])
+            for target, part in zip(rule.targets, parts):
+                put(m.expand(target), part.clone(), key)
+        report.converted += 1
+    return out, report

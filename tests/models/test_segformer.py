@@ -1,0 +1,244 @@
+"""Tests of mmseg_plugins/models/segformer.py (MiT and SegformerHead)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmseg_plugins.converters.rules import convert_state_dict
+from mmseg_plugins.converters.segformer import MMSEG_MIT_TO_MIT
+from mmseg_plugins.models import MIT_ARCHS, MiT, SegformerHead
+
+# mmseg's MixVisionTransformer arguments for each variant
+MMSEG_ARGS = {
+    'b0': dict(embed_dims=32, num_layers=[2, 2, 2, 2]),
+    'b1': dict(embed_dims=64, num_layers=[2, 2, 2, 2]),
+    'b2': dict(embed_dims=64, num_layers=[3, 4, 6, 3]),
+    'b3': dict(embed_dims=64, num_layers=[3, 4, 18, 3]),
+    'b4': dict(embed_dims=64, num_layers=[3, 8, 27, 3]),
+    'b5': dict(embed_dims=64, num_layers=[3, 6, 40, 3]),
+}
+# encoder parameters (millions, 2 decimals) from the reference notes'
+# analytical count of the official structure, matching the paper
+PAPER_ENCODER_M = dict(b0=3.32, b1=13.15, b2=24.20, b3=44.07, b4=60.84,
+                       b5=81.44)
+
+
+def _mmseg_mit(arch, **kwargs):
+    from mmseg.models.backbones import MixVisionTransformer
+    return MixVisionTransformer(num_heads=[1, 2, 5, 8], **MMSEG_ARGS[arch],
+                                **kwargs)
+
+
+def _n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize('arch', list(MIT_ARCHS))
+def test_param_count_equals_mmseg_and_paper(arch):
+    ours = _n_params(MiT(arch))
+    assert ours == _n_params(_mmseg_mit(arch))
+    assert round(ours / 1e6, 2) == pytest.approx(PAPER_ENCODER_M[arch],
+                                                 abs=0.011)
+
+
+@pytest.mark.parametrize('arch', ['b0', 'b2'])
+def test_output_shapes_at_odd_sizes(arch):
+    model = MiT(arch, drop_path_rate=0.).eval()
+    c = MIT_ARCHS[arch]['embed_dims']
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 97, 131))
+    # conv with padding k//2: ceil division at each stride
+    sizes = [(25, 33), (13, 17), (7, 9), (4, 5)]
+    assert [tuple(o.shape) for o in outs] == [(1, c[i], *sizes[i])
+                                              for i in range(4)]
+
+
+def test_out_indices_select_stages():
+    model = MiT('b0', out_indices=(1, 3)).eval()
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [64, 256] == model.out_channels
+
+
+def _randomise(module, seed=0):
+    """Random weights everywhere, so a wrongly mapped tensor shows."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+
+
+@pytest.mark.parametrize('size', [(64, 64), (97, 131)])
+def test_equals_mmseg_mix_vision_transformer(size):
+    """Same weights (mmseg -> ours through the converter rules) give the
+    same features; mmseg uses LayerNorm eps 1e-6 everywhere."""
+    ref = _mmseg_mit('b0').eval()
+    _randomise(ref)
+    ours = MiT('b0', patch_norm_eps=1e-6, sr_norm_eps=1e-6).eval()
+    sd, report = convert_state_dict(ref.state_dict(), MMSEG_MIT_TO_MIT)
+    assert not report.dropped
+    ours.load_state_dict(sd, strict=True)
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        for a, b in zip(ours(x), ref(x)):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    # the official epsilons (1e-5 in patch/sr norms) are a different model
+    official = MiT('b0').eval()
+    official.load_state_dict(sd)
+    with torch.no_grad():
+        assert (official(x)[0] - ref(x)[0]).abs().max() > 1e-6
+
+
+def test_wrong_mapping_would_be_caught():
+    """Swapping two same-shaped tensors must break the comparison."""
+    ref = _mmseg_mit('b0').eval()
+    _randomise(ref, seed=1)
+    ours = MiT('b0', patch_norm_eps=1e-6, sr_norm_eps=1e-6).eval()
+    sd, _ = convert_state_dict(ref.state_dict(), MMSEG_MIT_TO_MIT)
+    a, b = 'stages.1.blocks.0.norm1.weight', 'stages.1.blocks.0.norm2.weight'
+    sd[a], sd[b] = sd[b], sd[a]
+    ours.load_state_dict(sd)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert (ours(x)[1] - ref(x)[1]).abs().max() > 1e-3
+
+
+def test_uses_fused_scaled_dot_product_attention(monkeypatch):
+    calls = []
+    real = F.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(F, 'scaled_dot_product_attention', spy)
+    model = MiT('b0').eval()
+    model(torch.randn(1, 3, 64, 64))
+    assert len(calls) == sum(MIT_ARCHS['b0']['depths'])
+
+
+def test_gradient_checkpointing_matches():
+    torch.manual_seed(0)
+    a = MiT('b0', drop_path_rate=0.)
+    b = MiT('b0', drop_path_rate=0., with_cp=True)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    sum(o.sum() for o in a(x)).backward()
+    sum(o.sum() for o in b(x)).backward()
+    for (n, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=n)
+
+
+def test_init_weights_official_scheme():
+    model = MiT('b0')
+    model.init_weights()
+    fc = model.stages[0].blocks[0].mlp.fc1
+    assert fc.bias.abs().max() == 0
+    assert 0.01 < fc.weight.std() < 0.03
+    assert torch.all(model.stages[0].norm.weight == 1)
+
+
+def test_unknown_arch_lists_choices():
+    with pytest.raises(ValueError, match=r"'b9'.*b0, b1, b2, b3, b4, b5"):
+        MiT('b9')
+
+
+def test_bad_custom_arch():
+    arch = dict(MIT_ARCHS['b0'], depths=(2, 2, 2))
+    with pytest.raises(ValueError, match='depths has 3'):
+        MiT(arch)
+    with pytest.raises(ValueError, match='missing keys'):
+        MiT(dict(embed_dims=(32, 64)))
+    with pytest.raises(ValueError, match='not divisible'):
+        MiT(dict(MIT_ARCHS['b0'], embed_dims=(32, 64, 161, 256)))
+    with pytest.raises(ValueError, match='out_indices'):
+        MiT('b0', out_indices=(4, ))
+
+
+def test_too_small_input():
+    with pytest.raises(ValueError, match='at least 32x32.*got 16x64'):
+        MiT('b0')(torch.randn(1, 3, 16, 64))
+
+
+def test_pretrained_argument():
+    m = MiT('b0', pretrained='x.pth')
+    assert m.init_cfg == dict(type='Pretrained', checkpoint='x.pth')
+    with pytest.raises(ValueError):
+        MiT('b0', pretrained='x.pth', init_cfg=dict(type='Pretrained'))
+    with pytest.raises(TypeError):
+        MiT('b0', pretrained=123)
+
+
+# ----------------------------------------------------------------------------
+# SegformerHead
+# ----------------------------------------------------------------------------
+IN_CH = [32, 64, 160, 256]
+
+
+def _inputs(batch=2):
+    torch.manual_seed(0)
+    return [torch.randn(batch, c, 16 // 2**i, 20 // 2**i)
+            for i, c in enumerate(IN_CH)]
+
+
+def _head(**kwargs):
+    cfg = dict(in_channels=IN_CH, in_index=[0, 1, 2, 3], channels=24,
+               num_classes=5, norm_cfg=dict(type='BN'))
+    cfg.update(kwargs)
+    return SegformerHead(**cfg)
+
+
+def test_official_head_matches_its_definition():
+    """Linear per scale, bilinear resize, concat c4..c1, Conv-BN-ReLU,
+    classifier, written out with plain torch ops."""
+    head = _head().eval()
+    _randomise(head, seed=2)
+    head.fusion_conv.bn.running_mean.uniform_(-1, 1)
+    head.fusion_conv.bn.running_var.uniform_(0.5, 2)
+    xs = _inputs()
+    size = xs[0].shape[2:]
+    projected = []
+    for x, lin in zip(xs, head.linear_c):
+        y = lin(x.flatten(2).transpose(1, 2))  # (B, N, E)
+        y = y.transpose(1, 2).reshape(x.shape[0], -1, *x.shape[2:])
+        projected.append(F.interpolate(y, size=size, mode='bilinear',
+                                       align_corners=False))
+    fused = torch.cat(projected[::-1], dim=1)
+    fc = head.fusion_conv
+    y = F.relu(fc.bn(F.conv2d(fused, fc.conv.weight)))
+    ref = head.conv_seg(y)
+    with torch.no_grad():
+        torch.testing.assert_close(head(xs), ref, atol=1e-5, rtol=1e-5)
+    assert head.fusion_conv.conv.bias is None
+    assert all(lin.bias is not None for lin in head.linear_c)
+
+
+def test_mmseg_form_equals_mmseg_segformer_head():
+    from mmseg.models.decode_heads import SegformerHead as MMSegHead
+    kwargs = dict(in_channels=IN_CH, in_index=[0, 1, 2, 3], channels=24,
+                  num_classes=5, norm_cfg=dict(type='BN'))
+    ref = MMSegHead(**kwargs).eval()
+    _randomise(ref, seed=3)
+    ours = SegformerHead(head_form='mmseg', **kwargs).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    xs = _inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(xs), ref(xs), atol=1e-5, rtol=1e-5)
+
+
+def test_head_output_shape_and_loss():
+    head = _head()
+    out = head(_inputs())
+    assert out.shape == (2, 5, 16, 20)
+
+
+def test_head_channel_mismatch_is_explained():
+    head = _head(in_channels=[32, 64, 160, 512])
+    with pytest.raises(ValueError, match=r'backbone gives \[32, 64, 160, 256\]'):
+        head(_inputs())
+
+
+def test_head_bad_arguments():
+    with pytest.raises(ValueError, match='valid choices: official, mmseg'):
+        _head(head_form='fancy')
+    with pytest.raises(Exception):
+        _head(in_index=[0, 1, 2])

@@ -1,0 +1,135 @@
+"""Tests of mmseg_plugins/compat.py."""
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmseg_plugins import compat
+
+
+@pytest.mark.skipif(compat.has_mmcv_ext(), reason='full mmcv installed')
+def test_fallback_is_installed_with_mmcv_lite():
+    ops = sys.modules['mmcv.ops']
+    assert getattr(ops, compat.FALLBACK_FLAG)
+    import mmseg.models  # noqa: F401  (fails without the fallback)
+    import mmseg.utils  # noqa: F401
+    from mmcv.ops import point_sample, sigmoid_focal_loss
+    assert point_sample is compat.point_sample
+    assert sigmoid_focal_loss is compat.sigmoid_focal_loss
+
+
+@pytest.mark.skipif(compat.has_mmcv_ext(), reason='full mmcv installed')
+def test_compiled_only_op_names_full_mmcv():
+    with pytest.raises(ModuleNotFoundError, match=r'full mmcv'):
+        from mmcv.ops import CrissCrossAttention  # noqa: F401
+    # mmseg's guarded imports degrade to None instead of failing
+    from mmseg.models.decode_heads import cc_head
+    assert cc_head.CrissCrossAttention is None
+
+
+def test_point_sample_reads_pixel_centres():
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    # centre of pixel (row 2, col 3) in [0, 1] coordinates (x, y)
+    pts = torch.tensor([[[3.5 / 5, 2.5 / 4]]]).repeat(2, 1, 1)  # (N, P, 2)
+    out = compat.point_sample(x, pts)  # (N, C, P)
+    assert out.shape == (2, 3, 1)
+    torch.testing.assert_close(out[..., 0], x[:, :, 2, 3])
+    grid = pts[:, :, None, :].repeat(1, 1, 1, 1)  # (N, 1, 1, 2)
+    assert compat.point_sample(x, grid).shape == (2, 3, 1, 1)
+
+
+def test_point_sample_matches_grid_sample_align_corners():
+    x = torch.randn(1, 2, 6, 7)
+    pts = torch.rand(1, 9, 2)
+    ref = F.grid_sample(x, (pts * 2 - 1)[:, :, None], align_corners=True)
+    torch.testing.assert_close(
+        compat.point_sample(x, pts, align_corners=True), ref[..., 0])
+
+
+@pytest.mark.parametrize('gamma,alpha', [(2.0, 0.25), (1.5, 0.5)])
+def test_sigmoid_focal_loss_matches_mmseg_python_version(gamma, alpha):
+    from mmseg.models.losses.focal_loss import py_sigmoid_focal_loss
+    torch.manual_seed(0)
+    logits = torch.randn(11, 5)
+    target = torch.randint(0, 6, (11, ))  # 5 == background
+    one_hot = F.one_hot(target, 6)[:, :5]
+    ref = py_sigmoid_focal_loss(
+        logits, one_hot, gamma=gamma, alpha=alpha, reduction='none')
+    ours = compat.sigmoid_focal_loss(logits, target, gamma, alpha, None,
+                                     'none')
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(
+        compat.sigmoid_focal_loss(logits, target, gamma, alpha, None, 'sum'),
+        ref.sum())
+
+
+def test_fallback_is_a_noop_with_full_mmcv(monkeypatch):
+    sentinel = object()
+    monkeypatch.setitem(sys.modules, 'mmcv.ops', sentinel)
+    monkeypatch.setattr(compat, 'has_mmcv_ext', lambda: True)
+    assert compat.install_mmcv_ops_fallback() is False
+    assert sys.modules['mmcv.ops'] is sentinel
+
+
+def test_fallback_install_is_idempotent(monkeypatch):
+    monkeypatch.setattr(compat, 'has_mmcv_ext', lambda: False)
+    monkeypatch.delitem(sys.modules, 'mmcv.ops', raising=False)
+    assert compat.install_mmcv_ops_fallback() is True
+    first = sys.modules['mmcv.ops']
+    assert compat.install_mmcv_ops_fallback() is True
+    assert sys.modules['mmcv.ops'] is first
+
+
+def test_mmengine_uses_the_safe_loader():
+    from mmengine.runner.checkpoint import CheckpointLoader
+    assert CheckpointLoader._get_checkpoint_loader('/x.pth') is \
+        compat._load_local
+    assert CheckpointLoader._get_checkpoint_loader('https://a/b.pth') is \
+        compat._load_http
+
+
+def test_pkg_resources_bound_lets_mmseg_bases_resolve(tmp_path):
+    compat.check_pkg_resources()  # raises if the bound is not honoured
+    from mmengine.config import Config
+    cfg_file = tmp_path / 'cfg.py'
+    cfg_file.write_text("_base_ = ['mmseg::_base_/datasets/ade20k.py']\n")
+    cfg = Config.fromfile(str(cfg_file))
+    assert cfg.train_dataloader.dataset.type == 'ADE20KDataset'
+
+
+def test_pkg_resources_missing_gives_clear_error(monkeypatch):
+    import mmengine
+    monkeypatch.setattr(mmengine, '__version__', '0.10.7')
+    monkeypatch.setitem(sys.modules, 'pkg_resources', None)
+    with pytest.raises(ImportError, match=r'setuptools<82'):
+        compat.check_pkg_resources()
+
+
+def test_cpu_distributed_config_switches_backend_and_wrapper(monkeypatch):
+    from mmengine.config import Config
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(compat, 'init_cpu_distributed', lambda t=1800: True)
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl')),
+                      find_unused_parameters=True))
+    assert compat.configure_cpu_distributed(cfg)
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+    assert cfg.model_wrapper_cfg.type == \
+        'mmseg_plugins.CPUDistributedDataParallel'
+    assert cfg.model_wrapper_cfg.find_unused_parameters is True
+
+
+def test_cpu_distributed_is_a_noop_on_gpu_machines(monkeypatch):
+    from mmengine.config import Config
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    assert compat.configure_cpu_distributed(cfg) is False
+    assert cfg.env_cfg.dist_cfg.backend == 'nccl'
+    assert 'model_wrapper_cfg' not in cfg
+
+
+def test_cpu_wrapper_is_found_by_mmengine_runner_lookup():
+    from mmengine.registry import MODEL_WRAPPERS
+    from mmseg_plugins.models.wrappers import CPUDistributedDataParallel
+    assert MODEL_WRAPPERS.get('mmseg_plugins.CPUDistributedDataParallel') \
+        is CPUDistributedDataParallel

@@ -1,0 +1,93 @@
+"""Tests of configs/: every config parses, inherits mmseg's bases, carries
+the published recipe and matches the variant table."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from helpers import ROOT
+from mmseg_plugins.models import MIT_ARCHS
+from mmseg_plugins.models.segformer import SEGFORMER_DECODER_CHANNELS
+
+SEGFORMER = sorted(glob.glob(osp.join(ROOT, 'configs', 'segformer', '*.py')))
+
+
+def test_all_variants_and_datasets_present():
+    names = {osp.basename(p) for p in SEGFORMER}
+    for v in MIT_ARCHS:
+        assert f'segformer_mit-{v}_8xb2-160k_ade20k-512x512.py' in names
+        assert f'segformer_mit-{v}_8xb1-160k_cityscapes-1024x1024.py' in names
+
+
+@pytest.mark.parametrize('path', SEGFORMER, ids=osp.basename)
+def test_segformer_recipe(path):
+    cfg = Config.fromfile(path)
+    arch = cfg.model.backbone.arch
+    head = cfg.model.decode_head
+    assert cfg.custom_imports['imports'] == ['mmseg_plugins']
+    assert cfg.model.backbone.type == 'mmseg_plugins.MiT'
+    assert head.type == 'mmseg_plugins.SegformerHead'
+    assert head.head_form == 'official'
+    assert list(head.in_channels) == list(MIT_ARCHS[arch]['embed_dims'])
+    assert head.channels == SEGFORMER_DECODER_CHANNELS[arch]
+    opt = cfg.optim_wrapper
+    assert opt.optimizer.type == 'AdamW' and opt.optimizer.lr == 6e-5
+    assert opt.optimizer.weight_decay == 0.01
+    keys = opt.paramwise_cfg.custom_keys
+    assert keys['head'] == dict(lr_mult=10.)
+    assert keys['norm'] == dict(decay_mult=0.)
+    warm, poly = cfg.param_scheduler
+    assert (warm.type, warm.end) == ('LinearLR', 1500)
+    assert (poly.type, poly.power, poly.end) == ('PolyLR', 1.0, 160000)
+    assert cfg.train_cfg.max_iters == 160000
+    if 'ade20k' in path:
+        assert cfg.train_dataloader.dataset.type == 'ADE20KDataset'
+        assert cfg.train_dataloader.batch_size == 2  # x 8 GPUs = 16
+        assert head.num_classes == 150 and cfg.crop_size == (512, 512)
+        assert cfg.model.test_cfg.mode == 'whole'
+    else:
+        assert cfg.train_dataloader.dataset.type == 'CityscapesDataset'
+        assert cfg.train_dataloader.batch_size == 1  # x 8 GPUs = 8
+        assert head.num_classes == 19 and cfg.crop_size == (1024, 1024)
+        assert cfg.model.test_cfg.mode == 'slide'
+
+
+def test_recipe_applies_no_decay_to_norms_and_x10_to_head():
+    from mmengine.optim import build_optim_wrapper
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(SEGFORMER[0])  # b0 cityscapes
+    cfg.model.decode_head.norm_cfg = dict(type='BN', requires_grad=True)
+    model = MODELS.build(cfg.model)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    names = {id(p): n for n, p in model.named_parameters()}
+    group = {names[id(p)]: g for g in wrapper.optimizer.param_groups
+             for p in g['params']}
+    # the stage-end norm is named "norm", as in the official code
+    assert group['backbone.stages.0.norm.weight']['weight_decay'] == 0
+    assert group['backbone.stages.0.blocks.0.attn.norm.weight'][
+        'weight_decay'] == 0
+    assert group['backbone.stages.0.blocks.0.attn.q.weight'][
+        'weight_decay'] == 0.01
+    assert group['decode_head.linear_c.0.weight']['lr'] == \
+        pytest.approx(6e-4)
+    assert group['backbone.stages.0.patch_embed.proj.weight']['lr'] == \
+        pytest.approx(6e-5)
+
+
+def test_b2_config_builds_official_width_model():
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    path = [p for p in SEGFORMER if 'mit-b2' in p and 'ade20k' in p][0]
+    cfg = Config.fromfile(path)
+    cfg.model.decode_head.norm_cfg = dict(type='BN', requires_grad=True)
+    model = MODELS.build(cfg.model).eval()
+    n = sum(p.numel() for p in model.parameters())
+    # paper: 24.2M encoder + 3.3M decoder (150 classes) = 27.5M
+    assert round(n / 1e6, 1) == 27.5
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 64), mode='tensor')
+    assert out.shape == (1, 150, 16, 16)

@@ -1,0 +1,163 @@
+"""End-to-end tests of the tools: mmseg's own unmodified train/test scripts
+on a plugin config, the project's tools/ (train, test, dist_train.sh, demo)
+and their refusal of bad input. Runs are a few iterations on the demo
+data, single-worker, so they fit a 2-core CPU."""
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+from helpers import (DEMO_CONFIG, PYTHON, ROOT, demo_overrides, mmseg_tool,
+                     run)
+from mmseg_plugins.checkpoint import safe_load
+
+TRAIN = osp.join(ROOT, 'tools', 'train.py')
+TEST = osp.join(ROOT, 'tools', 'test.py')
+
+
+def _ok(proc):
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _refused(proc, pattern):
+    """One 'error:' line on stderr, no traceback, exit code 2."""
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith('error: ')
+    assert 'Traceback' not in proc.stderr
+    import re
+    assert re.search(pattern, lines[0]), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope='module')
+def official_run(demo_root, tmp_path_factory):
+    """mmseg's own tools/train.py: 4 iterations, then --resume to 6."""
+    work = str(tmp_path_factory.mktemp('official'))
+    _ok(run([PYTHON, mmseg_tool('train.py'), DEMO_CONFIG, '--work-dir', work,
+             '--cfg-options', *demo_overrides(demo_root, 4)]))
+    resumed = _ok(run([PYTHON, mmseg_tool('train.py'), DEMO_CONFIG,
+                       '--work-dir', work, '--resume', '--cfg-options',
+                       *demo_overrides(demo_root, 6)]))
+    return work, resumed.stdout
+
+
+def test_mmseg_official_train_and_resume(official_run):
+    work, log = official_run
+    assert osp.isfile(osp.join(work, 'iter_4.pth'))
+    assert 'resumed epoch: 0, iter: 4' in log
+    ckpt = safe_load(osp.join(work, 'iter_6.pth'))
+    assert ckpt['meta']['iter'] == 6
+    assert any(k.startswith('backbone.stages.3.') for k in ckpt['state_dict'])
+
+
+def test_mmseg_official_test(official_run, demo_root):
+    work, _ = official_run
+    proc = _ok(run([PYTHON, mmseg_tool('test.py'), DEMO_CONFIG,
+                    osp.join(work, 'iter_6.pth'), '--work-dir',
+                    osp.join(work, 'test'), '--cfg-options',
+                    *demo_overrides(demo_root, 6)]))
+    assert 'mIoU' in proc.stdout
+
+
+def test_project_tools_train_and_test(demo_root, tmp_path):
+    work = str(tmp_path)
+    _ok(run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', work, '--cfg-options',
+             *demo_overrides(demo_root, 3)]))
+    proc = _ok(run([PYTHON, TEST, DEMO_CONFIG, osp.join(work, 'iter_3.pth'),
+                    '--work-dir', work, '--cfg-options',
+                    *demo_overrides(demo_root, 3)]))
+    assert 'mIoU' in proc.stdout
+
+
+def test_two_process_cpu_torchrun(demo_root, official_run, tmp_path):
+    work = str(tmp_path)
+    env = {'PATH': osp.dirname(PYTHON) + os.pathsep + os.environ['PATH'],
+           'PORT': '29517'}
+    proc = _ok(run(['bash', osp.join(ROOT, 'tools', 'dist_train.sh'),
+                    DEMO_CONFIG, '2', '--work-dir', work, '--cfg-options',
+                    *demo_overrides(demo_root, 4)], env=env))
+    assert "backend': 'gloo'" in proc.stdout or 'gloo' in proc.stdout
+    dist = safe_load(osp.join(work, 'iter_4.pth'))
+    single = safe_load(osp.join(official_run[0], 'iter_4.pth'))
+    assert dist['meta']['iter'] == 4
+    assert set(dist) == set(single)
+    assert {k: v.shape for k, v in dist['state_dict'].items()} == \
+        {k: v.shape for k, v in single['state_dict'].items()}
+    # DDP keys carry no 'module.' prefix: the file loads like a 1-process one
+    assert not any(k.startswith('module.') for k in dist['state_dict'])
+
+
+def test_demo_tool(tmp_path):
+    work, data = str(tmp_path / 'work'), str(tmp_path / 'data')
+    proc = _ok(run([PYTHON, osp.join(ROOT, 'tools', 'demo.py'), '--work-dir',
+                    work, '--data-root', data, '--iters', '6']))
+    assert 'demo: mIoU' in proc.stdout
+    assert osp.isfile(osp.join(work, 'iter_6.pth'))
+    import cv2
+    overlay = cv2.imread(osp.join(work, 'demo_overlay.png'))
+    assert overlay.shape == (128, 256, 3)  # ground truth | prediction
+
+
+# ----------------------------------------------------------------------------
+# bad input
+# ----------------------------------------------------------------------------
+def test_unknown_variant_is_refused(demo_root, tmp_path):
+    proc = run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
+                '--cfg-options', *demo_overrides(demo_root, 2),
+                'model.backbone.arch=b9'])
+    _refused(proc, r"Unknown MiT arch 'b9'; valid choices: b0, b1, b2, b3")
+
+
+def test_wrong_channel_list_is_refused(demo_root, tmp_path):
+    proc = run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
+                '--cfg-options', *demo_overrides(demo_root, 2),
+                'model.decode_head.in_channels=[32,64,160,512]'])
+    _refused(proc, r'in_channels=\[32, 64, 160, 512\] but the backbone '
+             r'gives \[32, 64, 160, 256\]')
+
+
+def test_missing_data_is_refused(tmp_path):
+    missing = str(tmp_path / 'nowhere')
+    proc = run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
+                '--cfg-options', *demo_overrides(missing, 2)])
+    _refused(proc, r'dataset directory .*nowhere/images/training.* does not '
+             'exist')
+
+
+def test_missing_config_is_refused(tmp_path):
+    _refused(run([PYTHON, TRAIN, str(tmp_path / 'nope.py')]),
+             'config file not found')
+
+
+class _Exploit:
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+@pytest.mark.parametrize('kind', ['malicious', 'truncated', 'garbage'])
+def test_test_tool_refuses_bad_checkpoints(demo_root, tmp_path, kind):
+    path = tmp_path / f'{kind}.pth'
+    marker = tmp_path / 'pwned'
+    if kind == 'malicious':
+        torch.save({'state_dict': {}, 'meta': _Exploit(marker)}, path)
+        pattern = 'refusing to load .*GLOBAL posix.system'
+    elif kind == 'truncated':
+        torch.save({'state_dict': {'w': torch.randn(128, 128)}}, path)
+        path.write_bytes(path.read_bytes()[:20000])
+        pattern = 'not a readable PyTorch checkpoint'
+    else:
+        path.write_bytes(b'\x00garbage' * 100)
+        pattern = 'not a readable PyTorch checkpoint'
+    proc = run([PYTHON, TEST, DEMO_CONFIG, str(path), '--work-dir',
+                str(tmp_path / 'w'), '--cfg-options',
+                *demo_overrides(demo_root, 2)])
+    _refused(proc, pattern)
+    assert not marker.exists()
