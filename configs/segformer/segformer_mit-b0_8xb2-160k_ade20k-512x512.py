@@ -21,4 +21,4 @@ model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(arch='b0'),
     decode_head=dict(
-        in_channels=[32, 64, 160, 256], channels=256, num_classes=150),)
+        in_channels=[32, 64, 160, 256], channels=256, num_classes=150))

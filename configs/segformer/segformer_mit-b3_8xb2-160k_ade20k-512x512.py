@@ -21,4 +21,4 @@ model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(arch='b3'),
     decode_head=dict(
-        in_channels=[64, 128, 320, 512], channels=768, num_classes=150),)
+        in_channels=[64, 128, 320, 512], channels=768, num_classes=150))
