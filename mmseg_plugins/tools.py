@@ -12,7 +12,8 @@ from typing import Iterable, List, Optional
 from mmengine.config import Config
 
 __all__ = [
-    'ToolError', 'load_config', 'check_data_paths', 'setup_work_dir',
+    'ToolError', 'load_config', 'check_data_paths', 'check_pretrained_paths',
+    'setup_work_dir',
     'prepare_launcher', 'run_tool'
 ]
 
@@ -66,6 +67,31 @@ def check_data_paths(cfg: Config, loaders: Iterable[str]) -> None:
                     f'dataset directory {d!r} ({key}) does not exist; put '
                     'the data there or set --cfg-options '
                     f'{key}.dataset.data_root=<path>')
+
+
+def _pretrained_paths(node, where: str):
+    if isinstance(node, dict):
+        if node.get('type') == 'Pretrained' and node.get('checkpoint'):
+            yield f'{where}.checkpoint', node['checkpoint']
+        if isinstance(node.get('pretrained'), str):
+            yield f'{where}.pretrained', node['pretrained']
+        for key, value in node.items():
+            yield from _pretrained_paths(value, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _pretrained_paths(value, f'{where}.{i}')
+
+
+def check_pretrained_paths(cfg: Config) -> None:
+    """Raise :class:`ToolError` if a local pretrained checkpoint named in
+    the model config (``pretrained=`` or ``init_cfg=dict(type='Pretrained',
+    checkpoint=...)``) does not exist. URLs are left to the loader."""
+    for where, path in _pretrained_paths(cfg.get('model', {}), 'model'):
+        if '://' in str(path):
+            continue
+        if not osp.isfile(path):
+            raise ToolError(f'pretrained checkpoint {path!r} ({where}) does '
+                            'not exist')
 
 
 def setup_work_dir(cfg: Config, config_path: str,

@@ -4,7 +4,9 @@
 
 1. writes the deterministic demo dataset to ``data/demo_shapes`` (if it is
    not already complete);
-2. trains the demo config (SegFormer MiT-B0 from scratch) on the CPU;
+2. trains the demo config (AFFormer-tiny from scratch; ``--config
+   configs/demo/segformer_mit-b0_shapes-128x128.py`` for SegFormer-B0) on
+   the CPU;
 3. evaluates mIoU on the validation split;
 4. saves the checkpoint (``<work-dir>/iter_<N>.pth``) and an overlay of a
    validation prediction (``<work-dir>/demo_overlay.png``, ground truth on
@@ -19,7 +21,7 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(ROOT, 'configs', 'demo',
-                          'segformer_mit-b0_shapes-128x128.py')
+                          'afformer_tiny_shapes-128x128.py')
 
 
 def parse_args():

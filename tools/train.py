@@ -48,12 +48,14 @@ def main():
     args = parse_args()
     import mmseg_plugins  # noqa: F401  (compat layer + registration)
     from mmengine.runner import Runner
-    from mmseg_plugins.tools import (check_data_paths, load_config,
-                                     prepare_launcher, setup_work_dir)
+    from mmseg_plugins.tools import (check_data_paths, check_pretrained_paths,
+                                     load_config, prepare_launcher,
+                                     setup_work_dir)
 
     cfg = load_config(args.config, args.cfg_options)
     setup_work_dir(cfg, args.config, args.work_dir)
     check_data_paths(cfg, ('train_dataloader', 'val_dataloader'))
+    check_pretrained_paths(cfg)
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper == 'AmpOptimWrapper':

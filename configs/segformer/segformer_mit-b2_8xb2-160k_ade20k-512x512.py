@@ -3,8 +3,8 @@
 
 Official recipe (paper, NVlabs configs): AdamW lr 6e-5, wd 0.01, head lr x10,
 no decay on norms, 1500-iter warmup + poly. Decoder width 768 (official).
-ImageNet weights: set ``model.backbone.init_cfg=dict(type='Pretrained',
-checkpoint=...)`` to an MiT file converted to this project's layout.
+ImageNet weights: ``--cfg-options model.pretrained=<MiT file converted to
+this project's layout>``.
 """
 _base_ = [
     '../_base_/models/segformer_mit-b0.py',

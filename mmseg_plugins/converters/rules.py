@@ -7,7 +7,10 @@ rule whose regular expression matches the *whole* key:
   optionally transforming the tensor (e.g. Linear -> 1x1 conv reshape);
 * :class:`Split` maps it to several target keys by cutting the tensor
   along dim 0 (e.g. a fused ``in_proj`` into ``q`` and ``kv``);
-* :class:`Drop` discards it, with a reason that ends up in the report.
+* :class:`Drop` discards it, with a reason that ends up in the report;
+* :class:`Alias` discards it after checking that it holds exactly the same
+  tensor as the canonical key it duplicates (shared modules registered
+  under several names).
 
 A key that no rule matches is an error (never silently copied), as is a
 target key produced twice.
@@ -20,8 +23,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 __all__ = [
-    'ConversionError', 'Rename', 'Split', 'Drop', 'ConversionReport',
-    'convert_state_dict'
+    'ConversionError', 'Rename', 'Split', 'Drop', 'Alias',
+    'ConversionReport', 'convert_state_dict', 'with_prefix'
 ]
 
 Tensor = torch.Tensor
@@ -54,6 +57,39 @@ class Drop:
     """Discard keys matching ``pattern``; ``reason`` is reported."""
     pattern: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Keys matching ``pattern`` duplicate the (converted) key ``canonical``
+    (a ``re`` template); they are dropped once shown to be identical."""
+    pattern: str
+    canonical: str
+
+
+def with_prefix(prefix: str, rules: Sequence) -> tuple:
+    """The same rules for keys that carry an optional ``prefix`` (e.g.
+    ``'backbone.'``), which is kept in the target."""
+    import dataclasses
+
+    def shift(template: str) -> str:
+        # group N of the rule becomes group N + 1 after the prefix group
+        return re.sub(r'\\(\d+)', lambda m: f'\\g<{int(m.group(1)) + 1}>',
+                      template)
+
+    group = '((?:' + re.escape(prefix) + ')?)'
+    out = []
+    for rule in rules:
+        changes = dict(pattern=group + rule.pattern)
+        if isinstance(rule, Rename):
+            changes['target'] = r'\g<1>' + shift(rule.target)
+        elif isinstance(rule, Split):
+            changes['targets'] = tuple(r'\g<1>' + shift(t)
+                                       for t in rule.targets)
+        elif isinstance(rule, Alias):
+            changes['canonical'] = r'\g<1>' + shift(rule.canonical)
+        out.append(dataclasses.replace(rule, **changes))
+    return tuple(out)
 
 
 @dataclass
@@ -99,6 +135,7 @@ def convert_state_dict(
     """
     out: 'OrderedDict[str, Tensor]' = OrderedDict()
     report = ConversionReport()
+    aliases: List[Tuple[str, str]] = []
 
     def put(key: str, value: Tensor, src: str) -> None:
         if key in out:
@@ -112,6 +149,9 @@ def convert_state_dict(
             raise ConversionError(f'no conversion rule for key {key!r}')
         if isinstance(rule, Drop):
             report.dropped[key] = rule.reason
+            continue
+        if isinstance(rule, Alias):
+            aliases.append((key, m.expand(rule.canonical)))
             continue
         if isinstance(rule, Rename):
             new = m.expand(rule.target)
@@ -127,4 +167,13 @@ def convert_state_dict(
             for target, part in zip(rule.targets, parts):
                 put(m.expand(target), part.clone(), key)
         report.converted += 1
+    for key, canonical in aliases:
+        if canonical not in out:
+            raise ConversionError(f'{key!r} is an alias of {canonical!r}, '
+                                  'which the file does not contain')
+        if not torch.equal(state_dict[key], out[canonical]):
+            raise ConversionError(f'{key!r} should duplicate {canonical!r} '
+                                  '(a shared module) but holds different '
+                                  'values')
+        report.dropped[key] = 'alias of a shared module, verified identical'
     return out, report

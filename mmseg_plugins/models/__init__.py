@@ -1,4 +1,8 @@
+from .afformer import AFFORMER_ARCHS, AFFormer, AFFormerHead
 from .segformer import MIT_ARCHS, MiT, SegformerHead
 from .wrappers import CPUDistributedDataParallel
 
-__all__ = ['MiT', 'SegformerHead', 'MIT_ARCHS', 'CPUDistributedDataParallel']
+__all__ = [
+    'MiT', 'SegformerHead', 'MIT_ARCHS', 'AFFormer', 'AFFormerHead',
+    'AFFORMER_ARCHS', 'CPUDistributedDataParallel'
+]

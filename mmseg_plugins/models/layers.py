@@ -3,16 +3,19 @@
 Each block is implemented once here; family files compose them.
 """
 import math
-from typing import Dict, Mapping, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model.weight_init import (constant_init, normal_init,
                                         trunc_normal_init)
 
 __all__ = [
     'nlc_to_nchw', 'nchw_to_nlc', 'OverlapPatchEmbed', 'init_vit_weights',
-    'resolve_arch', 'check_min_input_size'
+    'resolve_arch', 'check_min_input_size', 'ConvBN', 'DWSeparableConvBN',
+    'ConvLocalBlock', 'ConvPosEnc', 'ConvRelPosEnc', 'FactorizedAttention',
+    'FactorizedAttentionBlock', 'FactorizedAttentionEncoder'
 ]
 
 
@@ -115,3 +118,252 @@ def check_min_input_size(x: torch.Tensor, min_size: int, family: str) -> None:
     if h < min_size or w < min_size:
         raise ValueError(f'{family} needs inputs of at least {min_size}x'
                          f'{min_size} pixels, got {h}x{w}')
+
+
+# ---------------------------------------------------------------------------
+# Convolutional building blocks shared by AFFormer and MPViT
+# ---------------------------------------------------------------------------
+class ConvBN(nn.Module):
+    """Bias-free convolution, BatchNorm, optional activation.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        kernel_size (int): Kernel size. Default: 1.
+        stride (int): Stride. Default: 1.
+        padding (int): Padding. Default: 0.
+        groups (int): Groups. Default: 1.
+        act (type, optional): Activation class (e.g. ``nn.Hardswish``).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int = 1,
+                 stride: int = 1,
+                 padding: int = 0,
+                 groups: int = 1,
+                 act: Optional[type] = None) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride,
+                              padding, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.act = act() if act is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class DWSeparableConvBN(nn.Module):
+    """Depthwise conv, pointwise conv (both bias-free), BatchNorm, act.
+
+    Used as the (overlapping, strided) patch embedding of AFFormer/MPViT.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels (the depthwise conv has
+            ``groups=out_channels``).
+        kernel_size (int): Depthwise kernel. Default: 3.
+        stride (int): Depthwise stride. Default: 1.
+        act (type, optional): Activation class. Default: ``nn.Hardswish``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int = 3,
+                 stride: int = 1,
+                 act: Optional[type] = nn.Hardswish) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(in_channels, out_channels, kernel_size, stride,
+                                (kernel_size - 1) // 2, groups=out_channels,
+                                bias=False)
+        self.pwconv = nn.Conv2d(out_channels, out_channels, 1, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.act = act() if act is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.pwconv(self.dwconv(x))))
+
+
+class ConvLocalBlock(nn.Module):
+    """Residual convolutional branch: 1x1 ConvBN-Hardswish, 3x3 depthwise
+    conv, BN, Hardswish, 1x1 ConvBN, plus the input.
+
+    Args:
+        channels (int): Input and output channels.
+        hidden_channels (int): Width inside the block.
+    """
+
+    def __init__(self, channels: int, hidden_channels: int) -> None:
+        super().__init__()
+        self.conv1 = ConvBN(channels, hidden_channels, act=nn.Hardswish)
+        self.dwconv = nn.Conv2d(hidden_channels, hidden_channels, 3, 1, 1,
+                                groups=hidden_channels, bias=False)
+        self.norm = nn.BatchNorm2d(hidden_channels)
+        self.act = nn.Hardswish()
+        self.conv2 = ConvBN(hidden_channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.norm(self.dwconv(self.conv1(x))))
+        return x + self.conv2(y)
+
+
+class ConvPosEnc(nn.Module):
+    """Convolutional position encoding: ``x + depthwise_conv(x)`` on the
+    token map.
+
+    Args:
+        dim (int): Channels.
+        kernel_size (int): Depthwise kernel. Default: 3.
+    """
+
+    def __init__(self, dim: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(dim, dim, kernel_size, 1, kernel_size // 2,
+                              groups=dim)
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        feat = nlc_to_nchw(x, hw)  # (B, C, H, W)
+        return nchw_to_nlc(self.proj(feat) + feat)  # (B, N, C)
+
+
+class ConvRelPosEnc(nn.Module):
+    """Convolutional relative position encoding (CoaT): ``q * DWConv(v)``,
+    with one depthwise conv per window size over its share of the heads.
+
+    Args:
+        head_dim (int): Channels per head (Ch).
+        num_heads (int): Heads (h).
+        windows (dict): ``{kernel_size: number_of_heads}``; the head counts
+            must add up to ``num_heads``. Default: {3: 2, 5: 3, 7: 3}.
+    """
+
+    def __init__(self,
+                 head_dim: int,
+                 num_heads: int,
+                 windows: Optional[Dict[int, int]] = None) -> None:
+        super().__init__()
+        windows = windows or {3: 2, 5: 3, 7: 3}
+        if sum(windows.values()) != num_heads:
+            raise ValueError(f'window head splits {dict(windows)} must add '
+                             f'up to num_heads={num_heads}')
+        self.head_dim = head_dim
+        self.num_heads = num_heads
+        self.splits = [n * head_dim for n in windows.values()]
+        self.conv_list = nn.ModuleList(
+            nn.Conv2d(c, c, k, 1, k // 2, groups=c)
+            for k, c in zip(windows, self.splits))
+
+    def _conv_v(self, v_img: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(v_img, self.splits, dim=1)
+        return torch.cat([conv(p) for conv, p in zip(self.conv_list, parts)],
+                         dim=1)
+
+    @staticmethod
+    def _to_img(v: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        b, h, n, ch = v.shape  # (B, h, N, Ch) -> (B, h*Ch, H, W)
+        return v.transpose(2, 3).reshape(b, h * ch, *hw)
+
+    def _to_heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, hh, ww = x.shape  # (B, h*Ch, H, W) -> (B, h, N, Ch)
+        return x.reshape(b, self.num_heads, self.head_dim,
+                         hh * ww).transpose(2, 3)
+
+    def forward(self, q: torch.Tensor, v: torch.Tensor,
+                hw: Tuple[int, int]) -> torch.Tensor:
+        return q * self._to_heads(self._conv_v(self._to_img(v, hw)))
+
+
+class FactorizedAttention(nn.Module):
+    """Factorised (linear) attention with a convolutional relative position
+    term: ``scale * q (softmax_N(k)^T v) + crpe(q, v)``, then a projection.
+
+    Args:
+        dim (int): Token channels.
+        num_heads (int): Heads. Default: 8.
+        qkv_bias (bool): Bias of the qkv projection. Default: True.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8,
+                 qkv_bias: bool = True) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'dim {dim} is not divisible by num_heads '
+                             f'{num_heads}')
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads)**-0.5
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int],
+                crpe: nn.Module) -> torch.Tensor:
+        b, n, c = x.shape  # (B, N, C)
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads,
+                                  c // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # (B, h, N, Ch)
+        context = k.softmax(dim=2).transpose(2, 3) @ v  # (B, h, Ch, Ch)
+        out = self.scale * (q @ context) + crpe(q, v, hw)  # (B, h, N, Ch)
+        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+class FactorizedAttentionBlock(nn.Module):
+    """``x = cpe(x); x += attn(norm1(x)); x += mlp(norm2(x))``.
+
+    The position encodings ``cpe``/``crpe`` belong to the encoder and are
+    passed in at call time (they are shared by all blocks of an encoder and
+    must not be registered again here: no alias keys in the state dict).
+
+    Args:
+        dim (int): Token channels.
+        num_heads (int): Heads.
+        mlp (nn.Module): The feed-forward module, called as ``mlp(x, hw)``.
+        drop_path (float): Stochastic depth. Default: 0.
+        norm_eps (float): LayerNorm epsilon. Default: 1e-6.
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp: nn.Module,
+                 drop_path: float = 0., norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        self.attn = FactorizedAttention(dim, num_heads)
+        self.mlp = mlp
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
+            nn.Identity()
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int], cpe: nn.Module,
+                crpe: nn.Module) -> torch.Tensor:
+        x = cpe(x, hw)
+        x = x + self.drop_path(self.attn(self.norm1(x), hw, crpe))
+        return x + self.drop_path(self.mlp(self.norm2(x), hw))
+
+
+class FactorizedAttentionEncoder(nn.Module):
+    """A stack of :class:`FactorizedAttentionBlock` sharing one ``cpe`` and
+    one ``crpe``; NCHW in, NCHW out.
+
+    Args:
+        dim (int): Channels.
+        num_heads (int): Heads.
+        crpe (nn.Module): Relative position module shared by the blocks.
+        mlps (Sequence[nn.Module]): One feed-forward module per block.
+        drop_paths (Sequence[float]): Stochastic depth per block.
+    """
+
+    def __init__(self, dim: int, num_heads: int, crpe: nn.Module,
+                 mlps: Sequence[nn.Module],
+                 drop_paths: Sequence[float]) -> None:
+        super().__init__()
+        self.cpe = ConvPosEnc(dim, 3)
+        self.crpe = crpe
+        self.blocks = nn.ModuleList(
+            FactorizedAttentionBlock(dim, num_heads, mlp, dp)
+            for mlp, dp in zip(mlps, drop_paths))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hw = (x.shape[2], x.shape[3])
+        x = nchw_to_nlc(x)  # (B, N, C)
+        for block in self.blocks:
+            x = block(x, hw, self.cpe, self.crpe)
+        return nlc_to_nchw(x, hw)  # (B, C, H, W)

@@ -1,0 +1,76 @@
+"""Key rules: official AFFormer checkpoints -> this project's AFFormer.
+
+Official layout (github dongbo811/AFFormer ``tools/afformer.py`` and the
+``CLS`` head): ``stem``, ``patch_embed_stages.i.patch_embeds.j.patch_conv``,
+``mhca_stages.i.{Restore,aggregate,mhca_blks.0}``; each stage's shared
+``cpe``/``crpe`` appear again under every block (``MHCA_layers.j.cpe``,
+``.crpe``, ``.factoratt_crpe.crpe``). Segmentation files prefix the
+backbone with ``backbone.`` and hold ``decode_head.{squeeze,align,conv_seg}``.
+"""
+from .rules import Alias, Drop, Rename, with_prefix
+
+__all__ = [
+    'AFFORMER_BACKBONE_RULES', 'AFFORMER_HEAD_RULES', 'AFFORMER_RULES',
+    'afformer_spec'
+]
+
+_S = r'mhca_stages\.(\d)\.'
+_E = _S + r'mhca_blks\.0\.'
+_L = _E + r'MHCA_layers\.(\d+)\.'
+
+AFFORMER_BACKBONE_RULES = (
+    Rename(r'stem\.(\d)\.(conv|bn)\.(.+)', r'stem.\1.\2.\3'),
+    Rename(r'patch_embed_stages\.(\d)\.patch_embeds\.(\d)\.patch_conv\.'
+           r'(dwconv|pwconv|bn)\.(.+)', r'stages.\1.patch_embeds.\2.\3.\4'),
+    Rename(_S + r'Restore\.(.+)', r'stages.\1.local.\2'),
+    Rename(_S + r'aggregate\.(.+)', r'stages.\1.aggregate.\2'),
+    Rename(_E + r'(cpe|crpe)\.(.+)', r'stages.\1.encoder.\2.\3'),
+    Alias(_L + r'cpe\.(.+)', r'stages.\1.encoder.cpe.\3'),
+    Alias(_L + r'(?:factoratt_crpe\.)?crpe\.(.+)',
+          r'stages.\1.encoder.crpe.\3'),
+    Rename(_L + r'factoratt_crpe\.(qkv|proj)\.(.+)',
+           r'stages.\1.encoder.blocks.\2.attn.\3.\4'),
+    Rename(_L + r'mlp\.(fc1|fc2)\.(.+)',
+           r'stages.\1.encoder.blocks.\2.mlp.\3.\4'),
+    Rename(_L + r'mlp\.dwconv\.dwconv\.(.+)',
+           r'stages.\1.encoder.blocks.\2.mlp.dwconv.\3'),
+    Rename(_L + r'(norm1|norm2)\.(.+)',
+           r'stages.\1.encoder.blocks.\2.\3.\4'),
+    Drop(r'(cls_head|head)\..+', 'ImageNet classifier, not part of the '
+         'segmentation backbone'),
+)
+
+AFFORMER_HEAD_RULES = (
+    Rename(r'decode_head\.(squeeze|conv_seg)\.(.+)', r'decode_head.\1.\2'),
+    Drop(r'decode_head\.align\..+', "the official head's align block, "
+         'never used in its forward'),
+)
+
+#: Rules for both ImageNet (bare keys) and segmentation (``backbone.``)
+#: files.
+AFFORMER_RULES = with_prefix('backbone.', AFFORMER_BACKBONE_RULES) + \
+    AFFORMER_HEAD_RULES
+
+
+def _build_backbone(arch: str):
+    from ..models import AFFormer
+    return AFFormer(arch)
+
+
+def _build_head(arch: str, head_sd):
+    from ..models import AFFormerHead
+    squeeze = head_sd['squeeze.conv.weight']  # (channels, in, 1, 1)
+    return AFFormerHead(
+        in_channels=[int(squeeze.shape[1])],
+        in_index=[3],
+        channels=int(squeeze.shape[0]),
+        num_classes=int(head_sd['conv_seg.weight'].shape[0]),
+        norm_cfg=dict(type='GN', num_groups=32, requires_grad=True))
+
+
+def afformer_spec():
+    """The :class:`~mmseg_plugins.converters.driver.FamilySpec` of AFFormer."""
+    from ..models import AFFORMER_ARCHS
+    from .driver import FamilySpec
+    return FamilySpec('AFFormer', AFFORMER_RULES, list(AFFORMER_ARCHS),
+                      _build_backbone, _build_head)

@@ -1,0 +1,172 @@
+"""The converter driver shared by every ``tools/model_converters/*2mmseg.py``.
+
+``convert_checkpoint(src, dst, spec)``:
+
+1. loads ``src`` with :func:`mmseg_plugins.checkpoint.safe_load`
+   (``weights_only=True`` and an allow-list) and unwraps ``state_dict`` /
+   ``model`` / DDP ``module.`` prefixes;
+2. maps every key with the family's declarative rules (unknown keys are
+   errors, dropped keys are reported with a reason, alias keys are verified
+   identical);
+3. finds the variant whose model has exactly these keys and shapes (or
+   checks the one asked for), naming the first offending key otherwise;
+4. writes ``dst`` atomically: ``{'state_dict': ..., 'meta': ...}`` with
+   ``backbone.``/``decode_head.`` keys for a segmentation model, bare
+   backbone keys for an ImageNet file (for ``init_cfg=dict(type=
+   'Pretrained', checkpoint=dst)``).
+"""
+import os.path as osp
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+from ..checkpoint import atomic_save, safe_load, unwrap_state_dict
+from .rules import ConversionError, ConversionReport, convert_state_dict
+
+__all__ = ['FamilySpec', 'convert_checkpoint', 'first_mismatch']
+
+StateDict = Mapping[str, torch.Tensor]
+
+
+@dataclass
+class FamilySpec:
+    """What the driver needs to know about a model family.
+
+    Args:
+        name (str): Family name for messages, e.g. ``'AFFormer'``.
+        rules (Sequence): Key rules (source layout -> ours), covering both
+            bare backbone keys and ``backbone.``/``decode_head.`` keys.
+        archs (Sequence[str]): Variant names, tried in this order.
+        build_backbone (callable): ``arch -> nn.Module``.
+        build_head (callable, optional): ``(arch, head_state_dict) ->
+            nn.Module`` (head hyper-parameters such as the number of classes
+            are read from the weights).
+    """
+    name: str
+    rules: Sequence
+    archs: Sequence[str]
+    build_backbone: Callable[[str], nn.Module]
+    build_head: Optional[Callable[[str, StateDict], nn.Module]] = None
+
+
+def first_mismatch(found: StateDict,
+                   expected: StateDict) -> Optional[Tuple[str, str]]:
+    """The first key that is missing, unexpected or of the wrong shape, as
+    ``(key, description)``; None when the two agree exactly."""
+    for key, value in expected.items():
+        if key not in found:
+            return key, f'missing from the file (model expects shape ' \
+                        f'{tuple(value.shape)})'
+        if tuple(found[key].shape) != tuple(value.shape):
+            return key, f'shape {tuple(found[key].shape)} in the file, ' \
+                        f'{tuple(value.shape)} in the model'
+    for key, value in found.items():
+        if key not in expected:
+            return key, f'not in the model (shape {tuple(value.shape)})'
+    return None
+
+
+def _split(sd: StateDict, prefix: str) -> Dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+
+
+def _count_mismatches(found: StateDict, expected: StateDict) -> int:
+    keys = set(found) | set(expected)
+    return sum(1 for k in keys if k not in found or k not in expected or
+               tuple(found[k].shape) != tuple(expected[k].shape))
+
+
+def _expected(spec: FamilySpec, arch: str, head_sd: Optional[StateDict]
+              ) -> Dict[str, torch.Tensor]:
+    exp = {f'backbone.{k}' if head_sd is not None else k: v
+           for k, v in spec.build_backbone(arch).state_dict().items()}
+    if head_sd is not None:
+        if spec.build_head is None:
+            raise ConversionError(f'{spec.name} has no head to convert')
+        head = spec.build_head(arch, head_sd)
+        exp.update({f'decode_head.{k}': v
+                    for k, v in head.state_dict().items()})
+    return exp
+
+
+def convert_checkpoint(src: str,
+                       dst: str,
+                       spec: FamilySpec,
+                       arch: Optional[str] = None) -> Dict:
+    """Convert ``src`` into this project's layout and write ``dst``.
+
+    Args:
+        src (str): Official checkpoint file.
+        dst (str): Output file (written atomically).
+        spec (FamilySpec): The model family.
+        arch (str, optional): Variant to check against; detected from the
+            shapes when None.
+
+    Returns:
+        dict: ``arch``, ``kind`` (``'segmentation'`` or ``'backbone'``),
+        ``num_keys`` and the :class:`ConversionReport`.
+
+    Raises:
+        ConversionError: the file does not fit the family or the variant.
+        CheckpointError: the file is not a (safe) checkpoint.
+    """
+    if arch is not None and arch not in spec.archs:
+        raise ConversionError(f'Unknown {spec.name} arch {arch!r}; valid '
+                              f'choices: {", ".join(spec.archs)}')
+    sd = unwrap_state_dict(safe_load(src))
+    if not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ConversionError(f'{src} holds no state dict of tensors')
+    sd = {k[7:] if k.startswith('module.') else k: v for k, v in sd.items()}
+    try:
+        out, report = convert_state_dict(sd, spec.rules)
+    except ConversionError as err:
+        raise ConversionError(f'{src} is not an official {spec.name} '
+                              f'checkpoint: {err}') from None
+    is_seg = any(k.startswith(('backbone.', 'decode_head.')) for k in out)
+    head_sd = _split(out, 'decode_head.') if is_seg else None
+    if is_seg and any(not k.startswith(('backbone.', 'decode_head.'))
+                      for k in out):
+        bad = next(k for k in out
+                   if not k.startswith(('backbone.', 'decode_head.')))
+        raise ConversionError(f'{src} mixes prefixed and bare keys ({bad})')
+
+    candidates: List[str] = [arch] if arch else list(spec.archs)
+    best = None
+    for name in candidates:
+        try:
+            expected = _expected(spec, name, head_sd)
+        except (ValueError, KeyError, RuntimeError) as err:
+            raise ConversionError(f'cannot build the {spec.name} head from '
+                                  f'the weights in {src}: {err}') from None
+        mismatch = first_mismatch(out, expected)
+        if mismatch is None:
+            best = None
+            arch = name
+            break
+        score = _count_mismatches(out, expected)
+        if best is None or score < best[0]:
+            best = (score, name, mismatch)
+    else:
+        _, name, (key, desc) = best
+        what = f'{spec.name}-{name}' if len(candidates) == 1 else \
+            f'any {spec.name} variant ({", ".join(candidates)}); closest is ' \
+            f'{name}'
+        raise ConversionError(f'{src} does not match {what}: first '
+                              f'offending key {key!r}: {desc}')
+
+    meta = dict(converted_from=osp.basename(src), family=spec.name, arch=arch,
+                dropped=dict(report.dropped))
+    atomic_save(dict(state_dict=out, meta=meta), dst)
+    return dict(arch=arch, kind='segmentation' if is_seg else 'backbone',
+                num_keys=len(out), report=report)
+
+
+def summary_lines(info: Dict, dst: str) -> List[str]:
+    """Human-readable report of :func:`convert_checkpoint`."""
+    report: ConversionReport = info['report']
+    lines = [f'{info["kind"]} checkpoint of variant {info["arch"]}: '
+             f'{info["num_keys"]} tensors written to {dst}']
+    lines += report.summary().splitlines()
+    return lines

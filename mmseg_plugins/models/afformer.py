@@ -1,0 +1,312 @@
+"""AFFormer: the adaptive-frequency-filter backbone and its head.
+
+Dong et al., "Head-Free Lightweight Semantic Segmentation with Linear
+Transformer", AAAI 2023 (arXiv 2301.04648).
+
+Written for this project from the paper and the documented behaviour of the
+official release (github dongbo811/AFFormer, see the project's reference
+notes); no code of the official implementation is used. Everything that
+changes outputs or weights follows the official code:
+
+* a stride-4 conv stem, then four stages; stage 0 is convolutional only,
+  stages 1-3 add a linear-attention branch; outputs at H/4, H/8, H/8, H/8;
+* each stage embeds its input twice in sequence with 3x3 depthwise-separable
+  convs (strides (1, 1), (2, 1), (1, 2), (1, 4)); the first embedding feeds
+  the convolutional branch, the second the transformer; the transformer
+  output is resized to the convolutional one (bilinear, ``align_corners``
+  True) and the two are summed before a 1x1 Conv-BN-Hardswish;
+* attention is factorised: ``scale * q (softmax over tokens of k)^T v`` plus
+  the adaptive frequency filter ``q * HP(v) + LP(v)``, where HP are 3/5/7
+  depthwise convs over 2/3/3 heads and LP is a parameter-free pyramid of
+  adaptive average pools (1, 2, 3, 6) upsampled bilinearly, then ReLU;
+* one conv position encoding and one frequency filter per stage, shared by
+  all its blocks. Our module tree registers them once: the official
+  checkpoints' alias keys are folded by the converter.
+
+The head (:class:`AFFormerHead`) is the official ``CLS`` head without its
+never-used ``align`` block.
+"""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule, ModuleList
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.utils import resize
+
+from ..registry import MODELS
+from .layers import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
+                     FactorizedAttentionEncoder, check_min_input_size,
+                     init_vit_weights, nlc_to_nchw, resolve_arch)
+
+__all__ = ['AFFORMER_ARCHS', 'AFFormer', 'AFFormerHead']
+
+#: Every AFFormer variant, declared once. ``embed_dims[i]`` is the width
+#: inside stage ``i``; stage ``i`` outputs ``embed_dims[i + 1]`` channels
+#: (the last stage keeps ``embed_dims[3]``). ``depths[0]`` is unused: stage 0
+#: has no transformer (kept as in the official table, it still takes a slot
+#: of the stochastic-depth schedule).
+AFFORMER_ARCHS = {
+    'tiny': dict(embed_dims=(32, 64, 160, 216), depths=(1, 2, 4, 2),
+                 num_heads=(8, 8, 8, 8), mlp_ratios=(2, 2, 2, 2)),
+    'small': dict(embed_dims=(32, 64, 176, 216), depths=(1, 2, 4, 2),
+                  num_heads=(8, 8, 8, 8), mlp_ratios=(2, 2, 2, 2)),
+    'base': dict(embed_dims=(32, 96, 176, 216), depths=(1, 2, 6, 2),
+                 num_heads=(8, 8, 8, 8), mlp_ratios=(2, 2, 2, 2)),
+}
+
+#: Strides of the two sequential patch embeddings of each stage.
+PATCH_STRIDES = ((1, 1), (2, 1), (1, 2), (1, 4))
+
+
+class DWConvResidualMlp(nn.Module):
+    """``fc2(GELU(fc1(x) + DWConv3x3(fc1(x))))`` on tokens.
+
+    Args:
+        dim (int): Token channels.
+        hidden_dim (int): Hidden channels.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.dwconv = nn.Conv2d(hidden_dim, hidden_dim, 3, 1, 1,
+                                groups=hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        x = self.fc1(x)  # (B, N, 2C)
+        local = self.dwconv(nlc_to_nchw(x, hw)).flatten(2).transpose(1, 2)
+        return self.fc2(self.act(x + local))  # (B, N, C)
+
+
+class LowPassPyramid(nn.Module):
+    """Parameter-free low-pass filter: the channels are cut into
+    ``len(sizes)`` equal groups, group ``i`` is average-pooled to
+    ``sizes[i] x sizes[i]`` and upsampled back (bilinear), then ReLU.
+
+    Args:
+        sizes (Sequence[int]): Pooled sizes. Default: (1, 2, 3, 6).
+    """
+
+    def __init__(self, sizes: Sequence[int] = (1, 2, 3, 6)) -> None:
+        super().__init__()
+        self.sizes = tuple(sizes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c, size = x.shape[1], x.shape[2:]
+        if c % len(self.sizes):
+            raise ValueError(f'LowPassPyramid needs channels divisible by '
+                             f'{len(self.sizes)}, got {c}')
+        groups = torch.split(x, c // len(self.sizes), dim=1)
+        out = [
+            F.interpolate(
+                F.adaptive_avg_pool2d(g, s), size=size, mode='bilinear',
+                align_corners=False) for g, s in zip(groups, self.sizes)
+        ]
+        return F.relu(torch.cat(out, dim=1))
+
+
+class FrequencyFilter(ConvRelPosEnc):
+    """AFFormer's adaptive frequency filter: ``q * HP(v) + LP(v)``.
+
+    HP is the multi-window depthwise convolution of
+    :class:`ConvRelPosEnc`; LP is :class:`LowPassPyramid`.
+
+    Args:
+        head_dim (int): Channels per head.
+        num_heads (int): Heads.
+        windows (dict, optional): ``{kernel: heads}``; default
+            {3: 2, 5: 3, 7: 3}.
+        pool_sizes (Sequence[int]): Low-pass pyramid sizes.
+    """
+
+    def __init__(self,
+                 head_dim: int,
+                 num_heads: int,
+                 windows: Optional[dict] = None,
+                 pool_sizes: Sequence[int] = (1, 2, 3, 6)) -> None:
+        super().__init__(head_dim, num_heads, windows)
+        self.low_pass = LowPassPyramid(pool_sizes)
+
+    def forward(self, q: torch.Tensor, v: torch.Tensor,
+                hw: Tuple[int, int]) -> torch.Tensor:
+        v_img = self._to_img(v, hw)  # (B, h*Ch, H, W)
+        high = self._to_heads(self._conv_v(v_img))
+        low = self._to_heads(self.low_pass(v_img))
+        return q * high + low  # (B, h, N, Ch)
+
+
+class AFFormerStage(nn.Module):
+    """One AFFormer stage (see the module docstring).
+
+    Args:
+        dim (int): Width inside the stage.
+        out_dim (int): Output width (after ``aggregate``).
+        depth (int): Transformer blocks (ignored without a transformer).
+        num_heads (int): Attention heads.
+        mlp_ratio (float): Hidden width of the MLP, relative to ``dim``.
+        strides (tuple[int, int]): Strides of the two patch embeddings.
+        drop_paths (Sequence[float]): Stochastic depth per block.
+        with_transformer (bool): False for the convolution-only stage 0.
+    """
+
+    def __init__(self, dim: int, out_dim: int, depth: int, num_heads: int,
+                 mlp_ratio: float, strides: Tuple[int, int],
+                 drop_paths: Sequence[float], with_transformer: bool) -> None:
+        super().__init__()
+        self.patch_embeds = nn.ModuleList(
+            DWSeparableConvBN(dim, dim, 3, s) for s in strides)
+        self.local = ConvLocalBlock(dim, dim // 2)
+        self.encoder = None
+        if with_transformer:
+            if dim % num_heads:
+                raise ValueError(f'AFFormer width {dim} is not divisible by '
+                                 f'num_heads {num_heads}')
+            hidden = int(dim * mlp_ratio)
+            self.encoder = FactorizedAttentionEncoder(
+                dim, num_heads, FrequencyFilter(dim // num_heads, num_heads),
+                [DWConvResidualMlp(dim, hidden) for _ in range(depth)],
+                drop_paths)
+        self.aggregate = ConvBN(dim, out_dim, act=nn.Hardswish)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x0 = self.patch_embeds[0](x)  # (B, C, H_s, W_s)
+        x1 = self.patch_embeds[1](x0)
+        if self.encoder is None:
+            return self.aggregate(self.local(x0 + x1))
+        local = self.local(x0)
+        glob = self.encoder(x1)  # (B, C, H_s / s1, W_s / s1)
+        if glob.shape[2:] != local.shape[2:]:
+            glob = F.interpolate(glob, size=local.shape[2:], mode='bilinear',
+                                 align_corners=True)
+        return self.aggregate(local + glob)
+
+
+@MODELS.register_module()
+class AFFormer(BaseModule):
+    """AFFormer backbone (variants ``tiny``, ``small``, ``base``).
+
+    Args:
+        arch (str | dict): Variant name (see :data:`AFFORMER_ARCHS`) or a
+            dict with ``embed_dims``, ``depths``, ``num_heads`` and
+            ``mlp_ratios`` (4 entries each). Default: ``'base'``.
+        in_channels (int): Input channels. Default: 3.
+        out_indices (Sequence[int]): Stages to return. Default: (0, 1, 2, 3).
+        drop_path_rate (float): Stochastic depth. Default: 0 (official).
+        pretrained (str, optional): Deprecated, use ``init_cfg``.
+        init_cfg (dict, optional): mmengine initialisation config.
+    """
+
+    #: The stage-3 transformer runs at 1/32 of the input.
+    min_input_size = 32
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'base',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.,
+                 pretrained: Optional[str] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if pretrained is not None:
+            if init_cfg is not None:
+                raise ValueError('init_cfg and pretrained cannot be set at '
+                                 'the same time')
+            if not isinstance(pretrained, str):
+                raise TypeError('pretrained must be a str or None')
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        super().__init__(init_cfg=init_cfg)
+        s = resolve_arch('AFFormer', arch, AFFORMER_ARCHS,
+                         list(AFFORMER_ARCHS['tiny']))
+        for key, value in s.items():
+            if len(value) != 4:
+                raise ValueError(f'AFFormer arch: {key}={list(value)} must '
+                                 'have 4 entries (one per stage)')
+        out_indices = tuple(out_indices)
+        if not out_indices or any(i < 0 or i > 3 for i in out_indices):
+            raise ValueError(f'AFFormer out_indices {list(out_indices)} must '
+                             'lie in [0, 3]')
+        self.arch_settings = s
+        self.out_indices = out_indices
+        dims = list(s['embed_dims'])
+        self.stage_out_dims = dims[1:] + dims[-1:]
+
+        self.stem = nn.Sequential(
+            ConvBN(in_channels, dims[0] // 2, 3, 2, 1, act=nn.Hardswish),
+            ConvBN(dims[0] // 2, dims[0], 3, 2, 1, act=nn.Hardswish))
+        rates = torch.linspace(0, drop_path_rate, sum(s['depths'])).tolist()
+        self.stages = ModuleList()
+        cursor = 0
+        for i in range(4):
+            depth = s['depths'][i]
+            self.stages.append(
+                AFFormerStage(dims[i], self.stage_out_dims[i], depth,
+                              s['num_heads'][i], s['mlp_ratios'][i],
+                              PATCH_STRIDES[i], rates[cursor:cursor + depth],
+                              with_transformer=i > 0))
+            cursor += depth
+
+    @property
+    def out_channels(self) -> List[int]:
+        """Channels of the returned feature maps."""
+        return [self.stage_out_dims[i] for i in self.out_indices]
+
+    def init_weights(self) -> None:
+        if self.init_cfg is None:
+            init_vit_weights(self)
+        else:
+            super().init_weights()
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """(B, 3, H, W) -> maps at H/4, H/8, H/8, H/8."""
+        check_min_input_size(x, self.min_input_size, 'AFFormer')
+        x = self.stem(x)  # (B, C0, H/4, W/4)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return outs
+
+
+@MODELS.register_module()
+class AFFormerHead(BaseDecodeHead):
+    """The official AFFormer head: 1x1 ConvModule (conv, GN, ReLU) on the
+    selected backbone output(s), then dropout and the classifier.
+
+    The official class also builds an ``align`` ConvModule that forward
+    never calls; it is left out (the converter drops its weights).
+
+    Args:
+        **kwargs: :class:`BaseDecodeHead` arguments; the official configs use
+            ``in_channels=[216], in_index=[3], channels=256,
+            norm_cfg=dict(type='GN', num_groups=32)``.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(input_transform='multiple_select', **kwargs)
+        self.squeeze = ConvModule(
+            sum(self.in_channels),
+            self.channels,
+            1,
+            conv_cfg=self.conv_cfg,
+            norm_cfg=self.norm_cfg,
+            act_cfg=self.act_cfg)
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        xs = self._transform_inputs(inputs)
+        found = [int(x.shape[1]) for x in xs]
+        if found != list(self.in_channels):
+            raise ValueError(
+                f'AFFormerHead in_channels={list(self.in_channels)} but the '
+                f'backbone gives {found}; set in_channels to {found}')
+        if len(xs) > 1:  # the official configs select one map
+            xs = [xs[0]] + [
+                resize(x, size=xs[0].shape[2:], mode='bilinear',
+                       align_corners=self.align_corners) for x in xs[1:]
+            ]
+        x = self.squeeze(torch.cat(xs, dim=1))  # (B, channels, H/8, W/8)
+        return self.cls_seg(x)
