@@ -91,3 +91,58 @@ def test_b2_config_builds_official_width_model():
     with torch.no_grad():
         out = model(torch.randn(1, 3, 64, 64), mode='tensor')
     assert out.shape == (1, 150, 16, 16)
+
+
+AFFORMER = sorted(glob.glob(osp.join(ROOT, 'configs', 'afformer', '*.py')))
+
+
+def test_all_afformer_configs_present():
+    names = {osp.basename(p) for p in AFFORMER}
+    assert names == {f'afformer_{a}_{d}.py' for a in ('tiny', 'small', 'base')
+                     for d in ('ade20k', 'cityscapes', 'coco-stuff164k')}
+
+
+@pytest.mark.parametrize('path', AFFORMER, ids=osp.basename)
+def test_afformer_recipe(path):
+    cfg = Config.fromfile(path)
+    arch = osp.basename(path).split('_')[1]
+    assert cfg.model.backbone.type == 'mmseg_plugins.AFFormer'
+    assert cfg.model.backbone.arch == arch
+    head = cfg.model.decode_head
+    assert head.type == 'mmseg_plugins.AFFormerHead'
+    assert (list(head.in_channels), list(head.in_index), head.channels) == \
+        ([216], [3], 256)
+    assert head.norm_cfg == dict(type='GN', num_groups=32, requires_grad=True)
+    assert cfg.sync_bn == 'torch'
+    opt = cfg.optim_wrapper
+    assert opt.optimizer.type == 'AdamW' and opt.optimizer.weight_decay == 0.01
+    assert 'paramwise_cfg' not in opt  # decay on every parameter (official)
+    warm, poly = cfg.param_scheduler
+    assert (warm.type, warm.start_factor, warm.end) == ('LinearLR', 1e-6, 1500)
+    assert (poly.type, poly.power, poly.begin, poly.end) == \
+        ('PolyLR', 1.0, 0, 160000)
+    assert cfg.train_cfg.max_iters == 160000
+    assert cfg.model.test_cfg.mode == 'whole'
+    test_types = [t['type'] for t in cfg.test_dataloader.dataset.pipeline]
+    if 'cityscapes' in path:
+        assert opt.optimizer.lr == 4e-4
+        assert cfg.train_dataloader.batch_size * 2 == 8
+        assert head.num_classes == 19 and cfg.crop_size == (1024, 1024)
+        assert 'ResizeToMultiple' not in test_types
+    else:
+        assert opt.optimizer.lr == 3e-4
+        assert cfg.train_dataloader.batch_size * 2 == 16
+        assert cfg.crop_size == (512, 512)
+        assert head.num_classes == (150 if 'ade20k' in path else 171)
+        assert test_types.index('ResizeToMultiple') == \
+            test_types.index('Resize') + 1
+        assert cfg.val_dataloader.dataset.pipeline == \
+            cfg.test_dataloader.dataset.pipeline
+
+
+def test_afformer_base_config_param_count():
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = Config.fromfile([p for p in AFFORMER if 'base_ade20k' in p][0])
+    model = MODELS.build(cfg.model)
+    assert sum(p.numel() for p in model.parameters()) == 2_937_906

@@ -163,15 +163,18 @@ def test_test_tool_refuses_bad_checkpoints(demo_root, tmp_path, kind):
     assert not marker.exists()
 
 
-def test_ade20k_config_trains_when_data_is_in_place(tmp_path):
-    """The real ADE20K config starts training (one iteration, MiT-B0, 512x512
-    crops) once data sits at the path mmseg's base config expects, relative
-    to the working directory; without it the tool names that path."""
+@pytest.mark.parametrize('config', [
+    'segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py',
+    'afformer/afformer_tiny_ade20k.py'
+])
+def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
+    """The real ADE20K configs start training (one iteration, 512x512 crops)
+    once data sits at the path mmseg's base config expects, relative to the
+    working directory; without it the tool names that path."""
     import cv2
     import numpy as np
-    cfg = osp.join(ROOT, 'configs', 'segformer',
-                   'segformer_mit-b0_8xb2-160k_ade20k-512x512.py')
-    opts = ['train_dataloader.num_workers=0',
+    cfg = osp.join(ROOT, 'configs', config)
+    opts = ['train_dataloader.num_workers=0', 'train_dataloader.batch_size=2',
             'train_dataloader.persistent_workers=False',
             'val_dataloader.num_workers=0',
             'val_dataloader.persistent_workers=False',
