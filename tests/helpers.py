@@ -42,3 +42,19 @@ def run(cmd, cwd=None, env=None, timeout=300):
         cmd, cwd=cwd or ROOT, env=full_env, capture_output=True, text=True,
         timeout=timeout)
 
+
+
+def same_weights_copy(ours):
+    """A --compare builder for tests: an independent copy of our model."""
+    import copy
+
+    class Wrapped(__import__('torch').nn.Module):
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = copy.deepcopy(model)
+
+        def forward(self, x):
+            return self.model(x, mode='tensor')
+
+    return Wrapped(ours)

@@ -39,7 +39,8 @@ from mmseg.models.utils import resize
 from ..registry import MODELS
 from .layers import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
                      FactorizedAttentionEncoder, check_min_input_size,
-                     init_vit_weights, nlc_to_nchw, resolve_arch)
+                     init_vit_weights, nchw_to_nlc, nlc_to_nchw,
+                     resolve_arch)
 
 __all__ = ['AFFORMER_ARCHS', 'AFFormer', 'AFFormerHead']
 
@@ -79,8 +80,9 @@ class DWConvResidualMlp(nn.Module):
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         x = self.fc1(x)  # (B, N, 2C)
-        local = self.dwconv(nlc_to_nchw(x, hw)).flatten(2).transpose(1, 2)
-        return self.fc2(self.act(x + local))  # (B, N, C)
+        local = nchw_to_nlc(self.dwconv(nlc_to_nchw(x, hw)))
+        local += x  # in place: the conv output is a fresh tensor
+        return self.fc2(self.act(local))  # (B, N, C)
 
 
 class LowPassPyramid(nn.Module):
@@ -134,10 +136,11 @@ class FrequencyFilter(ConvRelPosEnc):
 
     def forward(self, q: torch.Tensor, v: torch.Tensor,
                 hw: Tuple[int, int]) -> torch.Tensor:
-        v_img = self._to_img(v, hw)  # (B, h*Ch, H, W)
-        high = self._to_heads(self._conv_v(v_img))
-        low = self._to_heads(self.low_pass(v_img))
-        return q * high + low  # (B, h, N, Ch)
+        """q, v: (B, N, C) tokens (heads side by side) -> (B, N, C)."""
+        v_img = nlc_to_nchw(v, hw)  # (B, C, H, W), channels last
+        high = nchw_to_nlc(self.high_pass(v_img))
+        low = nchw_to_nlc(self.low_pass(v_img))
+        return torch.addcmul(low, q, high)  # q * HP(v) + LP(v)
 
 
 class AFFormerStage(nn.Module):
@@ -263,10 +266,13 @@ class AFFormer(BaseModule):
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         """(B, 3, H, W) -> maps at H/4, H/8, H/8, H/8."""
         check_min_input_size(x, self.min_input_size, 'AFFormer')
-        x = self.stem(x)  # (B, C0, H/4, W/4)
+        # channels-last end to end (outputs too, so the head's 1x1 convs
+        # profit): mkldnn convolutions take it without reordering and token
+        # <-> map conversions become views
+        x = self.stem(x.contiguous(memory_format=torch.channels_last))
         outs = []
         for i, stage in enumerate(self.stages):
-            x = stage(x)
+            x = stage(x)  # (B, C_i, H_i, W_i)
             if i in self.out_indices:
                 outs.append(x)
         return outs
