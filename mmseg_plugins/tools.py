@@ -13,7 +13,7 @@ from mmengine.config import Config
 
 __all__ = [
     'ToolError', 'load_config', 'check_data_paths', 'check_pretrained_paths',
-    'setup_work_dir',
+    'setup_work_dir', 'add_runner_args', 'parse_runner_args',
     'prepare_launcher', 'run_tool'
 ]
 
@@ -113,6 +113,32 @@ def prepare_launcher(cfg: Config, launcher: str) -> None:
     os.environ.setdefault('LOCAL_RANK', '0')
     from .compat import configure_cpu_distributed
     configure_cpu_distributed(cfg)
+
+
+def add_runner_args(parser) -> None:
+    """The arguments mmseg's train/test scripts share: ``--work-dir``,
+    ``--cfg-options``, ``--launcher`` and ``--local-rank``."""
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser):
+    """Parse, and export ``LOCAL_RANK`` as mmseg's scripts do."""
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
 
 
 def run_tool(main, debug_env: str = 'MMSEG_PLUGINS_DEBUG') -> None:

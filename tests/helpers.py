@@ -58,3 +58,14 @@ def same_weights_copy(ours):
             return self.model(x, mode='tensor')
 
     return Wrapped(ours)
+
+
+class Exploit:
+    """Unpickling this would run ``touch <marker>``: checkpoints holding it
+    must be refused."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import Exploit
+
 from mmseg_plugins.checkpoint import (CheckpointError, atomic_save,
                                       safe_load, unwrap_state_dict)
 
@@ -56,14 +58,6 @@ def test_mmengine_loader_goes_through_safe_load(tmp_path):
     assert 'message_hub' in loaded
 
 
-class _Exploit:
-    """Unpickling this would run a shell command."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}', ))
 
 
 class _GetattrExploit:
@@ -77,7 +71,7 @@ class _GetattrExploit:
 def test_malicious_pickle_is_refused(tmp_path):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {}, 'x': _Exploit(marker)}, path)
+    torch.save({'state_dict': {}, 'x': Exploit(marker)}, path)
     with pytest.raises(CheckpointError, match=r'refusing to load.*system'):
         safe_load(str(path))
     assert not marker.exists()

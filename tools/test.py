@@ -8,35 +8,19 @@ allow-list (see ``mmseg_plugins.checkpoint``); a file that is not a
 checkpoint, is truncated, or holds other pickled objects is refused.
 """
 import argparse
-import os
 import os.path as osp
-
-from mmengine.config import DictAction
 
 
 def parse_args():
+    from mmseg_plugins.tools import add_runner_args, parse_runner_args
     parser = argparse.ArgumentParser(description='Test a segmentor')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save logs and metrics')
     parser.add_argument('--out', type=str, help='dir to save predictions')
     parser.add_argument('--show-dir', help='dir to save painted images')
     parser.add_argument('--tta', action='store_true', help='test time aug')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser)
 
 
 def main():

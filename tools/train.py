@@ -9,17 +9,15 @@ without CUDA the processes use gloo on the CPU.
 """
 import argparse
 import logging
-import os
 import os.path as osp
 
-from mmengine.config import DictAction
 from mmengine.logging import print_log
 
 
 def parse_args():
+    from mmseg_plugins.tools import add_runner_args, parse_runner_args
     parser = argparse.ArgumentParser(description='Train a segmentor')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--resume',
         action='store_true',
@@ -27,21 +25,8 @@ def parse_args():
         help='resume from the latest checkpoint in the work_dir')
     parser.add_argument(
         '--amp', action='store_true', help='enable automatic mixed precision')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser)
 
 
 def main():

@@ -1,38 +1,17 @@
 """AFFormer-small: ADE20K, 512x512 crops, total batch 16 (official: 2 GPUs x
-8), 160k iterations, whole-image test at short side 512 rounded up to a multiple of 32
-(the official test pipeline adds ResizeToMultiple).
+8), 160k iterations, whole-image test at short side 512 rounded up to a
+multiple of 32 (the official test pipeline adds ResizeToMultiple).
 
 Official recipe (github dongbo811/AFFormer configs): AdamW lr 0.0003, weight
 decay 0.01 on all parameters, 1500-iteration linear warmup from 1e-6 + poly
 (power 1), SyncBN in the backbone, GN in the head. Batch sizes are per GPU for
-2 GPUs; with N GPUs set ``train_dataloader.batch_size`` so that N x batch
-keeps the total.
+2 GPUs; with N GPUs set ``train_dataloader.batch_size`` so that N x batch keeps
+the total.
 
 ImageNet initialisation (as the official configs): convert
 ``AFFormer_small_ImageNet1k.pth`` with
-``tools/model_converters/afformer2mmseg.py`` and pass
-``--cfg-options model.pretrained=<converted file>``.
+``tools/model_converters/afformer2mmseg.py`` and pass ``--cfg-options
+model.pretrained=<converted file>``.
 """
-_base_ = [
-    '../_base_/models/afformer.py',
-    'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/afformer_adamw_160k.py'
-]
-crop_size = (512, 512)
-data_preprocessor = dict(size=crop_size)
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='ResizeToMultiple', size_divisor=32),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs')
-]
-train_dataloader = dict(batch_size=8, num_workers=8)  # 2 GPUs x 8 = 16
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
-optim_wrapper = dict(optimizer=dict(lr=0.0003))
-model = dict(
-    data_preprocessor=data_preprocessor,
-    backbone=dict(arch='small'),
-    decode_head=dict(num_classes=150))
+_base_ = ['./afformer_tiny_ade20k.py']
+model = dict(backbone=dict(arch='small'))

@@ -1,28 +1,16 @@
-"""AFFormer-small: Cityscapes, 1024x1024 crops, total batch 8 (official: 2 GPUs x 4), 160k
-iterations, whole-image test at 1024x2048.
+"""AFFormer-small: Cityscapes, 1024x1024 crops, total batch 8 (official: 2 GPUs
+x 4), 160k iterations, whole-image test at 1024x2048.
 
 Official recipe (github dongbo811/AFFormer configs): AdamW lr 0.0004, weight
 decay 0.01 on all parameters, 1500-iteration linear warmup from 1e-6 + poly
 (power 1), SyncBN in the backbone, GN in the head. Batch sizes are per GPU for
-2 GPUs; with N GPUs set ``train_dataloader.batch_size`` so that N x batch
-keeps the total.
+2 GPUs; with N GPUs set ``train_dataloader.batch_size`` so that N x batch keeps
+the total.
 
 ImageNet initialisation (as the official configs): convert
 ``AFFormer_small_ImageNet1k.pth`` with
-``tools/model_converters/afformer2mmseg.py`` and pass
-``--cfg-options model.pretrained=<converted file>``.
+``tools/model_converters/afformer2mmseg.py`` and pass ``--cfg-options
+model.pretrained=<converted file>``.
 """
-_base_ = [
-    '../_base_/models/afformer.py',
-    'mmseg::_base_/datasets/cityscapes_1024x1024.py',
-    'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/afformer_adamw_160k.py'
-]
-crop_size = (1024, 1024)
-data_preprocessor = dict(size=crop_size)
-train_dataloader = dict(batch_size=4, num_workers=4)  # 2 GPUs x 4 = 8
-optim_wrapper = dict(optimizer=dict(lr=0.0004))
-model = dict(
-    data_preprocessor=data_preprocessor,
-    backbone=dict(arch='small'),
-    decode_head=dict(num_classes=19))
+_base_ = ['./afformer_tiny_cityscapes.py']
+model = dict(backbone=dict(arch='small'))

@@ -1,17 +1,17 @@
 """AFFormer-tiny: ADE20K, 512x512 crops, total batch 16 (official: 2 GPUs x 8),
-160k iterations, whole-image test at short side 512 rounded up to a multiple of 32
-(the official test pipeline adds ResizeToMultiple).
+160k iterations, whole-image test at short side 512 rounded up to a multiple
+of 32 (the official test pipeline adds ResizeToMultiple).
 
 Official recipe (github dongbo811/AFFormer configs): AdamW lr 0.0003, weight
 decay 0.01 on all parameters, 1500-iteration linear warmup from 1e-6 + poly
 (power 1), SyncBN in the backbone, GN in the head. Batch sizes are per GPU for
-2 GPUs; with N GPUs set ``train_dataloader.batch_size`` so that N x batch
-keeps the total.
+2 GPUs; with N GPUs set ``train_dataloader.batch_size`` so that N x batch keeps
+the total.
 
 ImageNet initialisation (as the official configs): convert
 ``AFFormer_tiny_ImageNet1k.pth`` with
-``tools/model_converters/afformer2mmseg.py`` and pass
-``--cfg-options model.pretrained=<converted file>``.
+``tools/model_converters/afformer2mmseg.py`` and pass ``--cfg-options
+model.pretrained=<converted file>``.
 """
 _base_ = [
     '../_base_/models/afformer.py',

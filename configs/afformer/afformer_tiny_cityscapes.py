@@ -1,16 +1,16 @@
-"""AFFormer-tiny: Cityscapes, 1024x1024 crops, total batch 8 (official: 2 GPUs x 4), 160k
-iterations, whole-image test at 1024x2048.
+"""AFFormer-tiny: Cityscapes, 1024x1024 crops, total batch 8 (official: 2 GPUs
+x 4), 160k iterations, whole-image test at 1024x2048.
 
 Official recipe (github dongbo811/AFFormer configs): AdamW lr 0.0004, weight
 decay 0.01 on all parameters, 1500-iteration linear warmup from 1e-6 + poly
 (power 1), SyncBN in the backbone, GN in the head. Batch sizes are per GPU for
-2 GPUs; with N GPUs set ``train_dataloader.batch_size`` so that N x batch
-keeps the total.
+2 GPUs; with N GPUs set ``train_dataloader.batch_size`` so that N x batch keeps
+the total.
 
 ImageNet initialisation (as the official configs): convert
 ``AFFormer_tiny_ImageNet1k.pth`` with
-``tools/model_converters/afformer2mmseg.py`` and pass
-``--cfg-options model.pretrained=<converted file>``.
+``tools/model_converters/afformer2mmseg.py`` and pass ``--cfg-options
+model.pretrained=<converted file>``.
 """
 _base_ = [
     '../_base_/models/afformer.py',

@@ -6,20 +6,7 @@ no decay on norms, 1500-iter warmup + poly. Decoder width 768 (official).
 ImageNet weights: ``--cfg-options model.pretrained=<MiT file converted to
 this project's layout>``.
 """
-_base_ = [
-    '../_base_/models/segformer_mit-b0.py',
-    'mmseg::_base_/datasets/cityscapes_1024x1024.py',
-    'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/segformer_adamw_160k.py'
-]
-crop_size = (1024, 1024)
-data_preprocessor = dict(size=crop_size)
-train_dataloader = dict(batch_size=1, num_workers=4)  # 8 GPUs x 1 = 8
-val_dataloader = dict(batch_size=1, num_workers=4)
-test_dataloader = val_dataloader
+_base_ = ['./segformer_mit-b0_8xb1-160k_cityscapes-1024x1024.py']
 model = dict(
-    data_preprocessor=data_preprocessor,
     backbone=dict(arch='b5'),
-    decode_head=dict(
-        in_channels=[64, 128, 320, 512], channels=768, num_classes=19),
-    test_cfg=dict(mode='slide', crop_size=(1024, 1024), stride=(768, 768)))
+    decode_head=dict(in_channels=[64, 128, 320, 512], channels=768))

@@ -6,19 +6,7 @@ no decay on norms, 1500-iter warmup + poly. Decoder width 768 (official).
 ImageNet weights: ``--cfg-options model.pretrained=<MiT file converted to
 this project's layout>``.
 """
-_base_ = [
-    '../_base_/models/segformer_mit-b0.py',
-    'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/segformer_adamw_160k.py'
-]
-crop_size = (512, 512)
-data_preprocessor = dict(size=crop_size)
-train_dataloader = dict(batch_size=2, num_workers=2)  # 8 GPUs x 2 = 16
-val_dataloader = dict(batch_size=1, num_workers=4)
-test_dataloader = val_dataloader
+_base_ = ['./segformer_mit-b0_8xb2-160k_ade20k-512x512.py']
 model = dict(
-    data_preprocessor=data_preprocessor,
     backbone=dict(arch='b5'),
-    decode_head=dict(
-        in_channels=[64, 128, 320, 512], channels=768, num_classes=150))
+    decode_head=dict(in_channels=[64, 128, 320, 512], channels=768))

@@ -32,15 +32,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from mmengine.model import BaseModule, ModuleList
+from mmengine.model import ModuleList
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
 
 from ..registry import MODELS
-from .layers import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
-                     FactorizedAttentionEncoder, check_min_input_size,
-                     init_vit_weights, nchw_to_nlc, nlc_to_nchw,
-                     resolve_arch)
+from .layers import (BackboneBase, ConvBN, ConvLocalBlock, ConvRelPosEnc,
+                     DWSeparableConvBN, FactorizedAttentionEncoder,
+                     check_in_channels, check_min_input_size, nchw_to_nlc,
+                     nlc_to_nchw, resolve_arch)
 
 __all__ = ['AFFORMER_ARCHS', 'AFFormer', 'AFFormerHead']
 
@@ -190,7 +190,7 @@ class AFFormerStage(nn.Module):
 
 
 @MODELS.register_module()
-class AFFormer(BaseModule):
+class AFFormer(BackboneBase):
     """AFFormer backbone (variants ``tiny``, ``small``, ``base``).
 
     Args:
@@ -214,26 +214,15 @@ class AFFormer(BaseModule):
                  drop_path_rate: float = 0.,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        if pretrained is not None:
-            if init_cfg is not None:
-                raise ValueError('init_cfg and pretrained cannot be set at '
-                                 'the same time')
-            if not isinstance(pretrained, str):
-                raise TypeError('pretrained must be a str or None')
-            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(pretrained, init_cfg)
         s = resolve_arch('AFFormer', arch, AFFORMER_ARCHS,
                          list(AFFORMER_ARCHS['tiny']))
         for key, value in s.items():
             if len(value) != 4:
                 raise ValueError(f'AFFormer arch: {key}={list(value)} must '
                                  'have 4 entries (one per stage)')
-        out_indices = tuple(out_indices)
-        if not out_indices or any(i < 0 or i > 3 for i in out_indices):
-            raise ValueError(f'AFFormer out_indices {list(out_indices)} must '
-                             'lie in [0, 3]')
         self.arch_settings = s
-        self.out_indices = out_indices
+        self.out_indices = self.check_out_indices('AFFormer', out_indices, 4)
         dims = list(s['embed_dims'])
         self.stage_out_dims = dims[1:] + dims[-1:]
 
@@ -256,12 +245,6 @@ class AFFormer(BaseModule):
     def out_channels(self) -> List[int]:
         """Channels of the returned feature maps."""
         return [self.stage_out_dims[i] for i in self.out_indices]
-
-    def init_weights(self) -> None:
-        if self.init_cfg is None:
-            init_vit_weights(self)
-        else:
-            super().init_weights()
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         """(B, 3, H, W) -> maps at H/4, H/8, H/8, H/8."""
@@ -304,11 +287,7 @@ class AFFormerHead(BaseDecodeHead):
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         xs = self._transform_inputs(inputs)
-        found = [int(x.shape[1]) for x in xs]
-        if found != list(self.in_channels):
-            raise ValueError(
-                f'AFFormerHead in_channels={list(self.in_channels)} but the '
-                f'backbone gives {found}; set in_channels to {found}')
+        check_in_channels('AFFormerHead', self.in_channels, xs)
         if len(xs) > 1:  # the official configs select one map
             xs = [xs[0]] + [
                 resize(x, size=xs[0].shape[2:], mode='bilinear',

@@ -9,13 +9,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import DropPath
+from mmengine.model import BaseModule
 from mmengine.model.weight_init import (constant_init, normal_init,
                                         trunc_normal_init)
 
 __all__ = [
-    'nlc_to_nchw', 'nchw_to_nlc', 'OverlapPatchEmbed', 'init_vit_weights',
-    'resolve_arch', 'check_min_input_size', 'ConvBN', 'DWSeparableConvBN',
-    'ConvLocalBlock', 'ConvPosEnc', 'ConvRelPosEnc', 'FactorizedAttention',
+    'BackboneBase', 'check_in_channels', 'nlc_to_nchw', 'nchw_to_nlc',
+    'OverlapPatchEmbed', 'init_vit_weights', 'resolve_arch',
+    'check_min_input_size', 'ConvBN', 'DWSeparableConvBN', 'ConvLocalBlock',
+    'ConvPosEnc', 'ConvRelPosEnc', 'FactorizedAttention',
     'FactorizedAttentionBlock', 'FactorizedAttentionEncoder'
 ]
 
@@ -83,6 +85,56 @@ def init_vit_weights(module: nn.Module) -> None:
             fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
             fan_out //= m.groups
             normal_init(m, mean=0, std=math.sqrt(2.0 / fan_out), bias=0)
+
+
+class BackboneBase(BaseModule):
+    """Plumbing shared by the backbones: the deprecated ``pretrained``
+    argument, ``out_indices`` checking and the official initialisation
+    (:func:`init_vit_weights`) when no ``init_cfg`` is given.
+
+    Args:
+        pretrained (str, optional): Deprecated; becomes
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
+        init_cfg (dict, optional): mmengine initialisation config.
+    """
+
+    def __init__(self, pretrained: Optional[str] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if pretrained is not None:
+            if init_cfg is not None:
+                raise ValueError('init_cfg and pretrained cannot be set at '
+                                 'the same time')
+            if not isinstance(pretrained, str):
+                raise TypeError('pretrained must be a str or None')
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        super().__init__(init_cfg=init_cfg)
+
+    @staticmethod
+    def check_out_indices(family: str, out_indices: Sequence[int],
+                          num_stages: int) -> Tuple[int, ...]:
+        """Validate ``out_indices`` against the number of stages."""
+        out_indices = tuple(out_indices)
+        if not out_indices or any(i < 0 or i >= num_stages
+                                  for i in out_indices):
+            raise ValueError(f'{family} out_indices {list(out_indices)} must '
+                             f'lie in [0, {num_stages - 1}]')
+        return out_indices
+
+    def init_weights(self) -> None:
+        if self.init_cfg is None:
+            init_vit_weights(self)
+        else:
+            super().init_weights()
+
+
+def check_in_channels(head: str, expected: Sequence[int],
+                      inputs: Sequence[torch.Tensor]) -> None:
+    """Raise a clear error when a head's ``in_channels`` does not match the
+    feature maps it receives."""
+    found = [int(x.shape[1]) for x in inputs]
+    if found != list(expected):
+        raise ValueError(f'{head} in_channels={list(expected)} but the '
+                         f'backbone gives {found}; set in_channels to {found}')
 
 
 def resolve_arch(family: str, arch, table: Mapping[str, Dict],

@@ -28,13 +28,13 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule
 from mmcv.cnn.bricks.drop import DropPath
-from mmengine.model import BaseModule, ModuleList
+from mmengine.model import ModuleList
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
 
 from ..registry import MODELS
-from .layers import (OverlapPatchEmbed, check_min_input_size,
-                     init_vit_weights, nlc_to_nchw, resolve_arch)
+from .layers import (BackboneBase, OverlapPatchEmbed, check_in_channels,
+                     check_min_input_size, nlc_to_nchw, resolve_arch)
 
 __all__ = ['MIT_ARCHS', 'MiT', 'SegformerHead', 'SEGFORMER_DECODER_CHANNELS']
 
@@ -193,7 +193,7 @@ class MiTStage(nn.Module):
 
 
 @MODELS.register_module()
-class MiT(BaseModule):
+class MiT(BackboneBase):
     """Mix Transformer backbone of SegFormer (variants B0-B5).
 
     Args:
@@ -238,14 +238,7 @@ class MiT(BaseModule):
                  with_cp: bool = False,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        if pretrained is not None:
-            if init_cfg is not None:
-                raise ValueError('init_cfg and pretrained cannot be set at '
-                                 'the same time')
-            if not isinstance(pretrained, str):
-                raise TypeError('pretrained must be a str or None')
-            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(pretrained, init_cfg)
         settings = resolve_arch('MiT', arch, MIT_ARCHS, list(MIT_ARCHS['b0']))
         num_stages = len(settings['depths'])
         for key, value in settings.items():
@@ -253,14 +246,10 @@ class MiT(BaseModule):
                 raise ValueError(
                     f'MiT arch: {key}={list(value)} has {len(value)} entries '
                     f'but depths has {num_stages}')
-        out_indices = tuple(out_indices)
-        if not out_indices or any(i < 0 or i >= num_stages
-                                  for i in out_indices):
-            raise ValueError(f'MiT out_indices {list(out_indices)} must lie '
-                             f'in [0, {num_stages - 1}]')
         self.arch_settings = settings
         self.embed_dims = tuple(settings['embed_dims'])
-        self.out_indices = out_indices
+        self.out_indices = self.check_out_indices('MiT', out_indices,
+                                                  num_stages)
 
         total = sum(settings['depths'])
         rates = torch.linspace(0, drop_path_rate, total).tolist()
@@ -292,12 +281,6 @@ class MiT(BaseModule):
     def out_channels(self) -> List[int]:
         """Channels of the returned feature maps."""
         return [self.embed_dims[i] for i in self.out_indices]
-
-    def init_weights(self) -> None:
-        if self.init_cfg is None:
-            init_vit_weights(self)
-        else:
-            super().init_weights()
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         """(B, 3, H, W) -> feature maps at strides 4, 8, 16, 32."""
@@ -363,16 +346,9 @@ class SegformerHead(BaseDecodeHead):
             norm_cfg=self.norm_cfg,
             act_cfg=self.act_cfg)
 
-    def _check_channels(self, inputs: Sequence[torch.Tensor]) -> None:
-        found = [int(x.shape[1]) for x in inputs]
-        if found != list(self.in_channels):
-            raise ValueError(
-                f'SegformerHead in_channels={list(self.in_channels)} but the '
-                f'backbone gives {found}; set in_channels to {found}')
-
     def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         inputs = self._transform_inputs(inputs)
-        self._check_channels(inputs)
+        check_in_channels('SegformerHead', self.in_channels, inputs)
         size = inputs[0].shape[2:]
         outs = []
         for i, x in enumerate(inputs):

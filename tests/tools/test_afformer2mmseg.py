@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import afformer_reference as ref
-from helpers import PYTHON, ROOT, demo_overrides, run
+from helpers import PYTHON, ROOT, Exploit, demo_overrides, run
 from mmseg_plugins.checkpoint import safe_load
 from mmseg_plugins.models import AFFormer, AFFormerHead
 
@@ -119,20 +119,13 @@ def test_other_family_is_refused(tmp_path):
                     "conversion rule for key 'stages.0.patch_embed")
 
 
-class _Exploit:
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}', ))
 
 
 @pytest.mark.parametrize('kind', ['malicious', 'garbage', 'missing'])
 def test_bad_files_are_refused(tmp_path, kind):
     src, marker = tmp_path / 'src.pth', tmp_path / 'pwned'
     if kind == 'malicious':
-        torch.save({'state_dict': {'x': _Exploit(marker)}}, src)
+        torch.save({'state_dict': {'x': Exploit(marker)}}, src)
         pattern = 'refusing to load'
     elif kind == 'garbage':
         src.write_bytes(b'PK\x03\x04 definitely not a zip' * 20)

@@ -8,8 +8,8 @@ import os.path as osp
 import pytest
 import torch
 
-from helpers import (DEMO_CONFIG, PYTHON, ROOT, demo_overrides, mmseg_tool,
-                     run)
+from helpers import (DEMO_CONFIG, PYTHON, ROOT, Exploit, demo_overrides,
+                     mmseg_tool, run)
 from mmseg_plugins.checkpoint import safe_load
 
 TRAIN = osp.join(ROOT, 'tools', 'train.py')
@@ -133,13 +133,6 @@ def test_missing_config_is_refused(tmp_path):
              'config file not found')
 
 
-class _Exploit:
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}', ))
 
 
 @pytest.mark.parametrize('kind', ['malicious', 'truncated', 'garbage'])
@@ -147,7 +140,7 @@ def test_test_tool_refuses_bad_checkpoints(demo_root, tmp_path, kind):
     path = tmp_path / f'{kind}.pth'
     marker = tmp_path / 'pwned'
     if kind == 'malicious':
-        torch.save({'state_dict': {}, 'meta': _Exploit(marker)}, path)
+        torch.save({'state_dict': {}, 'meta': Exploit(marker)}, path)
         pattern = 'refusing to load .*GLOBAL posix.system'
     elif kind == 'truncated':
         torch.save({'state_dict': {'w': torch.randn(128, 128)}}, path)
