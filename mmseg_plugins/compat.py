@@ -24,7 +24,12 @@ below only where the environment needs it:
    before ``custom_imports``), so the fix is a dependency bound,
    ``setuptools<82``, in ``pyproject.toml``. :func:`check_pkg_resources`
    turns the failure into a clear message.
-4. **CPU distributed training** (:func:`init_cpu_distributed`,
+4. **Half-written checkpoints** (:func:`install_atomic_local_put`).
+   mmengine writes checkpoints with ``LocalBackend.put``, which opens the
+   final path and writes into it; an interrupted save leaves a truncated
+   ``iter_N.pth`` that ``--resume`` then picks up. The replacement writes to a
+   temporary file and renames it into place.
+5. **CPU distributed training** (:func:`init_cpu_distributed`,
    :class:`mmseg_plugins.models.wrappers.CPUDistributedDataParallel`).
    mmengine's pytorch launcher calls ``torch.cuda.set_device`` and wraps
    DDP with ``device_ids=[LOCAL_RANK]``; the project's tools initialise a
@@ -42,7 +47,8 @@ import torch.nn.functional as F
 
 __all__ = [
     'apply', 'has_mmcv_ext', 'install_mmcv_ops_fallback',
-    'install_safe_checkpoint_loader', 'check_pkg_resources',
+    'install_safe_checkpoint_loader', 'install_atomic_local_put',
+    'check_pkg_resources',
     'init_cpu_distributed', 'configure_cpu_distributed'
 ]
 
@@ -199,6 +205,18 @@ def install_safe_checkpoint_loader() -> None:
         prefixes=('http://', 'https://'), force=True)(_load_http)
 
 
+def _atomic_put(self, obj: bytes, filepath) -> None:
+    """``LocalBackend.put`` that never leaves a partial file."""
+    from .checkpoint import atomic_save
+    atomic_save(obj, filepath, save_fn=lambda data, f: f.write(data))
+
+
+def install_atomic_local_put() -> None:
+    """Make mmengine's local file writes (checkpoints) atomic."""
+    from mmengine.fileio.backends import LocalBackend
+    LocalBackend.put = _atomic_put
+
+
 # --------------------------------------------------------------------------
 # 3. pkg_resources (setuptools >= 82)
 # --------------------------------------------------------------------------
@@ -219,7 +237,7 @@ def check_pkg_resources() -> None:
 
 
 # --------------------------------------------------------------------------
-# 4. CPU distributed
+# 5. CPU distributed
 # --------------------------------------------------------------------------
 def init_cpu_distributed(timeout_s: int = 1800) -> bool:
     """Initialise a gloo process group from torchrun's environment.
@@ -278,4 +296,5 @@ def apply() -> None:
         return
     install_mmcv_ops_fallback()
     install_safe_checkpoint_loader()
+    install_atomic_local_put()
     _APPLIED = True

@@ -133,3 +133,31 @@ def test_cpu_wrapper_is_found_by_mmengine_runner_lookup():
     from mmseg_plugins.models.wrappers import CPUDistributedDataParallel
     assert MODEL_WRAPPERS.get('mmseg_plugins.CPUDistributedDataParallel') \
         is CPUDistributedDataParallel
+
+
+def test_mmengine_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    from mmengine.fileio.backends import LocalBackend
+    from mmengine.runner.checkpoint import save_checkpoint
+
+    from mmseg_plugins import checkpoint as ckpt_mod
+    assert LocalBackend.put is compat._atomic_put
+    dst = tmp_path / 'iter_1.pth'
+    save_checkpoint({'state_dict': {'w': torch.ones(3)}}, str(dst))
+    assert torch.load(dst, weights_only=True)['state_dict']['w'].sum() == 3
+
+    # a save interrupted after writing some bytes leaves nothing behind
+    real_atomic_save = ckpt_mod.atomic_save
+
+    def interrupted(obj, path, save_fn=None):
+
+        def write_some(data, f):
+            f.write(data[:10])
+            raise KeyboardInterrupt
+
+        return real_atomic_save(obj, path, write_some)
+
+    monkeypatch.setattr(ckpt_mod, 'atomic_save', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({'state_dict': {'w': torch.ones(3)}},
+                        str(tmp_path / 'iter_2.pth'))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['iter_1.pth']
