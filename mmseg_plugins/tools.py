@@ -151,7 +151,7 @@ def run_tool(main, debug_env: str = 'MMSEG_PLUGINS_DEBUG') -> None:
     try:
         main()
     except (ToolError, CheckpointError, FileNotFoundError, ValueError,
-            KeyError, TypeError) as err:
+            KeyError, TypeError, SyntaxError) as err:
         if os.environ.get(debug_env):
             raise
         msg = ' '.join(str(err).split()) or type(err).__name__

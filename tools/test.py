@@ -27,15 +27,15 @@ def main():
     args = parse_args()
     import mmseg_plugins  # noqa: F401
     from mmengine.runner import Runner
-    from mmseg_plugins.checkpoint import safe_load
-    from mmseg_plugins.tools import (check_data_paths, load_config,
+    from mmseg_plugins.tools import (ToolError, check_data_paths, load_config,
                                      prepare_launcher, setup_work_dir)
 
     cfg = load_config(args.config, args.cfg_options)
     setup_work_dir(cfg, args.config, args.work_dir)
     check_data_paths(cfg, ('test_dataloader', ))
-    safe_load(args.checkpoint)  # refuse bad files before building anything
-    cfg.load_from = args.checkpoint
+    if not osp.isfile(args.checkpoint):
+        raise ToolError(f'checkpoint not found: {args.checkpoint}')
+    cfg.load_from = args.checkpoint  # read by the safe loader (compat)
     if args.show_dir:
         cfg.default_hooks.visualization.draw = True
         cfg.default_hooks.visualization.show = False
