@@ -23,7 +23,8 @@ below only where the environment needs it:
    any plugin code runs (mmseg's own ``tools/train.py`` parses ``_base_``
    before ``custom_imports``), so the fix is a dependency bound,
    ``setuptools<82``, in ``pyproject.toml``. :func:`check_pkg_resources`
-   turns the failure into a clear message.
+   (called by the project's tools before reading a config) turns a
+   violated bound into a clear message.
 4. **Half-written checkpoints** (:func:`install_atomic_local_put`).
    mmengine writes checkpoints with ``LocalBackend.put``, which opens the
    final path and writes into it; an interrupted save leaves a truncated

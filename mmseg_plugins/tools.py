@@ -25,8 +25,13 @@ class ToolError(Exception):
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read a config file, apply ``--cfg-options`` and check it has a
     model."""
+    from .compat import check_pkg_resources
     if not osp.isfile(path):
         raise ToolError(f'config file not found: {path}')
+    try:
+        check_pkg_resources()  # "mmseg::" bases need it on mmengine 0.10
+    except ImportError as err:
+        raise ToolError(str(err)) from None
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

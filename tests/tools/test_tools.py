@@ -191,3 +191,14 @@ def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
     _ok(run([PYTHON, TRAIN, cfg, '--work-dir', 'w', '--cfg-options', *opts],
             cwd=str(tmp_path)))
     assert (tmp_path / 'w' / 'iter_1.pth').is_file()
+
+
+def test_load_config_explains_missing_pkg_resources(monkeypatch):
+    import sys
+
+    import mmengine
+    from mmseg_plugins.tools import ToolError, load_config
+    monkeypatch.setattr(mmengine, '__version__', '0.10.7')
+    monkeypatch.setitem(sys.modules, 'pkg_resources', None)
+    with pytest.raises(ToolError, match=r'pip install "setuptools<82"'):
+        load_config(DEMO_CONFIG)
