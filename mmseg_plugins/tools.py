@@ -88,10 +88,14 @@ def _pretrained_paths(node, where: str):
 
 
 def check_pretrained_paths(cfg: Config) -> None:
-    """Raise :class:`ToolError` if a local pretrained checkpoint named in
-    the model config (``pretrained=`` or ``init_cfg=dict(type='Pretrained',
-    checkpoint=...)``) does not exist. URLs are left to the loader."""
-    for where, path in _pretrained_paths(cfg.get('model', {}), 'model'):
+    """Raise :class:`ToolError` if a local checkpoint named in the model
+    config (``pretrained=`` or ``init_cfg=dict(type='Pretrained',
+    checkpoint=...)``) or as ``load_from`` does not exist. URLs are left to
+    the loader."""
+    paths = list(_pretrained_paths(cfg.get('model', {}), 'model'))
+    if cfg.get('load_from') and not cfg.get('resume', False):
+        paths.append(('load_from', cfg.load_from))
+    for where, path in paths:
         if '://' in str(path):
             continue
         if not osp.isfile(path):

@@ -146,3 +146,24 @@ def test_afformer_base_config_param_count():
     cfg = Config.fromfile([p for p in AFFORMER if 'base_ade20k' in p][0])
     model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()) == 2_937_906
+
+
+@pytest.mark.parametrize('suffix,key', [('pretrain-nvlabs', 'pretrained'),
+                                        ('finetune-hf', 'load_from')])
+def test_segformer_configs_from_converted_files(suffix, key, tmp_path):
+    """The fine-tuning configs name a converted file; the training tool
+    names it when it is missing."""
+    from helpers import PYTHON, run
+    path = [p for p in SEGFORMER if p.endswith(f'_{suffix}.py')][0]
+    cfg = Config.fromfile(path)
+    target = cfg.model.pretrained if key == 'pretrained' else cfg.load_from
+    assert target.startswith('pretrain/') and target.endswith(
+        '_mmseg_plugins.pth')
+    data = tmp_path / 'data' / 'ade' / 'ADEChallengeData2016'
+    for sub in ('images', 'annotations'):
+        for split in ('training', 'validation'):
+            (data / sub / split).mkdir(parents=True)
+    proc = run([PYTHON, osp.join(ROOT, 'tools', 'train.py'), path],
+               cwd=str(tmp_path))
+    assert proc.returncode == 2
+    assert f"pretrained checkpoint '{target}'" in proc.stderr

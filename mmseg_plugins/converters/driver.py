@@ -25,7 +25,10 @@ import torch.nn as nn
 from ..checkpoint import atomic_save, safe_load, unwrap_state_dict
 from .rules import ConversionError, ConversionReport, convert_state_dict
 
-__all__ = ['FamilySpec', 'convert_checkpoint', 'first_mismatch']
+__all__ = [
+    'FamilySpec', 'convert_checkpoint', 'find_variant', 'first_mismatch',
+    'summary_lines'
+]
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -91,10 +94,43 @@ def _expected(spec: FamilySpec, arch: str, head_sd: Optional[StateDict]
     return exp
 
 
+def find_variant(spec: FamilySpec, sd: StateDict,
+                 head_sd: Optional[StateDict], arch: Optional[str],
+                 src: str) -> str:
+    """The variant whose model has exactly the keys and shapes of ``sd``
+    (``arch`` only, if given).
+
+    Raises:
+        ConversionError: naming the first offending key of the closest
+            variant.
+    """
+    candidates: List[str] = [arch] if arch else list(spec.archs)
+    best = None
+    for name in candidates:
+        try:
+            expected = _expected(spec, name, head_sd)
+        except (ValueError, KeyError, RuntimeError) as err:
+            raise ConversionError(f'cannot build the {spec.name} head from '
+                                  f'the weights in {src}: {err}') from None
+        mismatch = first_mismatch(sd, expected)
+        if mismatch is None:
+            return name
+        score = _count_mismatches(sd, expected)
+        if best is None or score < best[0]:
+            best = (score, name, mismatch)
+    _, name, (key, desc) = best
+    what = f'{spec.name}-{name}' if len(candidates) == 1 else \
+        f'any {spec.name} variant ({", ".join(candidates)}); closest is ' \
+        f'{name}'
+    raise ConversionError(f'{src} does not match {what}: first offending '
+                          f'key {key!r}: {desc}')
+
+
 def convert_checkpoint(src: str,
                        dst: str,
                        spec: FamilySpec,
-                       arch: Optional[str] = None) -> Dict:
+                       arch: Optional[str] = None,
+                       state_dict: Optional[StateDict] = None) -> Dict:
     """Convert ``src`` into this project's layout and write ``dst``.
 
     Args:
@@ -103,6 +139,8 @@ def convert_checkpoint(src: str,
         spec (FamilySpec): The model family.
         arch (str, optional): Variant to check against; detected from the
             shapes when None.
+        state_dict (Mapping, optional): Already loaded weights of ``src``
+            (e.g. read from safetensors); ``src`` is then only named.
 
     Returns:
         dict: ``arch``, ``kind`` (``'segmentation'`` or ``'backbone'``),
@@ -115,7 +153,8 @@ def convert_checkpoint(src: str,
     if arch is not None and arch not in spec.archs:
         raise ConversionError(f'Unknown {spec.name} arch {arch!r}; valid '
                               f'choices: {", ".join(spec.archs)}')
-    sd = unwrap_state_dict(safe_load(src))
+    sd = unwrap_state_dict(
+        safe_load(src) if state_dict is None else dict(state_dict))
     if not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ConversionError(f'{src} holds no state dict of tensors')
     sd = {k[7:] if k.startswith('module.') else k: v for k, v in sd.items()}
@@ -124,7 +163,9 @@ def convert_checkpoint(src: str,
     except ConversionError as err:
         raise ConversionError(f'{src} is not an official {spec.name} '
                               f'checkpoint: {err}') from None
-    is_seg = any(k.startswith(('backbone.', 'decode_head.')) for k in out)
+    is_seg = any(k.startswith('decode_head.') for k in out)
+    if not is_seg and all(k.startswith('backbone.') for k in out):
+        out = type(out)((k[len('backbone.'):], v) for k, v in out.items())
     head_sd = _split(out, 'decode_head.') if is_seg else None
     if is_seg and any(not k.startswith(('backbone.', 'decode_head.'))
                       for k in out):
@@ -132,30 +173,7 @@ def convert_checkpoint(src: str,
                    if not k.startswith(('backbone.', 'decode_head.')))
         raise ConversionError(f'{src} mixes prefixed and bare keys ({bad})')
 
-    candidates: List[str] = [arch] if arch else list(spec.archs)
-    best = None
-    for name in candidates:
-        try:
-            expected = _expected(spec, name, head_sd)
-        except (ValueError, KeyError, RuntimeError) as err:
-            raise ConversionError(f'cannot build the {spec.name} head from '
-                                  f'the weights in {src}: {err}') from None
-        mismatch = first_mismatch(out, expected)
-        if mismatch is None:
-            best = None
-            arch = name
-            break
-        score = _count_mismatches(out, expected)
-        if best is None or score < best[0]:
-            best = (score, name, mismatch)
-    else:
-        _, name, (key, desc) = best
-        what = f'{spec.name}-{name}' if len(candidates) == 1 else \
-            f'any {spec.name} variant ({", ".join(candidates)}); closest is ' \
-            f'{name}'
-        raise ConversionError(f'{src} does not match {what}: first '
-                              f'offending key {key!r}: {desc}')
-
+    arch = find_variant(spec, out, head_sd, arch, src)
     meta = dict(converted_from=osp.basename(src), family=spec.name, arch=arch,
                 dropped=dict(report.dropped))
     atomic_save(dict(state_dict=out, meta=meta), dst)

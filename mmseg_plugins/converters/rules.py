@@ -7,6 +7,9 @@ rule whose regular expression matches the *whole* key:
   optionally transforming the tensor (e.g. Linear -> 1x1 conv reshape);
 * :class:`Split` maps it to several target keys by cutting the tensor
   along dim 0 (e.g. a fused ``in_proj`` into ``q`` and ``kv``);
+* :class:`Fuse` concatenates it with partner keys along dim 0 into one
+  target (e.g. separate ``key`` and ``value`` into ``kv``); the partners are
+  consumed;
 * :class:`Drop` discards it, with a reason that ends up in the report;
 * :class:`Alias` discards it after checking that it holds exactly the same
   tensor as the canonical key it duplicates (shared modules registered
@@ -23,7 +26,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 __all__ = [
-    'ConversionError', 'Rename', 'Split', 'Drop', 'Alias',
+    'ConversionError', 'Rename', 'Split', 'Fuse', 'Drop', 'Alias',
     'ConversionReport', 'convert_state_dict', 'with_prefix'
 ]
 
@@ -50,6 +53,15 @@ class Split:
     pattern: str
     targets: Tuple[str, ...]
     fractions: Tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Fuse:
+    """``pattern`` plus the ``partners`` (``re`` templates of the same
+    match) -> ``target``, concatenated along dim 0 in that order."""
+    pattern: str
+    partners: Tuple[str, ...]
+    target: str
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,10 @@ def with_prefix(prefix: str, rules: Sequence) -> tuple:
         elif isinstance(rule, Split):
             changes['targets'] = tuple(r'\g<1>' + shift(t)
                                        for t in rule.targets)
+        elif isinstance(rule, Fuse):
+            changes['partners'] = tuple(r'\g<1>' + shift(t)
+                                        for t in rule.partners)
+            changes['target'] = r'\g<1>' + shift(rule.target)
         elif isinstance(rule, Alias):
             changes['canonical'] = r'\g<1>' + shift(rule.canonical)
         out.append(dataclasses.replace(rule, **changes))
@@ -143,7 +159,19 @@ def convert_state_dict(
                                   f'(second: {src!r})')
         out[key] = value
 
+    consumed = set()
+    for key in state_dict:  # partners of Fuse rules are used up front
+        rule, m = _match(rules, key)
+        if isinstance(rule, Fuse):
+            for template in rule.partners:
+                partner = m.expand(template)
+                if partner not in state_dict:
+                    raise ConversionError(f'{key!r} needs its partner '
+                                          f'{partner!r}, which is missing')
+                consumed.add(partner)
     for key, value in state_dict.items():
+        if key in consumed:
+            continue
         rule, m = _match(rules, key)
         if rule is None:
             raise ConversionError(f'no conversion rule for key {key!r}')
@@ -156,6 +184,9 @@ def convert_state_dict(
         if isinstance(rule, Rename):
             new = m.expand(rule.target)
             put(new, rule.transform(value) if rule.transform else value, key)
+        elif isinstance(rule, Fuse):
+            parts = [value] + [state_dict[m.expand(t)] for t in rule.partners]
+            put(m.expand(rule.target), torch.cat(parts, dim=0), key)
         else:  # Split
             total = sum(rule.fractions)
             if value.shape[0] % total:
@@ -166,7 +197,8 @@ def convert_state_dict(
             parts = torch.split(value, [f * unit for f in rule.fractions])
             for target, part in zip(rule.targets, parts):
                 put(m.expand(target), part.clone(), key)
-        report.converted += 1
+        report.converted += 1 + (len(rule.partners)
+                                 if isinstance(rule, Fuse) else 0)
     for key, canonical in aliases:
         if canonical not in out:
             raise ConversionError(f'{key!r} is an alias of {canonical!r}, '
