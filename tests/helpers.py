@@ -69,3 +69,15 @@ class Exploit:
 
     def __reduce__(self):
         return (os.system, (f'touch {self.marker}', ))
+
+
+def assert_refused(proc, pattern: str) -> str:
+    """A tool refused bad input: exit code 2, exactly one ``error:`` line
+    on stderr matching ``pattern``, no traceback. Returns the line."""
+    import re
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith('error: ') and 'Traceback' not in proc.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+    return lines[0]

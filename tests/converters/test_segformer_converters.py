@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import afformer_reference as ref
-from helpers import PYTHON, ROOT, run
+from helpers import PYTHON, ROOT, assert_refused, run
 from mmseg_plugins.checkpoint import safe_load, unwrap_state_dict
 from mmseg_plugins.converters.driver import convert_checkpoint
 from mmseg_plugins.converters.segformer import (detect_source, export_hf,
@@ -219,25 +219,20 @@ def test_export_refuses_existing_folder_and_mmseg_head(tmp_path):
     assert not (tmp_path / 'o').exists()
 
 
-def _one_error_line(proc, pattern):
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
-    assert re.search(pattern, lines[0]), lines[0]
 
 
 def test_bad_inputs_are_refused(tmp_path):
     from mmseg_plugins.models import AFFormer
     other = tmp_path / 'afformer.pth'
     torch.save(AFFormer('tiny').state_dict(), other)
-    _one_error_line(run([PYTHON, TO_MMSEG, str(other),
+    assert_refused(run([PYTHON, TO_MMSEG, str(other),
                          str(tmp_path / 'o1.pth')]),
                     'not a SegFormer checkpoint')
     b2 = tmp_path / 'mit_b2.pth'
     backbone, head = _ours('b2')
     torch.save({k[9:]: v for k, v in _nvlabs_layout(backbone, head).items()
                 if k.startswith('backbone.')}, b2)
-    _one_error_line(run([PYTHON, TO_MMSEG, str(b2), str(tmp_path / 'o2.pth'),
+    assert_refused(run([PYTHON, TO_MMSEG, str(b2), str(tmp_path / 'o2.pth'),
                          '--arch', 'b0']),
                     r"SegFormer \(nvlabs\)-b0: first offending key "
                     r"'stages\.0\.patch_embed\.proj\.weight': shape "
@@ -245,7 +240,7 @@ def test_bad_inputs_are_refused(tmp_path):
     empty = tmp_path / 'hf-no-weights'
     empty.mkdir()
     (empty / 'config.json').write_text('{}')
-    _one_error_line(run([PYTHON, TO_MMSEG, str(empty),
+    assert_refused(run([PYTHON, TO_MMSEG, str(empty),
                          str(tmp_path / 'o3.pth')]),
                     'holds no weights: expected model.safetensors')
     assert not any(n.startswith('o') for n in os.listdir(tmp_path))

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import afformer_reference as ref
-from helpers import PYTHON, ROOT, Exploit, demo_overrides, run
+from helpers import (PYTHON, ROOT, Exploit, assert_refused, demo_overrides,
+                     run)
 from mmseg_plugins.checkpoint import safe_load
 from mmseg_plugins.models import AFFormer, AFFormerHead
 
@@ -30,12 +31,6 @@ def _official_files(tmp_path, arch='tiny', num_classes=4):
     return model, head, seg, imnet
 
 
-def _one_error_line(proc, pattern):
-    import re
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
-    assert re.search(pattern, lines[0]), lines[0]
 
 
 def test_segmentation_file_to_test_tool(tmp_path, demo_root):
@@ -83,7 +78,7 @@ def test_wrong_variant_names_first_key_and_shapes(tmp_path):
     _, _, seg, _ = _official_files(tmp_path)
     dst = tmp_path / 'out.pth'
     proc = run([PYTHON, CONVERTER, str(seg), str(dst), '--arch', 'base'])
-    _one_error_line(proc, r"AFFormer-base: first offending key "
+    assert_refused(proc, r"AFFormer-base: first offending key "
                     r"'backbone\.stages\.0\.aggregate\.conv\.weight': shape "
                     r"\(64, 32, 1, 1\) in the file, \(96, 32, 1, 1\)")
     # nothing written, not even a temporary file
@@ -95,7 +90,7 @@ def test_unknown_arch_option(tmp_path):
     _, _, seg, _ = _official_files(tmp_path)
     proc = run([PYTHON, CONVERTER, str(seg), str(tmp_path / 'o.pth'),
                 '--arch', 'huge'])
-    _one_error_line(proc, 'valid choices: tiny, small, base')
+    assert_refused(proc, 'valid choices: tiny, small, base')
 
 
 def test_modified_alias_is_refused(tmp_path):
@@ -106,7 +101,7 @@ def test_modified_alias_is_refused(tmp_path):
     ckpt['state_dict'][key] = ckpt['state_dict'][key] + 1
     torch.save(ckpt, seg)
     proc = run([PYTHON, CONVERTER, str(seg), str(tmp_path / 'o.pth')])
-    _one_error_line(proc, 'should duplicate .*different values')
+    assert_refused(proc, 'should duplicate .*different values')
     assert not (tmp_path / 'o.pth').exists()
 
 
@@ -115,7 +110,7 @@ def test_other_family_is_refused(tmp_path):
     src = tmp_path / 'mit.pth'
     torch.save(MiT('b0').state_dict(), src)
     proc = run([PYTHON, CONVERTER, str(src), str(tmp_path / 'o.pth')])
-    _one_error_line(proc, 'is not an official AFFormer checkpoint: no '
+    assert_refused(proc, 'is not an official AFFormer checkpoint: no '
                     "conversion rule for key 'stages.0.patch_embed")
 
 
@@ -133,5 +128,5 @@ def test_bad_files_are_refused(tmp_path, kind):
     else:
         pattern = 'not found'
     proc = run([PYTHON, CONVERTER, str(src), str(tmp_path / 'o.pth')])
-    _one_error_line(proc, pattern)
+    assert_refused(proc, pattern)
     assert not marker.exists() and not (tmp_path / 'o.pth').exists()

@@ -8,8 +8,8 @@ import os.path as osp
 import pytest
 import torch
 
-from helpers import (DEMO_CONFIG, PYTHON, ROOT, Exploit, demo_overrides,
-                     mmseg_tool, run)
+from helpers import (DEMO_CONFIG, PYTHON, ROOT, Exploit, assert_refused,
+                     demo_overrides, mmseg_tool, run)
 from mmseg_plugins.checkpoint import safe_load
 
 TRAIN = osp.join(ROOT, 'tools', 'train.py')
@@ -21,16 +21,6 @@ def _ok(proc):
     return proc
 
 
-def _refused(proc, pattern):
-    """One 'error:' line on stderr, no traceback, exit code 2."""
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith('error: ')
-    assert 'Traceback' not in proc.stderr
-    import re
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope='module')
@@ -109,14 +99,14 @@ def test_unknown_variant_is_refused(demo_root, tmp_path):
     proc = run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
                 '--cfg-options', *demo_overrides(demo_root, 2),
                 'model.backbone.arch=b9'])
-    _refused(proc, r"Unknown MiT arch 'b9'; valid choices: b0, b1, b2, b3")
+    assert_refused(proc, r"Unknown MiT arch 'b9'; valid choices: b0, b1, b2, b3")
 
 
 def test_wrong_channel_list_is_refused(demo_root, tmp_path):
     proc = run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
                 '--cfg-options', *demo_overrides(demo_root, 2),
                 'model.decode_head.in_channels=[32,64,160,512]'])
-    _refused(proc, r'in_channels=\[32, 64, 160, 512\] but the backbone '
+    assert_refused(proc, r'in_channels=\[32, 64, 160, 512\] but the backbone '
              r'gives \[32, 64, 160, 256\]')
 
 
@@ -124,12 +114,12 @@ def test_missing_data_is_refused(tmp_path):
     missing = str(tmp_path / 'nowhere')
     proc = run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
                 '--cfg-options', *demo_overrides(missing, 2)])
-    _refused(proc, r'dataset directory .*nowhere/images/training.* does not '
+    assert_refused(proc, r'dataset directory .*nowhere/images/training.* does not '
              'exist')
 
 
 def test_missing_config_is_refused(tmp_path):
-    _refused(run([PYTHON, TRAIN, str(tmp_path / 'nope.py')]),
+    assert_refused(run([PYTHON, TRAIN, str(tmp_path / 'nope.py')]),
              'config file not found')
 
 
@@ -152,7 +142,7 @@ def test_test_tool_refuses_bad_checkpoints(demo_root, tmp_path, kind):
     proc = run([PYTHON, TEST, DEMO_CONFIG, str(path), '--work-dir',
                 str(tmp_path / 'w'), '--cfg-options',
                 *demo_overrides(demo_root, 2)])
-    _refused(proc, pattern)
+    assert_refused(proc, pattern)
     assert not marker.exists()
 
 
@@ -175,7 +165,7 @@ def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
             'default_hooks.logger.interval=1']
     proc = run([PYTHON, TRAIN, cfg, '--work-dir', 'w', '--cfg-options',
                 *opts], cwd=str(tmp_path))
-    _refused(proc, "dataset directory 'data/ade/ADEChallengeData2016/images/"
+    assert_refused(proc, "dataset directory 'data/ade/ADEChallengeData2016/images/"
              "training'")
     rng = np.random.default_rng(0)
     root = tmp_path / 'data' / 'ade' / 'ADEChallengeData2016'
