@@ -216,11 +216,7 @@ class AFFormer(BackboneBase):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(pretrained, init_cfg)
         s = resolve_arch('AFFormer', arch, AFFORMER_ARCHS,
-                         list(AFFORMER_ARCHS['tiny']))
-        for key, value in s.items():
-            if len(value) != 4:
-                raise ValueError(f'AFFormer arch: {key}={list(value)} must '
-                                 'have 4 entries (one per stage)')
+                         list(AFFORMER_ARCHS['tiny']), num_stages=4)
         self.arch_settings = s
         self.out_indices = self.check_out_indices('AFFormer', out_indices, 4)
         dims = list(s['embed_dims'])

@@ -137,9 +137,15 @@ def check_in_channels(head: str, expected: Sequence[int],
                          f'backbone gives {found}; set in_channels to {found}')
 
 
-def resolve_arch(family: str, arch, table: Mapping[str, Dict],
-                 required: Sequence[str]) -> Dict:
+def resolve_arch(family: str,
+                 arch,
+                 table: Mapping[str, Dict],
+                 required: Sequence[str],
+                 num_stages: Optional[int] = None) -> Dict:
     """Look up a variant by name in ``table`` or validate a custom dict.
+
+    Every setting is a per-stage sequence; all must have as many entries as
+    ``depths`` (and ``num_stages`` entries when it is given).
 
     Args:
         family (str): Model family, used in error messages.
@@ -147,28 +153,40 @@ def resolve_arch(family: str, arch, table: Mapping[str, Dict],
             key.
         table (Mapping): ``{name: settings}``.
         required (Sequence[str]): Keys a custom dict must provide.
+        num_stages (int, optional): Fixed number of stages of the family.
 
     Returns:
         dict: A copy of the settings.
 
     Raises:
-        ValueError: unknown name or incomplete dict (the message lists the
-            valid choices / missing keys).
+        ValueError: unknown name, incomplete dict or inconsistent lengths
+            (the message lists the valid choices / missing keys / the bad
+            entry).
     """
     if isinstance(arch, str):
         key = arch.lower()
         if key not in table:
             raise ValueError(f'Unknown {family} arch {arch!r}; valid '
                              f'choices: {", ".join(table)}')
-        return dict(table[key])
-    if isinstance(arch, Mapping):
+        settings = dict(table[key])
+    elif isinstance(arch, Mapping):
         missing = [k for k in required if k not in arch]
         if missing:
             raise ValueError(f'Custom {family} arch is missing keys '
                              f'{missing}; it needs {list(required)}')
-        return dict(arch)
-    raise TypeError(f'{family} arch must be a name ({", ".join(table)}) or '
-                    f'a dict, got {type(arch).__name__}')
+        settings = dict(arch)
+    else:
+        raise TypeError(f'{family} arch must be a name ({", ".join(table)}) '
+                        f'or a dict, got {type(arch).__name__}')
+    n = len(settings['depths']) if num_stages is None else num_stages
+    for key, value in settings.items():
+        if len(value) != n:
+            raise ValueError(f'{family} arch: {key}={list(value)} has '
+                             f'{len(value)} entries but depths has {n}'
+                             if num_stages is None else
+                             f'{family} arch: {key}={list(value)} must have '
+                             f'{n} entries (one per stage)')
+    return settings
 
 
 def check_min_input_size(x: torch.Tensor, min_size: int, family: str) -> None:

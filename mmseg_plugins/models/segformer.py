@@ -241,11 +241,6 @@ class MiT(BackboneBase):
         super().__init__(pretrained, init_cfg)
         settings = resolve_arch('MiT', arch, MIT_ARCHS, list(MIT_ARCHS['b0']))
         num_stages = len(settings['depths'])
-        for key, value in settings.items():
-            if len(value) != num_stages:
-                raise ValueError(
-                    f'MiT arch: {key}={list(value)} has {len(value)} entries '
-                    f'but depths has {num_stages}')
         self.arch_settings = settings
         self.embed_dims = tuple(settings['embed_dims'])
         self.out_indices = self.check_out_indices('MiT', out_indices,

@@ -103,6 +103,8 @@ def test_converter_round_trip(arch):
 def test_unknown_arch_lists_choices():
     with pytest.raises(ValueError, match=r"'huge'.*tiny, small, base"):
         AFFormer('huge')
+    with pytest.raises(ValueError, match=r'depths=\[1, 2, 4\] must have 4'):
+        AFFormer(dict(AFFORMER_ARCHS['tiny'], depths=(1, 2, 4)))
 
 
 def test_too_small_input_is_explained():
