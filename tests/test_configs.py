@@ -167,3 +167,53 @@ def test_segformer_configs_from_converted_files(suffix, key, tmp_path):
                cwd=str(tmp_path))
     assert proc.returncode == 2
     assert f"pretrained checkpoint '{target}'" in proc.stderr
+
+
+MPVIT = sorted(glob.glob(osp.join(ROOT, 'configs', 'mpvit', '*.py')))
+# backbone + UPerHead + FCN auxiliary head, 150 classes; the README's 52M /
+# 105M include the auxiliary head (reference notes, section 3.2)
+MPVIT_PARAMS = dict(tiny=33_892_508, xsmall=38_985_676, small=51_588_020,
+                    base=105_295_196)
+
+
+def test_all_mpvit_configs_present():
+    names = {osp.basename(p) for p in MPVIT}
+    assert names == {f'mpvit_{a}_upernet_ade20k.py'
+                     for a in ('tiny', 'xsmall', 'small', 'base')}
+
+
+@pytest.mark.parametrize('path', MPVIT, ids=osp.basename)
+def test_mpvit_recipe_and_size(path):
+    from mmengine.model import revert_sync_batchnorm
+    from mmseg.registry import MODELS
+    from mmseg_plugins.models import MPViT
+    cfg = Config.fromfile(path)
+    arch = osp.basename(path).split('_')[1]
+    backbone, head, aux = (cfg.model.backbone, cfg.model.decode_head,
+                           cfg.model.auxiliary_head)
+    assert backbone.type == 'mmseg_plugins.MPViT' and backbone.arch == arch
+    assert backbone.drop_path_rate == dict(tiny=0.1, xsmall=0.1, small=0.2,
+                                           base=0.4)[arch]
+    assert backbone.norm_eval is False and cfg.sync_bn == 'torch'
+    chans = MPViT(arch).out_channels
+    assert (head.type, list(head.in_channels), head.channels) == \
+        ('UPerHead', chans, 512)
+    assert head.norm_cfg.type == 'SyncBN' and head.num_classes == 150
+    assert (aux.type, aux.in_index, aux.in_channels, aux.channels) == \
+        ('FCNHead', 2, chans[2], 256)
+    assert aux.loss_decode.loss_weight == 0.4
+    opt = cfg.optim_wrapper
+    assert (opt.optimizer.type, opt.optimizer.lr,
+            opt.optimizer.weight_decay) == ('AdamW', 6e-5, 0.01)
+    assert 'paramwise_cfg' not in opt
+    warm, poly = cfg.param_scheduler
+    assert (warm.type, warm.start_factor, warm.end) == ('LinearLR', 1e-6, 1500)
+    assert (poly.type, poly.power, poly.begin, poly.end, poly.eta_min) == \
+        ('PolyLR', 1.0, 0, 160000, 0.0)
+    assert cfg.train_cfg.max_iters == 160000
+    assert cfg.train_dataloader.batch_size * 8 == 16
+    assert cfg.train_dataloader.dataset.type == 'ADE20KDataset'
+    assert cfg.crop_size == (512, 512) and cfg.model.test_cfg.mode == 'whole'
+    init_default_scope('mmseg')
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    assert sum(p.numel() for p in model.parameters()) == MPVIT_PARAMS[arch]

@@ -16,7 +16,7 @@ _base_ = [
     '../_base_/models/afformer.py',
     'mmseg::_base_/datasets/cityscapes_1024x1024.py',
     'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/afformer_adamw_160k.py'
+    '../_base_/schedules/adamw_warmup-poly_160k.py'
 ]
 crop_size = (1024, 1024)
 data_preprocessor = dict(size=crop_size)

@@ -20,7 +20,7 @@ _base_ = [
     '../_base_/models/afformer.py',
     'mmseg::_base_/datasets/coco-stuff164k.py',
     'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/afformer_adamw_160k.py'
+    '../_base_/schedules/adamw_warmup-poly_160k.py'
 ]
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)

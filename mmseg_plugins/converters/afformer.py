@@ -7,38 +7,17 @@ Official layout (github dongbo811/AFFormer ``tools/afformer.py`` and the
 ``.crpe``, ``.factoratt_crpe.crpe``). Segmentation files prefix the
 backbone with ``backbone.`` and hold ``decode_head.{squeeze,align,conv_seg}``.
 """
-from .rules import Alias, Drop, Rename, with_prefix
+from .mpvit import mhca_backbone_rules
+from .rules import Drop, Rename, with_prefix
 
 __all__ = [
     'AFFORMER_BACKBONE_RULES', 'AFFORMER_HEAD_RULES', 'AFFORMER_RULES',
     'afformer_spec'
 ]
 
-_S = r'mhca_stages\.(\d)\.'
-_E = _S + r'mhca_blks\.0\.'
-_L = _E + r'MHCA_layers\.(\d+)\.'
-
-AFFORMER_BACKBONE_RULES = (
-    Rename(r'stem\.(\d)\.(conv|bn)\.(.+)', r'stem.\1.\2.\3'),
-    Rename(r'patch_embed_stages\.(\d)\.patch_embeds\.(\d)\.patch_conv\.'
-           r'(dwconv|pwconv|bn)\.(.+)', r'stages.\1.patch_embeds.\2.\3.\4'),
-    Rename(_S + r'Restore\.(.+)', r'stages.\1.local.\2'),
-    Rename(_S + r'aggregate\.(.+)', r'stages.\1.aggregate.\2'),
-    Rename(_E + r'(cpe|crpe)\.(.+)', r'stages.\1.encoder.\2.\3'),
-    Alias(_L + r'cpe\.(.+)', r'stages.\1.encoder.cpe.\3'),
-    Alias(_L + r'(?:factoratt_crpe\.)?crpe\.(.+)',
-          r'stages.\1.encoder.crpe.\3'),
-    Rename(_L + r'factoratt_crpe\.(qkv|proj)\.(.+)',
-           r'stages.\1.encoder.blocks.\2.attn.\3.\4'),
-    Rename(_L + r'mlp\.(fc1|fc2)\.(.+)',
-           r'stages.\1.encoder.blocks.\2.mlp.\3.\4'),
-    Rename(_L + r'mlp\.dwconv\.dwconv\.(.+)',
-           r'stages.\1.encoder.blocks.\2.mlp.dwconv.\3'),
-    Rename(_L + r'(norm1|norm2)\.(.+)',
-           r'stages.\1.encoder.blocks.\2.\3.\4'),
-    Drop(r'(cls_head|head)\..+', 'ImageNet classifier, not part of the '
-         'segmentation backbone'),
-)
+AFFORMER_BACKBONE_RULES = mhca_backbone_rules(
+    r'mhca_blks\.0\.', 'encoder.', 'Restore',
+    {'fc1': 'fc1', 'fc2': 'fc2', 'dwconv.dwconv': 'dwconv'})
 
 AFFORMER_HEAD_RULES = (
     Rename(r'decode_head\.(squeeze|conv_seg)\.(.+)', r'decode_head.\1.\2'),

@@ -44,14 +44,25 @@ class FamilySpec:
         archs (Sequence[str]): Variant names, tried in this order.
         build_backbone (callable): ``arch -> nn.Module``.
         build_head (callable, optional): ``(arch, head_state_dict) ->
-            nn.Module`` (head hyper-parameters such as the number of classes
-            are read from the weights).
+            nn.Module`` for ``decode_head`` (head hyper-parameters such as
+            the number of classes are read from the weights).
+        extra_heads (dict, optional): ``{prefix: builder}`` for further
+            heads of a segmentation file, e.g. ``auxiliary_head``; a file
+            may hold them or not.
     """
     name: str
     rules: Sequence
     archs: Sequence[str]
     build_backbone: Callable[[str], nn.Module]
     build_head: Optional[Callable[[str, StateDict], nn.Module]] = None
+    extra_heads: Optional[Dict[str, Callable[[str, StateDict],
+                                             nn.Module]]] = None
+
+    @property
+    def head_prefixes(self) -> Tuple[str, ...]:
+        """Key prefixes of the heads (``decode_head.`` first)."""
+        return ('decode_head.', ) + tuple(f'{p}.'
+                                          for p in self.extra_heads or ())
 
 
 def first_mismatch(found: StateDict,
@@ -81,22 +92,25 @@ def _count_mismatches(found: StateDict, expected: StateDict) -> int:
                tuple(found[k].shape) != tuple(expected[k].shape))
 
 
-def _expected(spec: FamilySpec, arch: str, head_sd: Optional[StateDict]
+def _expected(spec: FamilySpec, arch: str,
+              head_sds: Optional[Dict[str, StateDict]]
               ) -> Dict[str, torch.Tensor]:
-    exp = {f'backbone.{k}' if head_sd is not None else k: v
+    exp = {f'backbone.{k}' if head_sds is not None else k: v
            for k, v in spec.build_backbone(arch).state_dict().items()}
-    if head_sd is not None:
-        if spec.build_head is None:
-            raise ConversionError(f'{spec.name} has no head to convert')
-        head = spec.build_head(arch, head_sd)
-        exp.update({f'decode_head.{k}': v
-                    for k, v in head.state_dict().items()})
+    builders = dict(decode_head=spec.build_head, **(spec.extra_heads or {}))
+    for prefix, head_sd in (head_sds or {}).items():
+        build = builders.get(prefix.rstrip('.'))
+        if build is None:
+            raise ConversionError(f'{spec.name} has no {prefix[:-1]} to '
+                                  'convert')
+        head = build(arch, head_sd)
+        exp.update({f'{prefix}{k}': v for k, v in head.state_dict().items()})
     return exp
 
 
 def find_variant(spec: FamilySpec, sd: StateDict,
-                 head_sd: Optional[StateDict], arch: Optional[str],
-                 src: str) -> str:
+                 head_sds: Optional[Dict[str, StateDict]],
+                 arch: Optional[str], src: str) -> str:
     """The variant whose model has exactly the keys and shapes of ``sd``
     (``arch`` only, if given).
 
@@ -108,7 +122,9 @@ def find_variant(spec: FamilySpec, sd: StateDict,
     best = None
     for name in candidates:
         try:
-            expected = _expected(spec, name, head_sd)
+            expected = _expected(spec, name, head_sds)
+        except ConversionError:
+            raise
         except (ValueError, KeyError, RuntimeError) as err:
             raise ConversionError(f'cannot build the {spec.name} head from '
                                   f'the weights in {src}: {err}') from None
@@ -163,17 +179,21 @@ def convert_checkpoint(src: str,
     except ConversionError as err:
         raise ConversionError(f'{src} is not an official {spec.name} '
                               f'checkpoint: {err}') from None
-    is_seg = any(k.startswith('decode_head.') for k in out)
+    heads = spec.head_prefixes
+    is_seg = any(k.startswith(heads) for k in out)
     if not is_seg and all(k.startswith('backbone.') for k in out):
         out = type(out)((k[len('backbone.'):], v) for k, v in out.items())
-    head_sd = _split(out, 'decode_head.') if is_seg else None
-    if is_seg and any(not k.startswith(('backbone.', 'decode_head.'))
-                      for k in out):
-        bad = next(k for k in out
-                   if not k.startswith(('backbone.', 'decode_head.')))
+    head_sds = {p: _split(out, p) for p in heads
+                if any(k.startswith(p) for k in out)} if is_seg else None
+    if is_seg and 'decode_head.' not in head_sds:
+        raise ConversionError(f'{src} has {", ".join(head_sds)} weights '
+                              'but no decode_head')
+    allowed = ('backbone.', ) + heads
+    if is_seg and any(not k.startswith(allowed) for k in out):
+        bad = next(k for k in out if not k.startswith(allowed))
         raise ConversionError(f'{src} mixes prefixed and bare keys ({bad})')
 
-    arch = find_variant(spec, out, head_sd, arch, src)
+    arch = find_variant(spec, out, head_sds, arch, src)
     meta = dict(converted_from=osp.basename(src), family=spec.name, arch=arch,
                 dropped=dict(report.dropped))
     atomic_save(dict(state_dict=out, meta=meta), dst)

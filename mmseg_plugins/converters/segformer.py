@@ -313,7 +313,7 @@ def export_hf(src: str, dst_dir: str, arch: str = None) -> Dict:
     spec = segformer_spec('mmseg')  # only its builders are used here
     head_sd = {k[12:]: v for k, v in sd.items()
                if k.startswith('decode_head.')}
-    arch = find_variant(spec, sd, head_sd, arch, src)
+    arch = find_variant(spec, sd, {'decode_head.': head_sd}, arch, src)
     out, _ = convert_state_dict(sd, OURS_TO_HF)
     config = hf_config(MIT_ARCHS[arch],
                        head_sd['fusion_conv.conv.weight'].shape[0],

@@ -1,8 +1,9 @@
 from .afformer import AFFORMER_ARCHS, AFFormer, AFFormerHead
+from .mpvit import MPVIT_ARCHS, MPViT
 from .segformer import MIT_ARCHS, MiT, SegformerHead
 from .wrappers import CPUDistributedDataParallel
 
 __all__ = [
     'MiT', 'SegformerHead', 'MIT_ARCHS', 'AFFormer', 'AFFormerHead',
-    'AFFORMER_ARCHS', 'CPUDistributedDataParallel'
+    'AFFORMER_ARCHS', 'MPViT', 'MPVIT_ARCHS', 'CPUDistributedDataParallel'
 ]

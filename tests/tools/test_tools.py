@@ -148,7 +148,8 @@ def test_test_tool_refuses_bad_checkpoints(demo_root, tmp_path, kind):
 
 @pytest.mark.parametrize('config', [
     'segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py',
-    'afformer/afformer_tiny_ade20k.py'
+    'afformer/afformer_tiny_ade20k.py',
+    'mpvit/mpvit_tiny_upernet_ade20k.py'
 ])
 def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
     """The real ADE20K configs start training (one iteration, 512x512 crops)

@@ -1,0 +1,210 @@
+"""MPViT: the multi-path vision transformer backbone.
+
+Lee et al., "MPViT: Multi-Path Vision Transformer for Dense Prediction",
+CVPR 2022 (arXiv 2112.11010).
+
+Written for this project from the paper and the documented behaviour of the
+official release (github youngwanLEE/MPViT, see the project's reference
+notes); no code of the official implementation is used. Everything that
+changes outputs or weights follows the official segmentation backbone:
+
+* a stride-4 stem of two 3x3 Conv-BN-Hardswish (C0/2 then C0 channels);
+* four stages; each embeds its input ``num_paths`` times with *chained*
+  3x3 depthwise-separable Conv-BN-Hardswish (path p consumes path p-1, so
+  the receptive fields are 3, 5, 7; only the first embedding of stages 1-3
+  has stride 2);
+* path p runs a factorised-attention encoder: one conv position encoding
+  and one convolutional relative position encoding (3/5/7 windows on 2/3/3
+  of the 8 heads) shared by all blocks of the path, pre-norm blocks with a
+  plain GELU MLP; the first embedding also feeds a residual conv branch;
+* ``[local, path 0, path 1, ...]`` are concatenated and fused by a 1x1
+  Conv-BN-Hardswish into the *next* stage's width, so the outputs have
+  ``embed_dims[1:] + embed_dims[-1:]`` channels at strides 4/8/16/32, with
+  no extra norms.
+
+The shared position encodings are registered once per path (the official
+checkpoints repeat them under every block; the converter folds those alias
+keys). There is no classifier.
+"""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import ModuleList
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..registry import MODELS
+from .layers import (BackboneBase, ConvBN, ConvLocalBlock, ConvRelPosEnc,
+                     DWSeparableConvBN, FactorizedAttentionEncoder,
+                     check_min_input_size, resolve_arch)
+
+__all__ = ['MPVIT_ARCHS', 'Mlp', 'MPViTStage', 'MPViT']
+
+#: Every MPViT variant, declared once (the official factory functions).
+#: ``embed_dims[i]`` is the width inside stage ``i``; stage ``i`` outputs
+#: ``embed_dims[i + 1]`` channels (the last keeps ``embed_dims[3]``).
+MPVIT_ARCHS = {
+    'tiny': dict(embed_dims=(64, 96, 176, 216), depths=(1, 2, 4, 1),
+                 num_paths=(2, 3, 3, 3), num_heads=(8, 8, 8, 8),
+                 mlp_ratios=(2, 2, 2, 2)),
+    'xsmall': dict(embed_dims=(64, 128, 192, 256), depths=(1, 2, 4, 1),
+                   num_paths=(2, 3, 3, 3), num_heads=(8, 8, 8, 8),
+                   mlp_ratios=(4, 4, 4, 4)),
+    'small': dict(embed_dims=(64, 128, 216, 288), depths=(1, 3, 6, 3),
+                  num_paths=(2, 3, 3, 3), num_heads=(8, 8, 8, 8),
+                  mlp_ratios=(4, 4, 4, 4)),
+    'base': dict(embed_dims=(128, 224, 368, 480), depths=(1, 3, 8, 3),
+                 num_paths=(2, 3, 3, 3), num_heads=(8, 8, 8, 8),
+                 mlp_ratios=(4, 4, 4, 4)),
+}
+
+
+class Mlp(nn.Module):
+    """``fc2(GELU(fc1(x)))`` on tokens (the ``hw`` argument is unused; it
+    keeps the call signature of the other feed-forward modules).
+
+    Args:
+        dim (int): Token channels.
+        hidden_dim (int): Hidden channels.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))  # (B, N, C)
+
+
+class MPViTStage(nn.Module):
+    """One MPViT stage: chained multi-scale patch embeddings, one
+    factorised-attention encoder per path, the residual conv branch and the
+    1x1 aggregation (see the module docstring).
+
+    Args:
+        dim (int): Width inside the stage (and its input channels: the
+            previous stage aggregates into this width).
+        out_dim (int): Output width (after ``aggregate``).
+        depth (int): Blocks per path.
+        num_paths (int): Parallel paths.
+        num_heads (int): Attention heads.
+        mlp_ratio (float): MLP hidden width relative to ``dim``.
+        stride (int): Stride of the first patch embedding.
+        drop_paths (Sequence[float]): Stochastic depth per block (the same
+            for every path).
+    """
+
+    def __init__(self, dim: int, out_dim: int, depth: int,
+                 num_paths: int, num_heads: int, mlp_ratio: float,
+                 stride: int, drop_paths: Sequence[float]) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'MPViT width {dim} is not divisible by '
+                             f'num_heads {num_heads}')
+        self.patch_embeds = nn.ModuleList(
+            DWSeparableConvBN(dim, dim, 3, stride if p == 0 else 1)
+            for p in range(num_paths))
+        hidden = int(dim * mlp_ratio)
+        self.encoders = nn.ModuleList(
+            FactorizedAttentionEncoder(
+                dim, num_heads, ConvRelPosEnc(dim // num_heads, num_heads),
+                [Mlp(dim, hidden) for _ in range(depth)], drop_paths)
+            for _ in range(num_paths))
+        self.local = ConvLocalBlock(dim, dim)
+        self.aggregate = ConvBN(dim * (num_paths + 1), out_dim,
+                                act=nn.Hardswish)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = []
+        for embed, encoder in zip(self.patch_embeds, self.encoders):
+            x = embed(x)  # (B, C, H_s, W_s); chained: path p sees path p-1
+            if not feats:
+                feats.append(self.local(x))
+            feats.append(encoder(x))
+        return self.aggregate(torch.cat(feats, dim=1))  # (B, C_out, ...)
+
+
+@MODELS.register_module()
+class MPViT(BackboneBase):
+    """MPViT backbone (variants ``tiny``, ``xsmall``, ``small``, ``base``).
+
+    Returns the four stage outputs at strides 4/8/16/32 with
+    ``embed_dims[1:] + embed_dims[-1:]`` channels (e.g. small:
+    [128, 216, 288, 288]), like the official segmentation backbone.
+
+    Args:
+        arch (str | dict): Variant name (see :data:`MPVIT_ARCHS`) or a dict
+            with ``embed_dims``, ``depths``, ``num_paths``, ``num_heads``
+            and ``mlp_ratios`` (4 entries each). Default: ``'small'``.
+        in_channels (int): Input channels. Default: 3.
+        out_indices (Sequence[int]): Stages to return. Default: (0, 1, 2, 3).
+        drop_path_rate (float): Stochastic depth, linear from 0 over all
+            blocks of one path. Default: 0.
+        norm_eval (bool): Keep BatchNorm layers in eval mode while
+            training. Default: False (the official ADE20K configs).
+        pretrained (str, optional): Deprecated, use ``init_cfg``.
+        init_cfg (dict, optional): mmengine initialisation config.
+    """
+
+    #: The stage-3 encoders run at 1/32 of the input.
+    min_input_size = 32
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'small',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.,
+                 norm_eval: bool = False,
+                 pretrained: Optional[str] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(pretrained, init_cfg)
+        s = resolve_arch('MPViT', arch, MPVIT_ARCHS,
+                         list(MPVIT_ARCHS['tiny']), num_stages=4)
+        self.arch_settings = s
+        self.out_indices = self.check_out_indices('MPViT', out_indices, 4)
+        self.norm_eval = norm_eval
+        dims = list(s['embed_dims'])
+        self.stage_out_dims = dims[1:] + dims[-1:]
+
+        self.stem = nn.Sequential(
+            ConvBN(in_channels, dims[0] // 2, 3, 2, 1, act=nn.Hardswish),
+            ConvBN(dims[0] // 2, dims[0], 3, 2, 1, act=nn.Hardswish))
+        rates = torch.linspace(0, drop_path_rate, sum(s['depths'])).tolist()
+        self.stages = ModuleList()
+        cursor = 0
+        for i in range(4):
+            depth = s['depths'][i]
+            self.stages.append(
+                MPViTStage(dims[i], self.stage_out_dims[i], depth,
+                           s['num_paths'][i],
+                           s['num_heads'][i], s['mlp_ratios'][i],
+                           2 if i else 1, rates[cursor:cursor + depth]))
+            cursor += depth
+
+    @property
+    def out_channels(self) -> List[int]:
+        """Channels of the returned feature maps."""
+        return [self.stage_out_dims[i] for i in self.out_indices]
+
+    def train(self, mode: bool = True) -> 'MPViT':
+        super().train(mode)
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """(B, 3, H, W) -> maps at H/4, H/8, H/16, H/32 (ceil)."""
+        check_min_input_size(x, self.min_input_size, 'MPViT')
+        # channels-last end to end: mkldnn convolutions take it without
+        # reordering and token <-> map conversions are views
+        x = self.stem(x.contiguous(memory_format=torch.channels_last))
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)  # (B, C_i, H_i, W_i)
+            if i in self.out_indices:
+                outs.append(x)
+        return outs
