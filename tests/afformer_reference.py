@@ -103,16 +103,3 @@ def official_state_dict(model, head=None, align_seed=0):
     full['decode_head.align.gn.bias'] = torch.zeros(c)
     return full
 
-
-def randomise(module, seed=0):
-    """Random parameters and BN statistics, so every layer matters."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-        for name, b in module.named_buffers():
-            if name.endswith('running_mean'):
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-            elif name.endswith('running_var'):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
-    return module
