@@ -39,8 +39,8 @@ from mmseg.models.utils import resize
 from ..registry import MODELS
 from .layers import (BackboneBase, ConvBN, ConvLocalBlock, ConvRelPosEnc,
                      DWSeparableConvBN, FactorizedAttentionEncoder,
-                     check_in_channels, check_min_input_size, nchw_to_nlc,
-                     nlc_to_nchw, resolve_arch)
+                     check_in_channels, check_min_input_size, gelu_linear,
+                     nchw_to_nlc, nlc_to_nchw, resolve_arch)
 
 __all__ = ['AFFORMER_ARCHS', 'AFFormer', 'AFFormerHead']
 
@@ -75,14 +75,13 @@ class DWConvResidualMlp(nn.Module):
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.dwconv = nn.Conv2d(hidden_dim, hidden_dim, 3, 1, 1,
                                 groups=hidden_dim)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         x = self.fc1(x)  # (B, N, 2C)
         local = nchw_to_nlc(self.dwconv(nlc_to_nchw(x, hw)))
         local += x  # in place: the conv output is a fresh tensor
-        return self.fc2(self.act(local))  # (B, N, C)
+        return gelu_linear(local, self.fc2)  # fc2(GELU(local)), (B, N, C)
 
 
 class LowPassPyramid(nn.Module):

@@ -18,7 +18,7 @@ __all__ = [
     'OverlapPatchEmbed', 'init_vit_weights', 'resolve_arch',
     'check_min_input_size', 'ConvBN', 'DWSeparableConvBN', 'ConvLocalBlock',
     'ConvPosEnc', 'ConvRelPosEnc', 'FactorizedAttention',
-    'FactorizedAttentionBlock', 'FactorizedAttentionEncoder'
+    'FactorizedAttentionBlock', 'FactorizedAttentionEncoder', 'gelu_linear'
 ]
 
 
@@ -302,7 +302,8 @@ class ConvPosEnc(nn.Module):
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         feat = nlc_to_nchw(x, hw)  # (B, C, H, W)
-        return nchw_to_nlc(self.proj(feat) + feat)  # (B, N, C)
+        # in place: the conv output is fresh and autograd does not keep it
+        return nchw_to_nlc(self.proj(feat).add_(feat))  # (B, N, C)
 
 
 class ConvRelPosEnc(nn.Module):
@@ -350,7 +351,16 @@ class ConvRelPosEnc(nn.Module):
             [conv.bias for conv in self.conv_list])
 
     def high_pass(self, v_img: torch.Tensor) -> torch.Tensor:
-        """Multi-window depthwise convolution of (B, C, H, W)."""
+        """Multi-window depthwise convolution of (B, C, H, W).
+
+        Inference runs the merged kernel; with autograd the per-window
+        convolutions run separately, whose backward passes are cheaper than
+        that of the zero-padded kernel (measured on CPU).
+        """
+        if torch.is_grad_enabled():
+            parts = torch.split(v_img, self.splits, dim=1)
+            return torch.cat(
+                [conv(x) for conv, x in zip(self.conv_list, parts)], dim=1)
         weight, bias = self.merged_kernel()
         return F.conv2d(v_img, weight, bias, 1, weight.shape[-1] // 2, 1,
                         weight.shape[0])
@@ -359,6 +369,46 @@ class ConvRelPosEnc(nn.Module):
                 hw: Tuple[int, int]) -> torch.Tensor:
         """q, v: (B, N, C) tokens (heads side by side) -> (B, N, C)."""
         return q * nchw_to_nlc(self.high_pass(nlc_to_nchw(v, hw)))
+
+
+class _GeluLinear(torch.autograd.Function):
+    """``linear(gelu(h), weight, bias)`` that keeps only ``h`` for backward
+    and recomputes ``gelu(h)`` there (one elementwise op), instead of keeping
+    both ``h`` and ``gelu(h)``: the MLP's widest activation is stored once."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias):
+        ctx.save_for_backward(h, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(F.gelu(h), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, weight = ctx.saved_tensors
+        grad_h = grad_w = grad_b = None
+        flat = grad.reshape(-1, grad.shape[-1])
+        grad_act = grad @ weight  # (..., hidden)
+        if ctx.needs_input_grad[0]:
+            grad_h = torch.ops.aten.gelu_backward(grad_act, h)
+        if ctx.needs_input_grad[1]:
+            # the recomputed GELU reuses grad_act's buffer (no longer needed)
+            act = torch._C._nn.gelu(h, out=grad_act)
+            grad_w = flat.t() @ act.reshape(-1, act.shape[-1])
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = flat.sum(0)
+        return grad_h, grad_w, grad_b
+
+
+def gelu_linear(h: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+    """``linear(GELU(h))`` for a fresh ``h`` (e.g. a Linear output that
+    nothing else uses): without autograd the GELU runs in place; with
+    autograd (outside autocast) the GELU output is recomputed in backward
+    instead of stored. Same values and gradients, less memory."""
+    if not torch.is_grad_enabled():  # h is a fresh product: reuse it
+        return linear(torch.ops.aten.gelu_(h))
+    if not torch.is_autocast_enabled() and h.requires_grad:
+        return _GeluLinear.apply(h, linear.weight, linear.bias)
+    return linear(F.gelu(h))
 
 
 class FactorizedAttention(nn.Module):
@@ -390,13 +440,21 @@ class FactorizedAttention(nn.Module):
                 crpe: nn.Module) -> torch.Tensor:
         b, n, c = x.shape  # (B, N, C)
         h, ch = self.num_heads, c // self.num_heads
-        q, k, v = self.qkv(x).split(c, dim=2)  # (B, N, C) views
+        # q, k, v as three dense (B, N, C) products (rows of one weight):
+        # every later view of them is free
+        bias = self.qkv.bias.chunk(3) if self.qkv.bias is not None else \
+            (None, ) * 3
+        q, k, v = (F.linear(x, w, bb)
+                   for w, bb in zip(self.qkv.weight.chunk(3), bias))
         k = k.softmax(dim=1)  # over tokens
-        context = k.view(b, n, h, ch).permute(0, 2, 3, 1) @ \
-            v.reshape(b, n, h, ch).transpose(1, 2)  # (B, h, Ch, Ch)
-        factor = q.reshape(b, n, h, ch).transpose(1, 2) @ context
         out = crpe(q, v, hw)  # (B, N, C), a new tensor
-        out.view(b, n, h, ch).add_(factor.transpose(1, 2), alpha=self.scale)
+        for i in range(b):  # per-head products on strided views, no copies
+            context = torch.bmm(k[i].view(n, h, ch).permute(1, 2, 0),
+                                v[i].view(n, h, ch).transpose(0, 1))
+            factor = torch.bmm(q[i].view(n, h, ch).transpose(0, 1),
+                               context)  # (h, N, Ch)
+            out[i].view(n, h, ch).add_(factor.transpose(0, 1),
+                                       alpha=self.scale)
         return self.proj(out)
 
 
@@ -427,9 +485,14 @@ class FactorizedAttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int], cpe: nn.Module,
                 crpe: nn.Module) -> torch.Tensor:
-        x = cpe(x, hw)
-        x = x + self.drop_path(self.attn(self.norm1(x), hw, crpe))
-        return x + self.drop_path(self.mlp(self.norm2(x), hw))
+        x = cpe(x, hw)  # a fresh tensor
+        if torch.is_grad_enabled():
+            x = x + self.drop_path(self.attn(self.norm1(x), hw, crpe))
+            return x + self.drop_path(self.mlp(self.norm2(x), hw))
+        # inference: residuals accumulate in place
+        x += self.drop_path(self.attn(self.norm1(x), hw, crpe))
+        x += self.drop_path(self.mlp(self.norm2(x), hw))
+        return x
 
 
 class FactorizedAttentionEncoder(nn.Module):

@@ -36,7 +36,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..registry import MODELS
 from .layers import (BackboneBase, ConvBN, ConvLocalBlock, ConvRelPosEnc,
                      DWSeparableConvBN, FactorizedAttentionEncoder,
-                     check_min_input_size, resolve_arch)
+                     check_min_input_size, gelu_linear, resolve_arch)
 
 __all__ = ['MPVIT_ARCHS', 'Mlp', 'MPViTStage', 'MPViT']
 
@@ -61,7 +61,8 @@ MPVIT_ARCHS = {
 
 class Mlp(nn.Module):
     """``fc2(GELU(fc1(x)))`` on tokens (the ``hw`` argument is unused; it
-    keeps the call signature of the other feed-forward modules).
+    keeps the call signature of the other feed-forward modules). The GELU
+    output is recomputed in backward (:func:`gelu_linear`).
 
     Args:
         dim (int): Token channels.
@@ -71,11 +72,10 @@ class Mlp(nn.Module):
     def __init__(self, dim: int, hidden_dim: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden_dim)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))  # (B, N, C)
+        return gelu_linear(self.fc1(x), self.fc2)  # (B, N, C)
 
 
 class MPViTStage(nn.Module):
