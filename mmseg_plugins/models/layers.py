@@ -355,9 +355,11 @@ class ConvRelPosEnc(nn.Module):
 
         Inference runs the merged kernel; with autograd the per-window
         convolutions run separately, whose backward passes are cheaper than
-        that of the zero-padded kernel (measured on CPU).
+        that of the zero-padded kernel (measured on CPU), and so they do
+        under tracing, so that FLOP counters see the model's own
+        computation rather than the zero taps.
         """
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or torch.jit.is_tracing():
             parts = torch.split(v_img, self.splits, dim=1)
             return torch.cat(
                 [conv(x) for conv, x in zip(self.conv_list, parts)], dim=1)

@@ -1,31 +1,97 @@
 """Tests of tools/benchmark.py and mmseg_plugins/benchmark.py (no timing
-asserts: only that the tool measures, compares and refuses bad input)."""
+asserts: only that the tool measures, counts, compares, writes its tables
+and refuses bad input)."""
+import csv
 import os.path as osp
 import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from helpers import PYTHON, ROOT, run
-from mmseg_plugins.benchmark import (build_reference, load_builder,
-                                     max_abs_diff, time_models)
+from helpers import PYTHON, ROOT, assert_refused, run
+from mmseg_plugins.benchmark import (build_reference, count_flops,
+                                     count_params, format_table, load_builder,
+                                     max_abs_diff, peak_memory_mb,
+                                     plot_miou_vs_flops, time_models)
 
 TOOL = osp.join(ROOT, 'tools', 'benchmark.py')
 DEMO = osp.join(ROOT, 'configs', 'demo', 'afformer_tiny_shapes-128x128.py')
+FAST = ['--shape', '64', '96', '--repeats', '2', '--warmup', '1',
+        '--throughput-batch', '2', '--throughput-repeats', '1',
+        '--train-repeats', '1']
 
 
-def test_compare_against_reference_builder():
+def _rows(out_dir):
+    with open(osp.join(out_dir, 'benchmark.csv')) as f:
+        return list(csv.DictReader(f))
+
+
+def test_table_of_one_config(tmp_path):
+    out = tmp_path / 'bench'
+    proc = run([PYTHON, TOOL, DEMO, *FAST, '--out-dir', str(out)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '| config | model | params (M) |' in proc.stdout
+    assert 'device: CPU' in proc.stdout and 'torch ' in proc.stdout
+    (row, ) = _rows(out)
+    # params equal the model's own count
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    model = MODELS.build(Config.fromfile(DEMO).model)
+    assert float(row['params_m']) == pytest.approx(
+        count_params(model) / 1e6)
+    for key in ('gflops', 'latency_ms', 'throughput', 'train_ms',
+                'peak_infer_mb', 'peak_train_mb'):
+        assert float(row[key]) > 0, key
+    assert row['flops_shape'] == '64x96'  # no paper figures: --shape
+    assert row['paper_miou'] == ''
+    md = (out / 'benchmark.md').read_text()
+    assert 'afformer_tiny_shapes-128x128' in md and 'precision fp32' in md
+    # the inference batch needs more memory than nothing, the train step more
+    assert float(row['peak_train_mb']) > float(row['peak_infer_mb']) / 2
+
+
+def test_folder_counts_paper_flops_and_plots(tmp_path):
+    """A folder of configs, FLOPs only: AFFormer-base's count reproduces the
+    official code's fvcore count (4.57 GFLOPs at 512x512, reference notes),
+    and the plot of the published mIoU is written."""
+    out = tmp_path / 'bench'
+    proc = run([PYTHON, TOOL, osp.join(ROOT, 'configs', 'afformer'),
+                '--pattern', '*_ade20k.py', '--skip', 'latency', 'throughput',
+                'train', 'memory', '--out-dir', str(out)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r['config']: r for r in _rows(out)}
+    assert sorted(rows) == ['afformer_base_ade20k', 'afformer_small_ade20k',
+                            'afformer_tiny_ade20k']
+    base = rows['afformer_base_ade20k']
+    assert round(float(base['gflops']), 2) == 4.57
+    assert (base['paper_gflops'], base['paper_miou']) == ('4.6', '41.8')
+    assert round(float(rows['afformer_tiny_ade20k']['gflops']), 2) == 3.29
+    assert base['latency_ms'] == ''  # skipped
+    png = out / 'miou_vs_gflops.png'
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_compare_against_reference_builder(tmp_path):
     env = {'PYTHONPATH': osp.join(ROOT, 'tests')}
-    proc = run([PYTHON, TOOL, DEMO, '--shape', '64', '96', '--repeats', '3',
-                '--warmup', '1', '--compare', 'helpers:same_weights_copy',
-                '--fuse-bn'], env=env)
+    proc = run([PYTHON, TOOL, DEMO, *FAST, '--compare',
+                'helpers:same_weights_copy', '--fuse-bn', '--skip', 'flops',
+                '--out-dir', str(tmp_path)], env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
-    assert 'input 1x3x64x96' in out
-    ours = float(re.search(r'ours\s+median\s+([\d.]+) ms', out).group(1))
-    ref = float(re.search(r'reference\s+median\s+([\d.]+) ms', out).group(1))
-    assert ours > 0 and ref > 0
-    assert re.search(r'throughput ratio \(reference / ours\): [\d.]+x', out)
+    for label in ('latency (batch 1)', 'throughput (batch 2)',
+                  'train step (batch 2)'):
+        line = next(ln for ln in out.splitlines() if label + ':' in ln)
+        ours = float(re.search(r'ours median ([\d.]+) ms', line).group(1))
+        ref = float(re.search(r'reference median ([\d.]+) ms',
+                              line).group(1))
+        assert ours > 0 and ref > 0
+        assert re.search(r'throughput ratio \(reference / ours\): [\d.]+x',
+                         line)
+    assert re.search(r'peak memory inference \(batch 2\): ours \d+ MiB, '
+                     r'reference \d+ MiB; ours / reference [\d.]+x', out)
     # the fused model still matches the unfused copy
     diff = float(re.search(r'max abs output difference: ([\d.e+-]+)',
                            out).group(1))
@@ -34,20 +100,75 @@ def test_compare_against_reference_builder():
 
 @pytest.mark.parametrize('args,pattern', [
     (['--shape', '16', '16'], 'at least 32x32'),
+    (['--flops-shape', '512', '8'], 'at least 32x32'),
+    (['--precision', 'fp16', '--device', 'cpu'], 'uses CUDA autocast'),
     (['--compare', 'no_such_module_xyz:build'], "cannot import 'no_such"),
     (['--compare', 'os.path:nope'], "has no callable 'nope'"),
 ])
-def test_bad_input_is_refused(args, pattern):
-    proc = run([PYTHON, TOOL, DEMO, '--repeats', '1', *args])
-    assert proc.returncode == 2
-    lines = [ln for ln in proc.stderr.splitlines()
-             if ln.strip() and '#' not in ln]
-    assert lines[-1].startswith('error: ') and re.search(pattern, lines[-1])
+def test_bad_input_is_refused(args, pattern, tmp_path):
+    proc = run([PYTHON, TOOL, DEMO, '--repeats', '1', '--out-dir',
+                str(tmp_path), *args])
+    assert_refused(proc, pattern)
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
-def test_missing_config_is_refused(tmp_path):
+def test_bad_configs_are_refused(tmp_path):
     proc = run([PYTHON, TOOL, str(tmp_path / 'none.py')])
-    assert proc.returncode == 2 and 'config file not found' in proc.stderr
+    assert_refused(proc, 'config file not found')
+    no_model = tmp_path / 'no_model.py'
+    no_model.write_text('x = 1\n')
+    proc = run([PYTHON, TOOL, str(no_model), '--out-dir', str(tmp_path)])
+    assert_refused(proc, 'defines no model')
+    proc = run([PYTHON, TOOL, DEMO, DEMO, '--compare', 'os.path:join'])
+    assert_refused(proc, '--compare needs exactly one config, got 2')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['no_model.py']
+
+
+def test_flop_count_includes_attention_products():
+    class Attention(torch.nn.Module):
+
+        def forward(self, x):  # (B, h, N, d)
+            return F.scaled_dot_product_attention(x, x, x)
+
+    class Wrap(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.attn = Attention()
+            self.conv = torch.nn.Conv2d(3, 4, 1, bias=False)
+
+        def forward(self, x):  # (1, 3, H, W)
+            y = self.conv(x)  # 3 * 4 multiply-adds per pixel
+            t = y.flatten(2).unsqueeze(1)  # (1, 1, 4, H*W)
+            return self.attn(t)
+
+    gflops, _ = count_flops(Wrap(), (32, 32))
+    n, d = 4, 32 * 32
+    assert gflops * 1e9 == 12 * 32 * 32 + 2 * n * n * d
+
+
+def test_peak_memory_sees_a_temporary_tensor():
+    def fn():
+        t = torch.ones(1024, 1024)  # 4 MiB, freed on return
+        return t.sum()
+
+    peak = peak_memory_mb(fn, 'cpu')
+    assert 4 <= peak < 6
+
+
+def test_table_formatting_and_plot(tmp_path):
+    rows = [dict(config='a', model='SegFormer-B0', gflops=8.3, paper_miou=37.4),
+            dict(config='b', model='SegFormer-B1', gflops=15.9,
+                 paper_miou=42.2),
+            dict(config='c', model='AFFormer-base', gflops=4.57,
+                 paper_miou=41.8, latency_ms=123.456)]
+    table = format_table(rows).splitlines()
+    assert len(table) == 5 and table[2].count('—') > 5
+    assert '| 123 |' in table[4] and '| 4.57 |' in table[4]
+    path = plot_miou_vs_flops(rows, str(tmp_path / 'p.png'))
+    assert path and (tmp_path / 'p.png').stat().st_size > 1000
+    assert plot_miou_vs_flops([dict(model='x', gflops=1.0)],
+                              str(tmp_path / 'q.png')) is None
 
 
 def test_time_models_alternates_and_counts():
@@ -68,4 +189,16 @@ def test_builder_loading_and_diff():
     ref = build_reference(lambda: torch.nn.Identity(), None)
     assert isinstance(ref, torch.nn.Identity)
     assert max_abs_diff(torch.ones(2), [torch.zeros(2)]) == 1.0
+    assert max_abs_diff([torch.ones(2), torch.ones(3)],
+                        [torch.ones(2), torch.zeros(3)]) == 1.0
     assert max_abs_diff(torch.ones(2), torch.ones(3)) is None
+
+
+def test_mmseg_mit_reference_computes_the_same_function():
+    from mmseg_plugins.benchmark import mmseg_mix_vision_transformer
+    from mmseg_plugins.models import MiT
+    ours = MiT('b0').eval()
+    ref = mmseg_mix_vision_transformer(ours)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        assert max_abs_diff(ours(x), ref(x)) < 1e-4
