@@ -118,7 +118,7 @@ def test_bad_configs_are_refused(tmp_path):
     no_model = tmp_path / 'no_model.py'
     no_model.write_text('x = 1\n')
     proc = run([PYTHON, TOOL, str(no_model), '--out-dir', str(tmp_path)])
-    assert_refused(proc, 'defines no model')
+    assert_refused(proc, 'defines no "model"')
     proc = run([PYTHON, TOOL, DEMO, DEMO, '--compare', 'os.path:join'])
     assert_refused(proc, '--compare needs exactly one config, got 2')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['no_model.py']
