@@ -310,10 +310,10 @@ class ConvRelPosEnc(nn.Module):
     """Convolutional relative position encoding (CoaT): ``q * DWConv(v)``,
     with one depthwise conv per window size over its share of the heads.
 
-    The per-window kernels are applied as one depthwise convolution whose
-    smaller kernels are zero-padded to the largest window: the same sums,
-    one pass over the data instead of a split, three convolutions and a
-    concatenation.
+    At inference the per-window kernels are applied as one depthwise
+    convolution whose smaller kernels are zero-padded to the largest window:
+    the same sums, one pass over the data instead of a split, three
+    convolutions and a concatenation (see :meth:`high_pass`).
 
     Args:
         head_dim (int): Channels per head (Ch).
