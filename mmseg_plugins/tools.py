@@ -113,6 +113,17 @@ def setup_work_dir(cfg: Config, config_path: str,
                                 osp.splitext(osp.basename(config_path))[0])
 
 
+def shutdown_distributed() -> None:
+    """After a finished multi-process run: wait for every rank, then tear
+    the process group down, so that no communication thread is still alive
+    when the interpreter exits (gloo aborts the process otherwise, now and
+    then, with 'terminate called without an active exception')."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def prepare_launcher(cfg: Config, launcher: str) -> None:
     """Set ``cfg.launcher``; for multi-process runs without CUDA, switch to
     gloo and the CPU-aware DDP wrapper (see :mod:`mmseg_plugins.compat`)."""

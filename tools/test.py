@@ -28,7 +28,8 @@ def main():
     import mmseg_plugins  # noqa: F401
     from mmengine.runner import Runner
     from mmseg_plugins.tools import (ToolError, check_data_paths, load_config,
-                                     prepare_launcher, setup_work_dir)
+                                     prepare_launcher, setup_work_dir,
+                                     shutdown_distributed)
 
     cfg = load_config(args.config, args.cfg_options)
     setup_work_dir(cfg, args.config, args.work_dir)
@@ -50,6 +51,7 @@ def main():
     prepare_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.test()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -35,7 +35,7 @@ def main():
     from mmengine.runner import Runner
     from mmseg_plugins.tools import (check_data_paths, check_pretrained_paths,
                                      load_config, prepare_launcher,
-                                     setup_work_dir)
+                                     setup_work_dir, shutdown_distributed)
 
     cfg = load_config(args.config, args.cfg_options)
     setup_work_dir(cfg, args.config, args.work_dir)
@@ -57,6 +57,7 @@ def main():
         from mmseg.registry import RUNNERS
         runner = RUNNERS.build(cfg)
     runner.train()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':
