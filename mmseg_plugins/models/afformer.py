@@ -26,7 +26,7 @@ changes outputs or weights follows the official code:
 The head (:class:`AFFormerHead`) is the official ``CLS`` head without its
 never-used ``align`` block.
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -37,9 +37,9 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
 
 from ..registry import MODELS
-from .layers import (BackboneBase, ConvBN, ConvLocalBlock, ConvRelPosEnc,
+from .layers import (ConvBN, ConvLocalBlock, ConvRelPosEnc, ConvStemBackbone,
                      DWSeparableConvBN, FactorizedAttentionEncoder,
-                     check_in_channels, check_min_input_size, gelu_linear,
+                     check_in_channels, gelu_linear,
                      nchw_to_nlc, nlc_to_nchw, resolve_arch)
 
 __all__ = ['AFFORMER_ARCHS', 'AFFormer', 'AFFormerHead']
@@ -189,7 +189,7 @@ class AFFormerStage(nn.Module):
 
 
 @MODELS.register_module()
-class AFFormer(BackboneBase):
+class AFFormer(ConvStemBackbone):
     """AFFormer backbone (variants ``tiny``, ``small``, ``base``).
 
     Args:
@@ -203,6 +203,7 @@ class AFFormer(BackboneBase):
         init_cfg (dict, optional): mmengine initialisation config.
     """
 
+    family = 'AFFormer'
     #: The stage-3 transformer runs at 1/32 of the input.
     min_input_size = 32
 
@@ -221,39 +222,14 @@ class AFFormer(BackboneBase):
         dims = list(s['embed_dims'])
         self.stage_out_dims = dims[1:] + dims[-1:]
 
-        self.stem = nn.Sequential(
-            ConvBN(in_channels, dims[0] // 2, 3, 2, 1, act=nn.Hardswish),
-            ConvBN(dims[0] // 2, dims[0], 3, 2, 1, act=nn.Hardswish))
-        rates = torch.linspace(0, drop_path_rate, sum(s['depths'])).tolist()
-        self.stages = ModuleList()
-        cursor = 0
-        for i in range(4):
-            depth = s['depths'][i]
-            self.stages.append(
-                AFFormerStage(dims[i], self.stage_out_dims[i], depth,
-                              s['num_heads'][i], s['mlp_ratios'][i],
-                              PATCH_STRIDES[i], rates[cursor:cursor + depth],
-                              with_transformer=i > 0))
-            cursor += depth
+        self.stem = self.conv_stem(in_channels, dims[0])
+        rates = self.drop_path_rates(drop_path_rate, s['depths'])
+        self.stages = ModuleList(
+            AFFormerStage(dims[i], self.stage_out_dims[i], s['depths'][i],
+                          s['num_heads'][i], s['mlp_ratios'][i],
+                          PATCH_STRIDES[i], rates[i], with_transformer=i > 0)
+            for i in range(4))
 
-    @property
-    def out_channels(self) -> List[int]:
-        """Channels of the returned feature maps."""
-        return [self.stage_out_dims[i] for i in self.out_indices]
-
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """(B, 3, H, W) -> maps at H/4, H/8, H/8, H/8."""
-        check_min_input_size(x, self.min_input_size, 'AFFormer')
-        # channels-last end to end (outputs too, so the head's 1x1 convs
-        # profit): mkldnn convolutions take it without reordering and token
-        # <-> map conversions become views
-        x = self.stem(x.contiguous(memory_format=torch.channels_last))
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)  # (B, C_i, H_i, W_i)
-            if i in self.out_indices:
-                outs.append(x)
-        return outs
 
 
 @MODELS.register_module()

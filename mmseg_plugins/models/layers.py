@@ -3,7 +3,7 @@
 Each block is implemented once here; family files compose them.
 """
 import math
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -14,7 +14,7 @@ from mmengine.model.weight_init import (constant_init, normal_init,
                                         trunc_normal_init)
 
 __all__ = [
-    'BackboneBase', 'check_in_channels', 'nlc_to_nchw', 'nchw_to_nlc',
+    'BackboneBase', 'ConvStemBackbone', 'check_in_channels', 'nlc_to_nchw', 'nchw_to_nlc',
     'OverlapPatchEmbed', 'init_vit_weights', 'resolve_arch',
     'check_min_input_size', 'ConvBN', 'DWSeparableConvBN', 'ConvLocalBlock',
     'ConvPosEnc', 'ConvRelPosEnc', 'FactorizedAttention',
@@ -525,3 +525,50 @@ class FactorizedAttentionEncoder(nn.Module):
         for block in self.blocks:
             x = block(x, hw, self.cpe, self.crpe)
         return nlc_to_nchw(x, hw)  # (B, C, H, W)
+
+
+class ConvStemBackbone(BackboneBase):
+    """Plumbing shared by AFFormer and MPViT: the stride-4 stem of two 3x3
+    Conv-BN-Hardswish, the stochastic-depth schedule, ``out_channels`` and a
+    forward pass that keeps tensors channels-last end to end (mkldnn
+    convolutions take them without reordering; token <-> map conversions
+    become views; the outputs stay channels-last too).
+
+    Subclasses set ``self.stem`` (:meth:`conv_stem`), ``self.stages``,
+    ``self.stage_out_dims``, ``self.out_indices``, ``family`` and
+    ``min_input_size``.
+    """
+
+    family = ''
+    min_input_size = 32
+
+    @staticmethod
+    def conv_stem(in_channels: int, dim: int) -> nn.Sequential:
+        """Two stride-2 3x3 Conv-BN-Hardswish: ``dim // 2`` then ``dim``."""
+        return nn.Sequential(
+            ConvBN(in_channels, dim // 2, 3, 2, 1, act=nn.Hardswish),
+            ConvBN(dim // 2, dim, 3, 2, 1, act=nn.Hardswish))
+
+    @staticmethod
+    def drop_path_rates(rate: float,
+                        depths: Sequence[int]) -> List[List[float]]:
+        """Linear stochastic depth from 0 to ``rate`` over all blocks, cut
+        into one list per stage."""
+        rates = torch.linspace(0, rate, sum(depths)).tolist()
+        bounds = [sum(depths[:i]) for i in range(len(depths) + 1)]
+        return [rates[a:b] for a, b in zip(bounds, bounds[1:])]
+
+    @property
+    def out_channels(self) -> List[int]:
+        """Channels of the returned feature maps."""
+        return [self.stage_out_dims[i] for i in self.out_indices]
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        check_min_input_size(x, self.min_input_size, self.family)
+        x = self.stem(x.contiguous(memory_format=torch.channels_last))
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)  # (B, C_i, H_i, W_i)
+            if i in self.out_indices:
+                outs.append(x)
+        return outs

@@ -26,7 +26,7 @@ The shared position encodings are registered once per path (the official
 checkpoints repeat them under every block; the converter folds those alias
 keys). There is no classifier.
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -34,9 +34,9 @@ from mmengine.model import ModuleList
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import MODELS
-from .layers import (BackboneBase, ConvBN, ConvLocalBlock, ConvRelPosEnc,
+from .layers import (ConvBN, ConvLocalBlock, ConvRelPosEnc, ConvStemBackbone,
                      DWSeparableConvBN, FactorizedAttentionEncoder,
-                     check_min_input_size, gelu_linear, resolve_arch)
+                     gelu_linear, resolve_arch)
 
 __all__ = ['MPVIT_ARCHS', 'Mlp', 'MPViTStage', 'MPViT']
 
@@ -127,7 +127,7 @@ class MPViTStage(nn.Module):
 
 
 @MODELS.register_module()
-class MPViT(BackboneBase):
+class MPViT(ConvStemBackbone):
     """MPViT backbone (variants ``tiny``, ``xsmall``, ``small``, ``base``).
 
     Returns the four stage outputs at strides 4/8/16/32 with
@@ -148,6 +148,7 @@ class MPViT(BackboneBase):
         init_cfg (dict, optional): mmengine initialisation config.
     """
 
+    family = 'MPViT'
     #: The stage-3 encoders run at 1/32 of the input.
     min_input_size = 32
 
@@ -168,25 +169,13 @@ class MPViT(BackboneBase):
         dims = list(s['embed_dims'])
         self.stage_out_dims = dims[1:] + dims[-1:]
 
-        self.stem = nn.Sequential(
-            ConvBN(in_channels, dims[0] // 2, 3, 2, 1, act=nn.Hardswish),
-            ConvBN(dims[0] // 2, dims[0], 3, 2, 1, act=nn.Hardswish))
-        rates = torch.linspace(0, drop_path_rate, sum(s['depths'])).tolist()
-        self.stages = ModuleList()
-        cursor = 0
-        for i in range(4):
-            depth = s['depths'][i]
-            self.stages.append(
-                MPViTStage(dims[i], self.stage_out_dims[i], depth,
-                           s['num_paths'][i],
-                           s['num_heads'][i], s['mlp_ratios'][i],
-                           2 if i else 1, rates[cursor:cursor + depth]))
-            cursor += depth
-
-    @property
-    def out_channels(self) -> List[int]:
-        """Channels of the returned feature maps."""
-        return [self.stage_out_dims[i] for i in self.out_indices]
+        self.stem = self.conv_stem(in_channels, dims[0])
+        rates = self.drop_path_rates(drop_path_rate, s['depths'])
+        self.stages = ModuleList(
+            MPViTStage(dims[i], self.stage_out_dims[i], s['depths'][i],
+                       s['num_paths'][i], s['num_heads'][i],
+                       s['mlp_ratios'][i], 2 if i else 1, rates[i])
+            for i in range(4))
 
     def train(self, mode: bool = True) -> 'MPViT':
         super().train(mode)
@@ -196,15 +185,3 @@ class MPViT(BackboneBase):
                     m.eval()
         return self
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """(B, 3, H, W) -> maps at H/4, H/8, H/16, H/32 (ceil)."""
-        check_min_input_size(x, self.min_input_size, 'MPViT')
-        # channels-last end to end: mkldnn convolutions take it without
-        # reordering and token <-> map conversions are views
-        x = self.stem(x.contiguous(memory_format=torch.channels_last))
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)  # (B, C_i, H_i, W_i)
-            if i in self.out_indices:
-                outs.append(x)
-        return outs
