@@ -13,12 +13,13 @@ once it is complete.
 """
 import os
 import pickle
-import tempfile
 import warnings
 from typing import Any, Callable, List, Optional, Union
 
 import numpy as np
 import torch
+
+from .fileio import atomic_write
 
 __all__ = [
     'CheckpointError', 'safe_load', 'atomic_save', 'allowed_globals',
@@ -152,11 +153,8 @@ def unwrap_state_dict(checkpoint: Any) -> dict:
 def atomic_save(obj: Any,
                 dst: Union[str, os.PathLike],
                 save_fn: Optional[Callable[[Any, Any], None]] = None) -> None:
-    """Save ``obj`` to ``dst`` so that ``dst`` is never half-written.
-
-    The data goes to a temporary file in the same directory, which is
-    renamed over ``dst`` only after a successful write; on error the
-    temporary file is removed and ``dst`` is left untouched.
+    """Save ``obj`` to ``dst`` so that ``dst`` is never half-written (see
+    :mod:`mmseg_plugins.fileio`); on error ``dst`` is left untouched.
 
     Args:
         obj: Object to save.
@@ -165,18 +163,4 @@ def atomic_save(obj: Any,
             :func:`torch.save`.
     """
     save_fn = save_fn or torch.save
-    dst = os.fspath(dst)
-    directory = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + os.path.basename(dst) + '.', suffix='.tmp', dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            save_fn(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(dst, lambda f: save_fn(obj, f))

@@ -2,63 +2,84 @@
 current PyTorch.
 
 Importing :mod:`mmseg_plugins` calls :func:`apply`, which installs each fix
-below only where the environment needs it:
+below only when its condition holds in this environment (:data:`FIXES`
+pairs every fix with that condition; :func:`applied` lists what was
+installed):
 
-1. **mmcv-lite** (:func:`install_mmcv_ops_fallback`). ``mmseg.models`` and
-   ``mmseg.utils`` import ``mmcv.ops`` at module level, which needs the
-   compiled ``mmcv._ext``. Without it we register a small pure-PyTorch
-   ``mmcv.ops`` holding exactly the ops mmseg imports unguarded
-   (``point_sample`` and ``sigmoid_focal_loss``); every other op raises a
-   ``ModuleNotFoundError`` that names full mmcv. Nothing happens when ``mmcv._ext``
-   exists.
-2. **torch >= 2.6 ``weights_only``** (:func:`install_safe_checkpoint_loader`).
-   mmengine 0.10.7 calls ``torch.load`` without ``weights_only``, which now
-   defaults to ``True`` and rejects mmengine's own checkpoints
-   (``HistoryBuffer``, numpy scalars). We route mmengine's local and HTTP
-   checkpoint loaders through :func:`mmseg_plugins.checkpoint.safe_load`:
-   still ``weights_only=True``, plus an explicit allow-list. Disallowed
-   globals are refused.
+1. ``mmcv_ops`` -- **mmcv-lite** (:func:`install_mmcv_ops_fallback`), when
+   ``mmcv._ext`` is missing. ``mmseg.models`` and ``mmseg.utils`` import
+   ``mmcv.ops`` at module level, which needs the compiled ``mmcv._ext``.
+   We register a small pure-PyTorch ``mmcv.ops`` holding exactly the ops
+   mmseg imports unguarded (``point_sample`` and ``sigmoid_focal_loss``);
+   every other op raises a ``ModuleNotFoundError`` that names full mmcv.
+   mmcv-lite's own warning about the missing ``MultiScaleDeformableAttention``
+   (expected there) is silenced with it.
+2. ``safe_loader`` -- **checkpoint loading** (:func:`install_safe_checkpoint_loader`),
+   when mmengine's loader does not restrict unpickling to an allow-list
+   (every mmengine release so far: 0.10.7 calls ``torch.load`` without
+   ``weights_only``, which fails on mmengine's own checkpoints since torch
+   2.6 made ``weights_only=True`` the default and unpickles anything before;
+   0.11 passes ``weights_only=False``). mmengine's local and HTTP loaders are
+   routed through :func:`mmseg_plugins.checkpoint.safe_load`:
+   ``weights_only=True`` plus an explicit allow-list; other globals are
+   refused.
 3. **setuptools >= 82 without ``pkg_resources``**: mmengine 0.10.7 resolves
    ``mmseg::`` config bases through ``pkg_resources``. This must work before
    any plugin code runs (mmseg's own ``tools/train.py`` parses ``_base_``
    before ``custom_imports``), so the fix is a dependency bound,
-   ``setuptools<82``, in ``pyproject.toml``. :func:`check_pkg_resources`
-   (called by the project's tools before reading a config) turns a
-   violated bound into a clear message.
-4. **Half-written checkpoints** (:func:`install_atomic_local_put`).
-   mmengine writes checkpoints with ``LocalBackend.put``, which opens the
-   final path and writes into it; an interrupted save leaves a truncated
-   ``iter_N.pth`` that ``--resume`` then picks up. The replacement writes to a
-   temporary file and renames it into place.
-5. **CPU distributed training** (:func:`init_cpu_distributed`,
-   :class:`mmseg_plugins.models.wrappers.CPUDistributedDataParallel`).
+   ``setuptools<82``, in ``pyproject.toml``, not a patch.
+   :func:`check_pkg_resources` (called by the project's tools before reading
+   a config) turns a violated bound into a clear message, and
+   ``pkg_resources``' own deprecation warning, which this bound makes
+   expected, is silenced while mmengine needs it.
+4. ``atomic_put`` -- **half-written checkpoints** (:func:`install_atomic_local_put`),
+   when mmengine's ``LocalBackend.put`` writes straight into the final
+   path: an interrupted save leaves a truncated ``iter_N.pth`` that
+   ``--resume`` then picks up. The replacement writes to a temporary file
+   and renames it into place.
+5. **CPU distributed training** (:func:`configure_cpu_distributed`,
+   :class:`mmseg_plugins.models.wrappers.CPUDistributedDataParallel`),
+   applied by the project's tools to multi-process runs without CUDA:
    mmengine's pytorch launcher calls ``torch.cuda.set_device`` and wraps
-   DDP with ``device_ids=[LOCAL_RANK]``; the project's tools initialise a
-   gloo process group first and select the CPU-aware wrapper. GPU runs are
+   DDP with ``device_ids=[LOCAL_RANK]``; the tools initialise a gloo
+   process group first and select the CPU-aware wrapper. GPU runs are
    untouched.
+
+**Opt-out.** ``MMSEG_PLUGINS_NO_COMPAT=all`` (or a comma-separated list of
+fix names: ``mmcv_ops``, ``safe_loader``, ``atomic_put``) leaves those
+parts of the environment exactly as installed, e.g. to reproduce an
+upstream bug. Without ``mmcv_ops`` and mmcv-lite, ``mmseg.models`` cannot
+be imported.
 """
 import importlib.util
+import inspect
 import os
 import sys
 import types
-from typing import Optional
+import warnings
+from dataclasses import dataclass
+from typing import Callable, List, Optional
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
-    'apply', 'has_mmcv_ext', 'install_mmcv_ops_fallback',
-    'install_safe_checkpoint_loader', 'install_atomic_local_put',
-    'check_pkg_resources',
+    'apply', 'applied', 'FIXES', 'OPT_OUT_ENV', 'has_mmcv_ext',
+    'install_mmcv_ops_fallback', 'install_safe_checkpoint_loader',
+    'install_atomic_local_put', 'check_pkg_resources',
     'init_cpu_distributed', 'configure_cpu_distributed'
 ]
 
+OPT_OUT_ENV = 'MMSEG_PLUGINS_NO_COMPAT'
 FALLBACK_FLAG = '__mmseg_plugins_fallback__'
 FULL_MMCV_HINT = ('it needs the compiled ops of full mmcv (mmcv._ext), but '
                   'only mmcv-lite is installed; install full mmcv '
                   '(pip install "mmcv>=2.0.0rc4,<2.2.0" --no-build-isolation)')
 
 
+# --------------------------------------------------------------------------
+# 1. mmcv.ops fallbacks
+# --------------------------------------------------------------------------
 def has_mmcv_ext() -> bool:
     """Whether mmcv's compiled extension ``mmcv._ext`` is importable."""
     try:
@@ -154,6 +175,10 @@ def install_mmcv_ops_fallback() -> bool:
     """
     if has_mmcv_ext():
         return False
+    # mmcv-lite warns at import that its transformer bricks lack this op
+    warnings.filterwarnings(
+        'ignore', message=r'Fail to import ``MultiScaleDeformableAttention',
+        category=UserWarning)
     current = sys.modules.get('mmcv.ops')
     if current is not None and getattr(current, FALLBACK_FLAG, False):
         return True
@@ -174,15 +199,19 @@ def install_mmcv_ops_fallback() -> bool:
 # --------------------------------------------------------------------------
 # 2. weights_only checkpoint loading for mmengine
 # --------------------------------------------------------------------------
-def _load_local(filename: str, map_location=None):
+# mmengine names a loader in its log as ``function.__name__[10:]``, hence
+# the ``load_from_`` prefix.
+def load_from_local(filename: str, map_location=None):
+    """mmengine's local checkpoint loader, through :func:`safe_load`."""
     from .checkpoint import safe_load
     filename = os.path.expanduser(filename)
     return safe_load(filename, map_location=map_location)
 
 
-def _load_http(filename: str, map_location=None, model_dir=None,
-               progress: bool = False):
-    """Download (once, into the torch hub cache) and load safely."""
+def load_from_http(filename: str, map_location=None, model_dir=None,
+                   progress: bool = False):
+    """mmengine's http(s) loader: download once into the torch hub cache,
+    then load through :func:`safe_load`."""
     from urllib.parse import urlparse
 
     from .checkpoint import safe_load
@@ -196,38 +225,44 @@ def _load_http(filename: str, map_location=None, model_dir=None,
     return safe_load(cached, map_location=map_location)
 
 
+def mmengine_loader_is_unrestricted() -> bool:
+    """Whether mmengine's own local loader unpickles without an allow-list
+    (it calls ``torch.load`` without ``weights_only=True``)."""
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    try:
+        source = inspect.getsource(mmengine_checkpoint.load_from_local)
+    except (OSError, TypeError):  # no source: assume the known behaviour
+        return True
+    return 'weights_only=True' not in source
+
+
 def install_safe_checkpoint_loader() -> None:
     """Route mmengine's local and http(s) checkpoint loading through
     :func:`mmseg_plugins.checkpoint.safe_load` (``weights_only=True`` and an
     allow-list). Idempotent."""
     from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_local)
+    CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_local)
     CheckpointLoader.register_scheme(
-        prefixes=('http://', 'https://'), force=True)(_load_http)
-
-
-def _atomic_put(self, obj: bytes, filepath) -> None:
-    """``LocalBackend.put`` that never leaves a partial file."""
-    from .checkpoint import atomic_save
-    atomic_save(obj, filepath, save_fn=lambda data, f: f.write(data))
-
-
-def install_atomic_local_put() -> None:
-    """Make mmengine's local file writes (checkpoints) atomic."""
-    from mmengine.fileio.backends import LocalBackend
-    LocalBackend.put = _atomic_put
+        prefixes=('http://', 'https://'), force=True)(load_from_http)
 
 
 # --------------------------------------------------------------------------
 # 3. pkg_resources (setuptools >= 82)
 # --------------------------------------------------------------------------
+def mmengine_needs_pkg_resources() -> bool:
+    """mmengine < 0.11 resolves ``pkg::`` config bases with
+    ``pkg_resources``; later versions use ``importlib.metadata``."""
+    import mmengine
+    from mmengine.utils import digit_version
+    return digit_version(mmengine.__version__) < digit_version('0.11.0rc0')
+
+
 def check_pkg_resources() -> None:
     """Raise a clear error if mmengine needs ``pkg_resources`` and it is
     gone (setuptools >= 82)."""
+    if not mmengine_needs_pkg_resources():
+        return
     import mmengine
-    from mmengine.utils import digit_version
-    if digit_version(mmengine.__version__) >= digit_version('0.11.0rc0'):
-        return  # mmengine >= 0.11 uses importlib.metadata
     try:
         import pkg_resources  # noqa: F401
     except ImportError:
@@ -235,6 +270,44 @@ def check_pkg_resources() -> None:
             f'mmengine {mmengine.__version__} needs pkg_resources to resolve '
             '"mmseg::" config bases, but setuptools >= 82 removed it; run '
             'pip install "setuptools<82"') from None
+
+
+def _quiet_pkg_resources_deprecation() -> None:
+    """setuptools 81 warns on every ``import pkg_resources``; the
+    ``setuptools<82`` bound makes that import expected while mmengine
+    needs it."""
+    if mmengine_needs_pkg_resources():
+        warnings.filterwarnings('ignore',
+                                message=r'pkg_resources is deprecated',
+                                category=UserWarning)
+
+
+# --------------------------------------------------------------------------
+# 4. atomic checkpoint writes
+# --------------------------------------------------------------------------
+def _atomic_put(self, obj: bytes, filepath) -> None:
+    """``LocalBackend.put`` that never leaves a partial file."""
+    from .fileio import atomic_write
+    atomic_write(filepath, lambda f: f.write(obj))
+
+
+def mmengine_put_writes_in_place() -> bool:
+    """Whether mmengine's ``LocalBackend.put`` opens the final path for
+    writing (no temporary file and rename)."""
+    from mmengine.fileio.backends import LocalBackend
+    if LocalBackend.put is _atomic_put:
+        return False  # ours is installed
+    try:
+        source = inspect.getsource(LocalBackend.put)
+    except (OSError, TypeError):
+        return True
+    return not any(op in source for op in ('os.replace', 'os.rename'))
+
+
+def install_atomic_local_put() -> None:
+    """Make mmengine's local file writes (checkpoints) atomic."""
+    from mmengine.fileio.backends import LocalBackend
+    LocalBackend.put = _atomic_put
 
 
 # --------------------------------------------------------------------------
@@ -287,15 +360,57 @@ def configure_cpu_distributed(cfg) -> bool:
     return init_cpu_distributed(dist_cfg.get('timeout', 1800))
 
 
-_APPLIED = False
+# --------------------------------------------------------------------------
+# Applying the fixes
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fix:
+    """A fix, the condition under which it is needed, and its installer."""
+    name: str
+    needed: Callable[[], bool]
+    install: Callable[[], object]
 
 
-def apply() -> None:
-    """Apply every compatibility fix this environment needs (idempotent)."""
+#: The fixes :func:`apply` installs, in order (numbers as in the module
+#: docstring; 3 and 5 are not patches).
+FIXES = (
+    Fix('mmcv_ops', lambda: not has_mmcv_ext(), install_mmcv_ops_fallback),
+    Fix('safe_loader', mmengine_loader_is_unrestricted,
+        install_safe_checkpoint_loader),
+    Fix('atomic_put', mmengine_put_writes_in_place, install_atomic_local_put),
+)
+
+_APPLIED: Optional[List[str]] = None
+
+
+def disabled_fixes() -> List[str]:
+    """Fix names switched off by ``MMSEG_PLUGINS_NO_COMPAT``."""
+    value = os.environ.get(OPT_OUT_ENV, '')
+    names = [n.strip() for n in value.split(',') if n.strip()]
+    if 'all' in names:
+        return [fix.name for fix in FIXES]
+    unknown = sorted(set(names) - {fix.name for fix in FIXES})
+    if unknown:
+        warnings.warn(f'{OPT_OUT_ENV}: unknown fix names {unknown}; known: '
+                      f'{", ".join(f.name for f in FIXES)}, all')
+    return names
+
+
+def apply() -> List[str]:
+    """Install every fix this environment needs and the user did not switch
+    off (idempotent). Returns the names installed."""
     global _APPLIED
-    if _APPLIED:
-        return
-    install_mmcv_ops_fallback()
-    install_safe_checkpoint_loader()
-    install_atomic_local_put()
-    _APPLIED = True
+    if _APPLIED is None:
+        off = disabled_fixes()
+        _APPLIED = []
+        for fix in FIXES:
+            if fix.name not in off and fix.needed():
+                fix.install()
+                _APPLIED.append(fix.name)
+        _quiet_pkg_resources_deprecation()
+    return list(_APPLIED)
+
+
+def applied() -> List[str]:
+    """Names of the fixes installed by :func:`apply` in this process."""
+    return list(_APPLIED or [])

@@ -1,7 +1,8 @@
 """An independent, functional statement of the official AFFormer forward
-pass, written from the reference notes (shared/reference/afformer.md), that
-reads weights in the *official* state-dict layout. Tests compare our modules
-with it; it shares no code with mmseg_plugins.models."""
+pass (github dongbo811/AFFormer, ``tools/afformer.py``; summarised in
+``docs/official_implementations.md``), that reads weights in the *official*
+state-dict layout. Tests compare our modules with it; it shares no code with
+mmseg_plugins.models."""
 import torch
 import torch.nn.functional as F
 

@@ -1,7 +1,8 @@
 """Functional statements of the MPViT-style building blocks (shared by
-MPViT and AFFormer) on weights in the *official* state-dict layout, written
-from the reference notes (shared/reference/{mpvit,afformer}.md). They share
-no code with mmseg_plugins.models; the family references compose them."""
+MPViT and AFFormer) on weights in the *official* state-dict layout, as the
+official code computes them (summarised in
+``docs/official_implementations.md``). They share no code with
+mmseg_plugins.models; the family references compose them."""
 import re
 
 import torch

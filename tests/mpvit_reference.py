@@ -1,6 +1,7 @@
 """An independent, functional statement of the official MPViT segmentation
-backbone, written from the reference notes (shared/reference/mpvit.md), that
-reads weights in the *official* state-dict layout (alias keys included).
+backbone (github youngwanLEE/MPViT, ``semantic_segmentation/backbone/
+mpvit.py``; summarised in ``docs/official_implementations.md``), that reads
+weights in the *official* state-dict layout (alias keys included).
 Tests compare our modules with it; it shares no code with
 mmseg_plugins.models."""
 import torch
@@ -45,7 +46,7 @@ def official_state_dict(model, num_classes=None, seed=0):
         'InvRes')
     if num_classes:
         g = torch.Generator().manual_seed(seed)
-        c = model.stage_out_dims[-1]
+        c = model.stage_channels[-1]
         out['cls_head.cls.weight'] = torch.randn(num_classes, c, generator=g)
         out['cls_head.cls.bias'] = torch.randn(num_classes, generator=g)
     return out

@@ -152,7 +152,7 @@ def test_http_loader_downloads_once_then_loads_safely(tmp_path, monkeypatch):
     cache = str(tmp_path / 'cache')
     url = 'https://example.invalid/models/remote.pth'
     for _ in range(2):
-        out = compat._load_http(url, map_location='cpu', model_dir=cache)
+        out = compat.load_from_http(url, map_location='cpu', model_dir=cache)
         assert out['state_dict']['w'].item() == 1
     assert calls == [url]
     assert osp.isfile(osp.join(cache, 'remote.pth'))

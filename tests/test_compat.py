@@ -1,4 +1,5 @@
 """Tests of mmseg_plugins/compat.py."""
+import os
 import sys
 
 import pytest
@@ -84,9 +85,9 @@ def test_fallback_install_is_idempotent(monkeypatch):
 def test_mmengine_uses_the_safe_loader():
     from mmengine.runner.checkpoint import CheckpointLoader
     assert CheckpointLoader._get_checkpoint_loader('/x.pth') is \
-        compat._load_local
+        compat.load_from_local
     assert CheckpointLoader._get_checkpoint_loader('https://a/b.pth') is \
-        compat._load_http
+        compat.load_from_http
 
 
 def test_pkg_resources_bound_lets_mmseg_bases_resolve(tmp_path):
@@ -139,25 +140,84 @@ def test_mmengine_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     from mmengine.fileio.backends import LocalBackend
     from mmengine.runner.checkpoint import save_checkpoint
 
-    from mmseg_plugins import checkpoint as ckpt_mod
+    from mmseg_plugins import fileio
     assert LocalBackend.put is compat._atomic_put
     dst = tmp_path / 'iter_1.pth'
     save_checkpoint({'state_dict': {'w': torch.ones(3)}}, str(dst))
     assert torch.load(dst, weights_only=True)['state_dict']['w'].sum() == 3
 
     # a save interrupted after writing some bytes leaves nothing behind
-    real_atomic_save = ckpt_mod.atomic_save
+    real_atomic_write = fileio.atomic_write
 
-    def interrupted(obj, path, save_fn=None):
+    def interrupted(path, write):
 
-        def write_some(data, f):
-            f.write(data[:10])
+        def write_some(f):
+            f.write(b'0123456789')
             raise KeyboardInterrupt
 
-        return real_atomic_save(obj, path, write_some)
+        return real_atomic_write(path, write_some)
 
-    monkeypatch.setattr(ckpt_mod, 'atomic_save', interrupted)
+    monkeypatch.setattr(fileio, 'atomic_write', interrupted)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint({'state_dict': {'w': torch.ones(3)}},
                         str(tmp_path / 'iter_2.pth'))
     assert sorted(p.name for p in tmp_path.iterdir()) == ['iter_1.pth']
+
+
+def test_each_fix_is_gated_on_its_condition(monkeypatch):
+    """The loader fix is needed while mmengine's loader unpickles without
+    an allow-list, the put fix while mmengine writes in place."""
+    import mmengine.runner.checkpoint as mmengine_checkpoint
+    from mmengine.fileio.backends import LocalBackend
+    assert compat.mmengine_loader_is_unrestricted()  # mmengine 0.10.7
+
+    def safe_loader(filename, map_location):
+        return torch.load(filename, map_location, weights_only=True)
+
+    monkeypatch.setattr(mmengine_checkpoint, 'load_from_local', safe_loader)
+    assert not compat.mmengine_loader_is_unrestricted()
+
+    assert not compat.mmengine_put_writes_in_place()  # ours is installed
+
+    def in_place(self, obj, filepath):
+        with open(filepath, 'wb') as f:
+            f.write(obj)
+
+    def renaming(self, obj, filepath):
+        with open(filepath + '.tmp', 'wb') as f:
+            f.write(obj)
+        os.replace(filepath + '.tmp', filepath)
+
+    monkeypatch.setattr(LocalBackend, 'put', in_place)
+    assert compat.mmengine_put_writes_in_place()
+    monkeypatch.setattr(LocalBackend, 'put', renaming)
+    assert not compat.mmengine_put_writes_in_place()
+
+
+def test_opt_out_leaves_mmengine_as_installed():
+    from helpers import PYTHON, run
+    code = ('import mmseg_plugins\n'
+            'from mmseg_plugins import compat\n'
+            'from mmengine.fileio.backends import LocalBackend\n'
+            'from mmengine.runner.checkpoint import CheckpointLoader\n'
+            'print(compat.applied())\n'
+            "print(CheckpointLoader._get_checkpoint_loader('/x.pth')"
+            '.__module__)\n'
+            'print(LocalBackend.put.__module__)\n')
+    proc = run([PYTHON, '-c', code],
+               env={compat.OPT_OUT_ENV: 'safe_loader, atomic_put'})
+    assert proc.returncode == 0, proc.stderr
+    applied, loader, put = proc.stdout.split('\n')[:3]
+    assert loader == 'mmengine.runner.checkpoint'
+    assert put == 'mmengine.fileio.backends.local_backend'
+    assert 'safe_loader' not in applied and 'atomic_put' not in applied
+    assert ('mmcv_ops' in applied) == (not compat.has_mmcv_ext())
+
+
+@pytest.mark.skipif(compat.has_mmcv_ext(), reason='full mmcv installed')
+def test_opting_out_of_everything_shows_the_mmcv_lite_break():
+    from helpers import PYTHON, run
+    proc = run([PYTHON, '-c', 'import mmseg_plugins'],
+               env={compat.OPT_OUT_ENV: 'all'})
+    assert proc.returncode != 0
+    assert "No module named 'mmcv._ext'" in proc.stderr

@@ -10,7 +10,10 @@ from mmengine.registry import init_default_scope
 
 from helpers import ROOT
 from mmseg_plugins.models import MIT_ARCHS
-from mmseg_plugins.models.segformer import SEGFORMER_DECODER_CHANNELS
+
+#: The paper's decoder width C per variant (256 for B0/B1, 768 for B2-B5).
+SEGFORMER_DECODER_CHANNELS = dict(b0=256, b1=256, b2=768, b3=768, b4=768,
+                                  b5=768)
 
 SEGFORMER = sorted(glob.glob(osp.join(ROOT, 'configs', 'segformer', '*.py')))
 
@@ -30,7 +33,6 @@ def test_segformer_recipe(path):
     assert cfg.custom_imports['imports'] == ['mmseg_plugins']
     assert cfg.model.backbone.type == 'mmseg_plugins.MiT'
     assert head.type == 'mmseg_plugins.SegformerHead'
-    assert head.head_form == 'official'
     assert list(head.in_channels) == list(MIT_ARCHS[arch]['embed_dims'])
     assert head.channels == SEGFORMER_DECODER_CHANNELS[arch]
     opt = cfg.optim_wrapper
@@ -42,6 +44,9 @@ def test_segformer_recipe(path):
     warm, poly = cfg.param_scheduler
     assert (warm.type, warm.end) == ('LinearLR', 1500)
     assert (poly.type, poly.power, poly.end) == ('PolyLR', 1.0, 160000)
+    # mmcv-1.x poly + warmup, as in the official code: poly from iteration 0
+    assert (warm.start_factor, poly.begin) == (1e-6, 0)
+    assert 'pos_block' not in keys  # matches no module of MiT
     assert cfg.train_cfg.max_iters == 160000
     if 'ade20k' in path:
         assert cfg.train_dataloader.dataset.type == 'ADE20KDataset'
@@ -170,8 +175,8 @@ def test_segformer_configs_from_converted_files(suffix, key, tmp_path):
 
 
 MPVIT = sorted(glob.glob(osp.join(ROOT, 'configs', 'mpvit', '*.py')))
-# backbone + UPerHead + FCN auxiliary head, 150 classes; the README's 52M /
-# 105M include the auxiliary head (reference notes, section 3.2)
+# backbone + UPerHead + FCN auxiliary head, 150 classes; the official
+# README's 52M / 105M include the auxiliary head (without it: 50.9M / 104.2M)
 MPVIT_PARAMS = dict(tiny=33_892_508, xsmall=38_985_676, small=51_588_020,
                     base=105_295_196)
 

@@ -14,10 +14,10 @@
 5. prints a one-line summary with the time taken.
 """
 import argparse
-import os
 import os.path as osp
-import sys
 import time
+
+from mmseg_plugins.tools import run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(ROOT, 'configs', 'demo',
@@ -44,19 +44,14 @@ def save_overlay(runner, out_file: str) -> None:
     with torch.no_grad():
         sample = model.test_step(batch)[0]
     image = batch['inputs'][0].permute(1, 2, 0).numpy()[..., ::-1]  # RGB
+    from mmseg_plugins.fileio import atomic_path
     visualizer = Visualizer.get_current_instance()
     visualizer.dataset_meta = runner.test_dataloader.dataset.metainfo
-    # mmseg draws "ground truth | prediction" side by side into out_file;
-    # write it under a temporary name and rename, so no partial PNG remains
-    tmp = out_file + '.partial.png'
-    try:
+    # mmseg draws "ground truth | prediction" side by side into out_file
+    with atomic_path(out_file) as tmp:
         visualizer.add_datasample(
             'demo', image.copy(), sample, draw_gt=True, draw_pred=True,
             show=False, wait_time=0, out_file=tmp, with_labels=False)
-        os.replace(tmp, out_file)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def majority_baseline_miou(data_root: str, num_classes: int) -> float:
@@ -118,6 +113,4 @@ def main():
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, ROOT)
-    from mmseg_plugins.tools import run_tool
     run_tool(main)

@@ -10,6 +10,8 @@ checkpoint, is truncated, or holds other pickled objects is refused.
 import argparse
 import os.path as osp
 
+from mmseg_plugins.tools import run_tool
+
 
 def parse_args():
     from mmseg_plugins.tools import add_runner_args, parse_runner_args
@@ -55,7 +57,4 @@ def main():
 
 
 if __name__ == '__main__':
-    import sys
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    from mmseg_plugins.tools import run_tool
     run_tool(main)

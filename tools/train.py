@@ -9,9 +9,10 @@ without CUDA the processes use gloo on the CPU.
 """
 import argparse
 import logging
-import os.path as osp
 
 from mmengine.logging import print_log
+
+from mmseg_plugins.tools import run_tool
 
 
 def parse_args():
@@ -61,7 +62,4 @@ def main():
 
 
 if __name__ == '__main__':
-    import sys
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    from mmseg_plugins.tools import run_tool
     run_tool(main)

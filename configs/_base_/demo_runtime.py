@@ -6,10 +6,7 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
         type='AdamW', lr=0.001, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(custom_keys={
-        'pos_block': dict(decay_mult=0.),
-        'norm': dict(decay_mult=0.),
-    }))
+    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
          end=30),

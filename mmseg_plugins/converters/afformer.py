@@ -7,12 +7,14 @@ Official layout (github dongbo811/AFFormer ``tools/afformer.py`` and the
 ``.crpe``, ``.factoratt_crpe.crpe``). Segmentation files prefix the
 backbone with ``backbone.`` and hold ``decode_head.{squeeze,align,conv_seg}``.
 """
+from typing import Optional
+
 from .mpvit import mhca_backbone_rules
 from .rules import Drop, Rename, with_prefix
 
 __all__ = [
     'AFFORMER_BACKBONE_RULES', 'AFFORMER_HEAD_RULES', 'AFFORMER_RULES',
-    'afformer_spec'
+    'afformer_spec', 'convert_afformer'
 ]
 
 AFFORMER_BACKBONE_RULES = mhca_backbone_rules(
@@ -53,3 +55,10 @@ def afformer_spec():
     from .driver import FamilySpec
     return FamilySpec('AFFormer', AFFORMER_RULES, list(AFFORMER_ARCHS),
                       _build_backbone, _build_head)
+
+
+def convert_afformer(src: str, dst: str, arch: Optional[str] = None) -> dict:
+    """Convert an official AFFormer checkpoint ``src`` into ``dst`` (see
+    :func:`~mmseg_plugins.converters.driver.convert_checkpoint`)."""
+    from .driver import convert_checkpoint
+    return convert_checkpoint(src, dst, afformer_spec(), arch)

@@ -21,7 +21,7 @@ from .rules import Alias, Drop, Rename, with_prefix
 
 __all__ = [
     'mhca_backbone_rules', 'MPVIT_BACKBONE_RULES', 'MPVIT_HEAD_RULES',
-    'MPVIT_RULES', 'mpvit_spec'
+    'MPVIT_RULES', 'mpvit_spec', 'convert_mpvit'
 ]
 
 
@@ -126,3 +126,10 @@ def mpvit_spec():
     return FamilySpec('MPViT', MPVIT_RULES, list(MPVIT_ARCHS),
                       _build_backbone, _build_decode_head,
                       dict(auxiliary_head=_build_auxiliary_head))
+
+
+def convert_mpvit(src: str, dst: str, arch: Optional[str] = None) -> dict:
+    """Convert an official MPViT checkpoint ``src`` into ``dst`` (see
+    :func:`~mmseg_plugins.converters.driver.convert_checkpoint`)."""
+    from .driver import convert_checkpoint
+    return convert_checkpoint(src, dst, mpvit_spec(), arch)

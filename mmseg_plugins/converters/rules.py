@@ -17,17 +17,22 @@ rule whose regular expression matches the *whole* key:
 
 A key that no rule matches is an error (never silently copied), as is a
 target key produced twice.
+
+A layout that is converted in both directions is stated once, as a table
+of key templates (:func:`table_rules`), and its rules are generated for
+either direction.
 """
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import (Callable, Dict, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 
 __all__ = [
     'ConversionError', 'Rename', 'Split', 'Fuse', 'Drop', 'Alias',
-    'ConversionReport', 'convert_state_dict', 'with_prefix'
+    'ConversionReport', 'convert_state_dict', 'with_prefix', 'table_rules'
 ]
 
 Tensor = torch.Tensor
@@ -106,6 +111,83 @@ def with_prefix(prefix: str, rules: Sequence) -> tuple:
             changes['canonical'] = r'\g<1>' + shift(rule.canonical)
         out.append(dataclasses.replace(rule, **changes))
     return tuple(out)
+
+
+#: One row of a two-way key table: (their key, our key). Each side is a
+#: template with ``{name}`` placeholders or, for tensors that the other
+#: layout concatenates along dim 0 (e.g. separate key and value -> kv), a
+#: tuple of templates.
+KeyPair = Tuple[Union[str, Tuple[str, ...]], Union[str, Tuple[str, ...]]]
+
+
+def _template_pattern(template: str, fields: Mapping[str, str]) -> str:
+    r"""``'a.{s}.b'`` -> ``r'a\.(?P<s>\d)\.b'`` (each placeholder a named
+    group; the rest literal)."""
+    parts = re.split(r'\{(\w+)\}', template)
+    return ''.join(
+        re.escape(p) if i % 2 == 0 else f'(?P<{p}>{fields[p]})'
+        for i, p in enumerate(parts))
+
+
+def _template_target(template: str, captured: Sequence[str],
+                     defaults: Mapping[str, str]) -> str:
+    r"""``'a.{s}.b'`` -> ``r'a.\g<s>.b'``; a placeholder that the source
+    side does not capture takes its literal from ``defaults``."""
+    parts = re.split(r'\{(\w+)\}', template)
+    out = []
+    for i, p in enumerate(parts):
+        if i % 2 == 0:
+            out.append(p.replace('\\', '\\\\'))
+        elif p in captured:
+            out.append(f'\\g<{p}>')
+        elif p in defaults:
+            out.append(defaults[p])
+        else:
+            raise ValueError(f'placeholder {{{p}}} of {template!r} is not '
+                             'captured by the source side and has no '
+                             'default')
+    return ''.join(out)
+
+
+def table_rules(table: Sequence[KeyPair],
+                fields: Mapping[str, str],
+                reverse: bool = False,
+                defaults: Optional[Mapping[str, str]] = None) -> tuple:
+    r"""The rules that map one side of a two-way key table to the other.
+
+    Args:
+        table (Sequence[KeyPair]): ``(theirs, ours)`` template pairs.
+        fields (Mapping[str, str]): The regular expression each placeholder
+            matches, e.g. ``{'s': r'\d', 't': r'.+'}``.
+        reverse (bool): False: theirs -> ours; True: ours -> theirs.
+        defaults (Mapping[str, str], optional): Literal values of
+            placeholders that appear on the target side only (e.g. an
+            optional prefix that the source side does not have).
+
+    Returns:
+        tuple: :class:`Rename`, :class:`Fuse` (a tuple on the source side)
+        and :class:`Split` (a tuple on the target side) rules.
+    """
+    defaults = defaults or {}
+    rules = []
+    for theirs, ours in table:
+        src, dst = (ours, theirs) if reverse else (theirs, ours)
+        first = src[0] if isinstance(src, tuple) else src
+        captured = re.findall(r'\{(\w+)\}', first)
+
+        def target(t: str) -> str:
+            return _template_target(t, captured, defaults)
+
+        pattern = _template_pattern(first, fields)
+        if isinstance(src, tuple):
+            rules.append(Fuse(pattern, tuple(target(t) for t in src[1:]),
+                              target(dst)))
+        elif isinstance(dst, tuple):
+            rules.append(Split(pattern, tuple(target(t) for t in dst),
+                               (1, ) * len(dst)))
+        else:
+            rules.append(Rename(pattern, target(dst)))
+    return tuple(rules)
 
 
 @dataclass

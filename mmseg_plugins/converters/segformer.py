@@ -1,32 +1,36 @@
 """Key rules between SegFormer checkpoint layouts and this project's MiT +
 SegformerHead, and the SegFormer family spec for the converter driver.
 
-Source layouts (see the project's reference notes, section 7):
+Source layouts:
 
 * ``nvlabs``: the official release (``mit_bX.pth``: bare keys +
   ``head.*``; ``segformer.bX.*.pth``: ``backbone.``/``decode_head.``), stage
   indices 1-4, ``attn.q``/``attn.kv``, official head ``linear_c{1..4}``,
   ``linear_fuse``, ``linear_pred`` and an unused ``conv_seg``;
 * ``mmseg``: mmseg 1.x ``MixVisionTransformer`` (``layers.i.{0,1,2}``, fused
-  ``in_proj``, 1x1-conv FFN) and mmseg's head (``convs``, ``fusion_conv``);
+  ``in_proj``, 1x1-conv FFN) and mmseg's own ``SegformerHead``
+  (``convs``, ``fusion_conv``), whose keys stay as they are: such files
+  run with mmseg's head class;
 * ``hf``: Hugging Face transformers (``segformer.encoder.*``, separate
   query/key/value, ``decode_head.linear_c.i``, ``linear_fuse``,
-  ``batch_norm``, ``classifier``);
+  ``batch_norm``, ``classifier``), stated once as a two-way table
+  (:data:`HF_KEY_TABLE`) that also gives the export rules;
 * ``smp``: segmentation_models.pytorch (``encoder.`` + NVlabs names,
   ``decoder.mlp_stage.k`` deepest first, ``fuse_stage``,
   ``segmentation_head.0``).
 
 Our layout: ``backbone.stages.i.{patch_embed.{proj,norm}, blocks.j.{norm1,
 attn.{q,kv,proj,sr,norm}, norm2, mlp.{fc1,dwconv,fc2}}, norm}`` and
-``decode_head.{linear_c.i | convs.i}, fusion_conv.{conv,bn}, conv_seg``.
+``decode_head.{linear_c.i, fusion_conv.{conv,bn}, conv_seg}`` (mmseg's head:
+``decode_head.{convs.i.{conv,bn}, fusion_conv.{conv,bn}, conv_seg}``).
 """
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
-from .rules import Drop, Fuse, Rename, Split, with_prefix
+from .rules import Drop, Rename, Split, table_rules, with_prefix
 
 __all__ = [
-    'MMSEG_MIT_TO_MIT', 'SEGFORMER_RULES', 'OURS_TO_HF', 'segformer_spec',
-    'detect_source'
+    'MMSEG_MIT_TO_MIT', 'HF_KEY_TABLE', 'HF_KEY_FIELDS', 'SEGFORMER_RULES',
+    'segformer_spec', 'detect_source', 'is_mmseg_head', 'convert_segformer'
 ]
 
 
@@ -35,8 +39,9 @@ def _linear_from_1x1(w):
     return w.reshape(w.shape[0], w.shape[1])
 
 
-_B = r'layers\.(\d+)\.1\.(\d+)\.'  # a block in mmseg's layout
-_T = r'stages.\1.blocks.\2.'
+#: A block in mmseg's layout (groups: stage, block) and ours.
+_MMSEG_BLOCK = r'layers\.(\d+)\.1\.(\d+)\.'
+_OUR_BLOCK = r'stages.\1.blocks.\2.'
 
 #: mmseg ``MixVisionTransformer`` (backbone keys, no prefix) -> ``MiT``.
 MMSEG_MIT_TO_MIT = (
@@ -44,18 +49,24 @@ MMSEG_MIT_TO_MIT = (
            r'stages.\1.patch_embed.proj.\2'),
     Rename(r'layers\.(\d+)\.0\.norm\.(weight|bias)',
            r'stages.\1.patch_embed.norm.\2'),
-    Rename(_B + r'(norm1|norm2)\.(weight|bias)', _T + r'\3.\4'),
-    Split(_B + r'attn\.attn\.in_proj_(weight|bias)',
-          (_T + r'attn.q.\3', _T + r'attn.kv.\3'), (1, 2)),
-    Rename(_B + r'attn\.attn\.out_proj\.(weight|bias)', _T + r'attn.proj.\3'),
-    Rename(_B + r'attn\.(sr|norm)\.(weight|bias)', _T + r'attn.\3.\4'),
-    Rename(_B + r'ffn\.layers\.0\.weight', _T + 'mlp.fc1.weight',
-           _linear_from_1x1),
-    Rename(_B + r'ffn\.layers\.0\.bias', _T + 'mlp.fc1.bias'),
-    Rename(_B + r'ffn\.layers\.1\.(weight|bias)', _T + r'mlp.dwconv.\3'),
-    Rename(_B + r'ffn\.layers\.4\.weight', _T + 'mlp.fc2.weight',
-           _linear_from_1x1),
-    Rename(_B + r'ffn\.layers\.4\.bias', _T + 'mlp.fc2.bias'),
+    Rename(_MMSEG_BLOCK + r'(norm1|norm2)\.(weight|bias)',
+           _OUR_BLOCK + r'\3.\4'),
+    Split(_MMSEG_BLOCK + r'attn\.attn\.in_proj_(weight|bias)',
+          (_OUR_BLOCK + r'attn.q.\3', _OUR_BLOCK + r'attn.kv.\3'), (1, 2)),
+    Rename(_MMSEG_BLOCK + r'attn\.attn\.out_proj\.(weight|bias)',
+           _OUR_BLOCK + r'attn.proj.\3'),
+    Rename(_MMSEG_BLOCK + r'attn\.(sr|norm)\.(weight|bias)',
+           _OUR_BLOCK + r'attn.\3.\4'),
+    Rename(_MMSEG_BLOCK + r'ffn\.layers\.0\.weight',
+           _OUR_BLOCK + 'mlp.fc1.weight', _linear_from_1x1),
+    Rename(_MMSEG_BLOCK + r'ffn\.layers\.0\.bias',
+           _OUR_BLOCK + 'mlp.fc1.bias'),
+    Rename(_MMSEG_BLOCK + r'ffn\.layers\.1\.(weight|bias)',
+           _OUR_BLOCK + r'mlp.dwconv.\3'),
+    Rename(_MMSEG_BLOCK + r'ffn\.layers\.4\.weight',
+           _OUR_BLOCK + 'mlp.fc2.weight', _linear_from_1x1),
+    Rename(_MMSEG_BLOCK + r'ffn\.layers\.4\.bias',
+           _OUR_BLOCK + 'mlp.fc2.bias'),
     Rename(r'layers\.(\d+)\.2\.(weight|bias)', r'stages.\1.norm.\2'),
 )
 
@@ -97,34 +108,38 @@ _NVLABS = with_prefix('backbone.', _nvlabs_backbone('', '')) + tuple(
     Drop(r'head\.(weight|bias)', 'ImageNet classifier'),
 )
 
-_HF_B = r'((?:segformer\.)?)encoder\.block\.(\d+)\.(\d+)\.'
-_HF_T = r'backbone.stages.\2.blocks.\3.'
-_HF = (
-    Rename(r'(?:segformer\.)?encoder\.patch_embeddings\.(\d+)\.proj\.(.+)',
-           r'backbone.stages.\1.patch_embed.proj.\2'),
-    Rename(r'(?:segformer\.)?encoder\.patch_embeddings\.(\d+)\.layer_norm\.'
-           r'(.+)', r'backbone.stages.\1.patch_embed.norm.\2'),
-    Rename(_HF_B + r'layer_norm_([12])\.(.+)', _HF_T + r'norm\4.\5'),
-    Rename(_HF_B + r'attention\.self\.query\.(.+)', _HF_T + r'attn.q.\4'),
-    Fuse(_HF_B + r'attention\.self\.key\.(.+)',
-         (r'\1encoder.block.\2.\3.attention.self.value.\4', ),
-         _HF_T + r'attn.kv.\4'),
-    Rename(_HF_B + r'attention\.self\.sr\.(.+)', _HF_T + r'attn.sr.\4'),
-    Rename(_HF_B + r'attention\.self\.layer_norm\.(.+)',
-           _HF_T + r'attn.norm.\4'),
-    Rename(_HF_B + r'attention\.output\.dense\.(.+)', _HF_T + r'attn.proj.\4'),
-    Rename(_HF_B + r'mlp\.dense([12])\.(.+)', _HF_T + r'mlp.fc\4.\5'),
-    Rename(_HF_B + r'mlp\.dwconv\.dwconv\.(.+)', _HF_T + r'mlp.dwconv.\4'),
-    Rename(r'(?:segformer\.)?encoder\.layer_norm\.(\d+)\.(.+)',
-           r'backbone.stages.\1.norm.\2'),
-    Rename(r'decode_head\.linear_c\.(\d)\.proj\.(.+)',
-           r'decode_head.linear_c.\1.\2'),
-    Rename(r'decode_head\.linear_fuse\.weight',
-           'decode_head.fusion_conv.conv.weight'),
-    Rename(r'decode_head\.batch_norm\.(.+)', r'decode_head.fusion_conv.bn.\1'),
-    Rename(r'decode_head\.classifier\.(.+)', r'decode_head.conv_seg.\1'),
-    Drop(r'classifier\.(weight|bias)', 'ImageNet classifier'),
+#: Hugging Face transformers <-> ours, one row per tensor group: (theirs,
+#: ours). HF keeps key and value apart (our ``kv`` is their concatenation);
+#: ``{hf}`` is the ``segformer.`` prefix of HF's task models (absent in a
+#: bare ``SegformerModel``).
+_HF_ENCODER = '{hf}encoder.'
+_HF_BLOCK = '{hf}encoder.block.{s}.{b}.'
+_OUR_HF_BLOCK = 'backbone.stages.{s}.blocks.{b}.'
+HF_KEY_TABLE = (
+    (_HF_ENCODER + 'patch_embeddings.{s}.proj.{t}',
+     'backbone.stages.{s}.patch_embed.proj.{t}'),
+    (_HF_ENCODER + 'patch_embeddings.{s}.layer_norm.{t}',
+     'backbone.stages.{s}.patch_embed.norm.{t}'),
+    (_HF_BLOCK + 'layer_norm_{n}.{t}', _OUR_HF_BLOCK + 'norm{n}.{t}'),
+    (_HF_BLOCK + 'attention.self.query.{t}', _OUR_HF_BLOCK + 'attn.q.{t}'),
+    ((_HF_BLOCK + 'attention.self.key.{t}',
+      _HF_BLOCK + 'attention.self.value.{t}'), _OUR_HF_BLOCK + 'attn.kv.{t}'),
+    (_HF_BLOCK + 'attention.self.sr.{t}', _OUR_HF_BLOCK + 'attn.sr.{t}'),
+    (_HF_BLOCK + 'attention.self.layer_norm.{t}',
+     _OUR_HF_BLOCK + 'attn.norm.{t}'),
+    (_HF_BLOCK + 'attention.output.dense.{t}',
+     _OUR_HF_BLOCK + 'attn.proj.{t}'),
+    (_HF_BLOCK + 'mlp.dense{n}.{t}', _OUR_HF_BLOCK + 'mlp.fc{n}.{t}'),
+    (_HF_BLOCK + 'mlp.dwconv.dwconv.{t}', _OUR_HF_BLOCK + 'mlp.dwconv.{t}'),
+    (_HF_ENCODER + 'layer_norm.{s}.{t}', 'backbone.stages.{s}.norm.{t}'),
+    ('decode_head.linear_c.{s}.proj.{t}', 'decode_head.linear_c.{s}.{t}'),
+    ('decode_head.linear_fuse.weight', 'decode_head.fusion_conv.conv.weight'),
+    ('decode_head.batch_norm.{t}', 'decode_head.fusion_conv.bn.{t}'),
+    ('decode_head.classifier.{t}', 'decode_head.conv_seg.{t}'),
 )
+#: What each placeholder of :data:`HF_KEY_TABLE` matches.
+HF_KEY_FIELDS = dict(hf=r'(?:segformer\.)?', s=r'\d', b=r'\d+', n=r'[12]',
+                     t=r'.+')
 
 _SMP = _nvlabs_backbone(r'encoder\.', 'backbone.') + tuple(
     Rename(fr'decoder\.mlp_stage\.{k}\.linear\.(weight|bias)',
@@ -141,36 +156,9 @@ _SMP = _nvlabs_backbone(r'encoder\.', 'backbone.') + tuple(
 SEGFORMER_RULES: Dict[str, Tuple] = dict(
     nvlabs=_NVLABS,
     mmseg=with_prefix('backbone.', MMSEG_MIT_TO_MIT) + _MMSEG_HEAD,
-    hf=_HF,
+    hf=table_rules(HF_KEY_TABLE, HF_KEY_FIELDS) + (
+        Drop(r'classifier\.(weight|bias)', 'ImageNet classifier'), ),
     smp=_SMP,
-)
-
-#: Ours (official head form) -> Hugging Face's layout (the reverse of
-#: ``hf``; kv is split back into key and value).
-_O = r'backbone\.stages\.(\d)\.blocks\.(\d+)\.'
-_HB = r'segformer.encoder.block.\1.\2.'
-OURS_TO_HF = (
-    Rename(r'backbone\.stages\.(\d)\.patch_embed\.proj\.(.+)',
-           r'segformer.encoder.patch_embeddings.\1.proj.\2'),
-    Rename(r'backbone\.stages\.(\d)\.patch_embed\.norm\.(.+)',
-           r'segformer.encoder.patch_embeddings.\1.layer_norm.\2'),
-    Rename(_O + r'norm([12])\.(.+)', _HB + r'layer_norm_\3.\4'),
-    Rename(_O + r'attn\.q\.(.+)', _HB + r'attention.self.query.\3'),
-    Split(_O + r'attn\.kv\.(.+)', (_HB + r'attention.self.key.\3',
-                                   _HB + r'attention.self.value.\3'), (1, 1)),
-    Rename(_O + r'attn\.sr\.(.+)', _HB + r'attention.self.sr.\3'),
-    Rename(_O + r'attn\.norm\.(.+)', _HB + r'attention.self.layer_norm.\3'),
-    Rename(_O + r'attn\.proj\.(.+)', _HB + r'attention.output.dense.\3'),
-    Rename(_O + r'mlp\.fc([12])\.(.+)', _HB + r'mlp.dense\3.\4'),
-    Rename(_O + r'mlp\.dwconv\.(.+)', _HB + r'mlp.dwconv.dwconv.\3'),
-    Rename(r'backbone\.stages\.(\d)\.norm\.(.+)',
-           r'segformer.encoder.layer_norm.\1.\2'),
-    Rename(r'decode_head\.linear_c\.(\d)\.(.+)',
-           r'decode_head.linear_c.\1.proj.\2'),
-    Rename(r'decode_head\.fusion_conv\.conv\.weight',
-           'decode_head.linear_fuse.weight'),
-    Rename(r'decode_head\.fusion_conv\.bn\.(.+)', r'decode_head.batch_norm.\1'),
-    Rename(r'decode_head\.conv_seg\.(.+)', r'decode_head.classifier.\1'),
 )
 
 
@@ -202,11 +190,20 @@ def _build_backbone(arch: str):
     return MiT(arch)
 
 
+def is_mmseg_head(head_sd) -> bool:
+    """Whether head weights (without the ``decode_head.`` prefix) are those
+    of mmseg's own ``SegformerHead`` (a ConvModule per scale) rather than
+    the official head (a Linear per scale)."""
+    return 'convs.0.conv.weight' in head_sd
+
+
 def _build_head(arch: str, head_sd):
+    from mmseg.models.decode_heads import SegformerHead as MMSegSegformerHead
+
     from ..models import MIT_ARCHS, SegformerHead
-    form = 'mmseg' if 'convs.0.conv.weight' in head_sd else 'official'
-    return SegformerHead(
-        head_form=form,
+    head_class = MMSegSegformerHead if is_mmseg_head(head_sd) else \
+        SegformerHead
+    return head_class(
         in_channels=list(MIT_ARCHS[arch]['embed_dims']),
         in_index=[0, 1, 2, 3],
         channels=int(head_sd['fusion_conv.conv.weight'].shape[0]),
@@ -225,112 +222,25 @@ def segformer_spec(source: str):
                       list(MIT_ARCHS), _build_backbone, _build_head)
 
 
-def read_hf_folder(path: str) -> Dict:
-    """Weights of a Hugging Face model folder (``model.safetensors``, read
-    with the safetensors package, or ``pytorch_model.bin`` through the safe
-    loader).
+def convert_segformer(src: str,
+                      dst: str,
+                      arch: Optional[str] = None,
+                      source: Optional[str] = None) -> Dict:
+    """Convert a SegFormer file or Hugging Face folder ``src`` into ``dst``
+    (see :func:`~mmseg_plugins.converters.driver.convert_checkpoint`); the
+    layout is detected from the keys unless ``source`` is given.
 
-    Raises:
-        ValueError: the folder has no config.json or no weights.
+    Returns:
+        dict: The driver's info, plus ``source``.
     """
     import os.path as osp
-
-    from ..checkpoint import safe_load
-    if not osp.isfile(osp.join(path, 'config.json')):
-        raise ValueError(f'{path} is not a Hugging Face model folder: no '
-                         'config.json')
-    st = osp.join(path, 'model.safetensors')
-    if osp.isfile(st):
-        from safetensors.torch import load_file
-        return load_file(st)
-    binary = osp.join(path, 'pytorch_model.bin')
-    if osp.isfile(binary):
-        return safe_load(binary)
-    raise ValueError(f'Hugging Face folder {path} holds no weights: expected '
-                     'model.safetensors or pytorch_model.bin')
-
-
-def hf_config(arch_settings: dict, decoder_channels: int,
-              num_classes: int) -> dict:
-    """A transformers ``SegformerConfig`` (as a dict) for our model."""
-    return dict(
-        architectures=['SegformerForSemanticSegmentation'],
-        model_type='segformer',
-        num_channels=3,
-        num_encoder_blocks=len(arch_settings['depths']),
-        depths=list(arch_settings['depths']),
-        sr_ratios=list(arch_settings['sr_ratios']),
-        hidden_sizes=list(arch_settings['embed_dims']),
-        patch_sizes=list(arch_settings['patch_sizes']),
-        strides=list(arch_settings['strides']),
-        num_attention_heads=list(arch_settings['num_heads']),
-        mlp_ratios=list(arch_settings['mlp_ratios']),
-        hidden_act='gelu',
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        classifier_dropout_prob=0.1,
-        initializer_range=0.02,
-        drop_path_rate=0.1,
-        layer_norm_eps=1e-6,
-        decoder_hidden_size=int(decoder_channels),
-        semantic_loss_ignore_index=255,
-        id2label={str(i): f'class_{i}' for i in range(num_classes)},
-        label2id={f'class_{i}': i for i in range(num_classes)},
-    )
-
-
-def export_hf(src: str, dst_dir: str, arch: str = None) -> Dict:
-    """Write our MiT + official-form SegformerHead checkpoint ``src`` as a
-    Hugging Face folder (config.json + model.safetensors) that
-    ``SegformerForSemanticSegmentation.from_pretrained`` loads.
-
-    The folder is assembled next to ``dst_dir`` and renamed into place; an
-    existing non-empty ``dst_dir`` is refused.
-    """
-    import json
-    import os
-    import os.path as osp
-    import shutil
-    import tempfile
-
-    from safetensors.torch import save_file
 
     from ..checkpoint import safe_load, unwrap_state_dict
-    from ..models import MIT_ARCHS
-    from .driver import find_variant
-    from .rules import ConversionError, convert_state_dict
-    if osp.isdir(dst_dir) and os.listdir(dst_dir):
-        raise ConversionError(f'{dst_dir} exists and is not empty; choose a '
-                              'new folder')
-    sd = unwrap_state_dict(safe_load(src))
-    if 'decode_head.convs.0.conv.weight' in sd:
-        raise ConversionError(f'{src} has the mmseg head form, which '
-                              'Hugging Face cannot represent; only the '
-                              "official head (head_form='official') exports")
-    if not any(k.startswith('decode_head.') for k in sd):
-        raise ConversionError(f'{src} has no decode_head: export needs a '
-                              'whole segmentation model')
-    spec = segformer_spec('mmseg')  # only its builders are used here
-    head_sd = {k[12:]: v for k, v in sd.items()
-               if k.startswith('decode_head.')}
-    arch = find_variant(spec, sd, {'decode_head.': head_sd}, arch, src)
-    out, _ = convert_state_dict(sd, OURS_TO_HF)
-    config = hf_config(MIT_ARCHS[arch],
-                       head_sd['fusion_conv.conv.weight'].shape[0],
-                       head_sd['conv_seg.weight'].shape[0])
-    parent = osp.dirname(osp.abspath(dst_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.hf-export-', dir=parent)
-    try:
-        save_file({k: v.contiguous() for k, v in out.items()},
-                  osp.join(tmp, 'model.safetensors'),
-                  metadata={'format': 'pt'})
-        with open(osp.join(tmp, 'config.json'), 'w') as f:
-            json.dump(config, f, indent=2)
-        if osp.isdir(dst_dir):
-            os.rmdir(dst_dir)  # empty, checked above
-        os.replace(tmp, dst_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dict(arch=arch, num_keys=len(out))
+    from .driver import convert_checkpoint
+    from .hf import read_hf_folder
+    sd = read_hf_folder(src) if osp.isdir(src) else \
+        unwrap_state_dict(safe_load(src))
+    source = source or detect_source(sd)
+    info = convert_checkpoint(src, dst, segformer_spec(source), arch,
+                              state_dict=sd)
+    return dict(info, source=source)

@@ -4,8 +4,8 @@ Dong et al., "Head-Free Lightweight Semantic Segmentation with Linear
 Transformer", AAAI 2023 (arXiv 2301.04648).
 
 Written for this project from the paper and the documented behaviour of the
-official release (github dongbo811/AFFormer, see the project's reference
-notes); no code of the official implementation is used. Everything that
+official release (github dongbo811/AFFormer); no code of the official
+implementation is used. Everything that
 changes outputs or weights follows the official code:
 
 * a stride-4 conv stem, then four stages; stage 0 is convolutional only,
@@ -26,21 +26,21 @@ changes outputs or weights follows the official code:
 The head (:class:`AFFormerHead`) is the official ``CLS`` head without its
 never-used ``align`` block.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from mmengine.model import ModuleList
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
 
 from ..registry import MODELS
-from .layers import (ConvBN, ConvLocalBlock, ConvRelPosEnc, ConvStemBackbone,
-                     DWSeparableConvBN, FactorizedAttentionEncoder,
-                     check_in_channels, gelu_linear,
-                     nchw_to_nlc, nlc_to_nchw, resolve_arch)
+from .backbone_base import ConvStemBackbone
+from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
+                     FactorizedAttentionEncoder)
+from .ops import gelu_linear, nchw_to_nlc, nlc_to_nchw
+from .validation import check_in_channels
 
 __all__ = ['AFFORMER_ARCHS', 'AFFormer', 'AFFormerHead']
 
@@ -80,7 +80,7 @@ class DWConvResidualMlp(nn.Module):
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         x = self.fc1(x)  # (B, N, 2C)
         local = nchw_to_nlc(self.dwconv(nlc_to_nchw(x, hw)))
-        local += x  # in place: the conv output is a fresh tensor
+        local += x  # in place on the fresh dwconv output
         return gelu_linear(local, self.fc2)  # fc2(GELU(local)), (B, N, C)
 
 
@@ -160,6 +160,7 @@ class AFFormerStage(nn.Module):
                  mlp_ratio: float, strides: Tuple[int, int],
                  drop_paths: Sequence[float], with_transformer: bool) -> None:
         super().__init__()
+        self.out_channels = out_dim
         self.patch_embeds = nn.ModuleList(
             DWSeparableConvBN(dim, dim, 3, s) for s in strides)
         self.local = ConvLocalBlock(dim, dim // 2)
@@ -192,6 +193,9 @@ class AFFormerStage(nn.Module):
 class AFFormer(ConvStemBackbone):
     """AFFormer backbone (variants ``tiny``, ``small``, ``base``).
 
+    Returns the four stage outputs at strides 4/8/8/8 with
+    ``embed_dims[1:] + embed_dims[-1:]`` channels.
+
     Args:
         arch (str | dict): Variant name (see :data:`AFFORMER_ARCHS`) or a
             dict with ``embed_dims``, ``depths``, ``num_heads`` and
@@ -199,37 +203,27 @@ class AFFormer(ConvStemBackbone):
         in_channels (int): Input channels. Default: 3.
         out_indices (Sequence[int]): Stages to return. Default: (0, 1, 2, 3).
         drop_path_rate (float): Stochastic depth. Default: 0 (official).
+        norm_eval (bool): Keep BatchNorm in eval mode while training.
+            Default: False.
         pretrained (str, optional): Deprecated, use ``init_cfg``.
         init_cfg (dict, optional): mmengine initialisation config.
     """
 
     family = 'AFFormer'
+    arch_table = AFFORMER_ARCHS
+    default_arch = 'base'
     #: The stage-3 transformer runs at 1/32 of the input.
     min_input_size = 32
 
-    def __init__(self,
-                 arch: Union[str, dict] = 'base',
-                 in_channels: int = 3,
-                 out_indices: Sequence[int] = (0, 1, 2, 3),
-                 drop_path_rate: float = 0.,
-                 pretrained: Optional[str] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(pretrained, init_cfg)
-        s = resolve_arch('AFFormer', arch, AFFORMER_ARCHS,
-                         list(AFFORMER_ARCHS['tiny']), num_stages=4)
-        self.arch_settings = s
-        self.out_indices = self.check_out_indices('AFFormer', out_indices, 4)
+    def build_stage(self, index: int, in_channels: int,
+                    drop_paths: Sequence[float]) -> AFFormerStage:
+        s = self.arch_settings
         dims = list(s['embed_dims'])
-        self.stage_out_dims = dims[1:] + dims[-1:]
-
-        self.stem = self.conv_stem(in_channels, dims[0])
-        rates = self.drop_path_rates(drop_path_rate, s['depths'])
-        self.stages = ModuleList(
-            AFFormerStage(dims[i], self.stage_out_dims[i], s['depths'][i],
-                          s['num_heads'][i], s['mlp_ratios'][i],
-                          PATCH_STRIDES[i], rates[i], with_transformer=i > 0)
-            for i in range(4))
-
+        out_dim = (dims[1:] + dims[-1:])[index]
+        return AFFormerStage(in_channels, out_dim, s['depths'][index],
+                             s['num_heads'][index], s['mlp_ratios'][index],
+                             PATCH_STRIDES[index], drop_paths,
+                             with_transformer=index > 0)
 
 
 @MODELS.register_module()

@@ -4,8 +4,8 @@ Lee et al., "MPViT: Multi-Path Vision Transformer for Dense Prediction",
 CVPR 2022 (arXiv 2112.11010).
 
 Written for this project from the paper and the documented behaviour of the
-official release (github youngwanLEE/MPViT, see the project's reference
-notes); no code of the official implementation is used. Everything that
+official release (github youngwanLEE/MPViT); no code of the official
+implementation is used. Everything that
 changes outputs or weights follows the official segmentation backbone:
 
 * a stride-4 stem of two 3x3 Conv-BN-Hardswish (C0/2 then C0 channels);
@@ -26,17 +26,16 @@ The shared position encodings are registered once per path (the official
 checkpoints repeat them under every block; the converter folds those alias
 keys). There is no classifier.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.model import ModuleList
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import MODELS
-from .layers import (ConvBN, ConvLocalBlock, ConvRelPosEnc, ConvStemBackbone,
-                     DWSeparableConvBN, FactorizedAttentionEncoder,
-                     gelu_linear, resolve_arch)
+from .backbone_base import ConvStemBackbone
+from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
+                     FactorizedAttentionEncoder)
+from .ops import gelu_linear
 
 __all__ = ['MPVIT_ARCHS', 'Mlp', 'MPViTStage', 'MPViT']
 
@@ -103,6 +102,7 @@ class MPViTStage(nn.Module):
         if dim % num_heads:
             raise ValueError(f'MPViT width {dim} is not divisible by '
                              f'num_heads {num_heads}')
+        self.out_channels = out_dim
         self.patch_embeds = nn.ModuleList(
             DWSeparableConvBN(dim, dim, 3, stride if p == 0 else 1)
             for p in range(num_paths))
@@ -149,39 +149,17 @@ class MPViT(ConvStemBackbone):
     """
 
     family = 'MPViT'
+    arch_table = MPVIT_ARCHS
+    default_arch = 'small'
     #: The stage-3 encoders run at 1/32 of the input.
     min_input_size = 32
 
-    def __init__(self,
-                 arch: Union[str, dict] = 'small',
-                 in_channels: int = 3,
-                 out_indices: Sequence[int] = (0, 1, 2, 3),
-                 drop_path_rate: float = 0.,
-                 norm_eval: bool = False,
-                 pretrained: Optional[str] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(pretrained, init_cfg)
-        s = resolve_arch('MPViT', arch, MPVIT_ARCHS,
-                         list(MPVIT_ARCHS['tiny']), num_stages=4)
-        self.arch_settings = s
-        self.out_indices = self.check_out_indices('MPViT', out_indices, 4)
-        self.norm_eval = norm_eval
+    def build_stage(self, index: int, in_channels: int,
+                    drop_paths: Sequence[float]) -> MPViTStage:
+        s = self.arch_settings
         dims = list(s['embed_dims'])
-        self.stage_out_dims = dims[1:] + dims[-1:]
-
-        self.stem = self.conv_stem(in_channels, dims[0])
-        rates = self.drop_path_rates(drop_path_rate, s['depths'])
-        self.stages = ModuleList(
-            MPViTStage(dims[i], self.stage_out_dims[i], s['depths'][i],
-                       s['num_paths'][i], s['num_heads'][i],
-                       s['mlp_ratios'][i], 2 if i else 1, rates[i])
-            for i in range(4))
-
-    def train(self, mode: bool = True) -> 'MPViT':
-        super().train(mode)
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
-
+        out_dim = (dims[1:] + dims[-1:])[index]
+        return MPViTStage(in_channels, out_dim, s['depths'][index],
+                          s['num_paths'][index], s['num_heads'][index],
+                          s['mlp_ratios'][index], 2 if index else 1,
+                          drop_paths)

@@ -4,8 +4,8 @@ Xie et al., "SegFormer: Simple and Efficient Design for Semantic
 Segmentation with Transformers", NeurIPS 2021 (arXiv 2105.15203).
 
 Written for this project from the paper and the documented structure of the
-official NVlabs release (see the project's reference notes); no code of the
-official implementation is used. Differences from mmseg's own
+official NVlabs release (github NVlabs/SegFormer); no code of the official
+implementation is used. Differences from mmseg's own
 ``MixVisionTransformer`` are deliberate and documented:
 
 * attention uses ``F.scaled_dot_product_attention`` (fused kernels) with
@@ -16,11 +16,12 @@ official implementation is used. Differences from mmseg's own
 * every stage-end norm is named ``norm`` so mmseg's ``'norm'`` paramwise
   rule exempts it from weight decay, as the official recipe does;
 * the head has the official form (per-scale Linear, fused 1x1 Conv-BN-ReLU,
-  concatenation in c4..c1 order, decoder width 256 for B0/B1 and 768 for
-  B2-B5); mmseg's form (Conv-BN-ReLU per scale, c1..c4) is available with
-  ``head_form='mmseg'``.
+  concatenation in c4..c1 order; the configs set the official decoder width,
+  256 for B0/B1 and 768 for B2-B5). mmseg's own ``SegformerHead`` (a
+  Conv-BN-ReLU per scale, c1..c4) is a different head; checkpoints with it
+  run with ``type='SegformerHead'`` from mmseg.
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -33,10 +34,12 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
 
 from ..registry import MODELS
-from .layers import (BackboneBase, OverlapPatchEmbed, check_in_channels,
-                     check_min_input_size, nlc_to_nchw, resolve_arch)
+from .backbone_base import StagedBackbone
+from .blocks import OverlapPatchEmbed
+from .ops import nlc_to_nchw
+from .validation import check_in_channels
 
-__all__ = ['MIT_ARCHS', 'MiT', 'SegformerHead', 'SEGFORMER_DECODER_CHANNELS']
+__all__ = ['MIT_ARCHS', 'MiT', 'SegformerHead']
 
 _MIT_COMMON = dict(
     num_heads=(1, 2, 5, 8),
@@ -56,10 +59,6 @@ MIT_ARCHS = {
     'b4': dict(_MIT_COMMON, embed_dims=_MIT_WIDE, depths=(3, 8, 27, 3)),
     'b5': dict(_MIT_COMMON, embed_dims=_MIT_WIDE, depths=(3, 6, 40, 3)),
 }
-
-#: Official decoder width per variant (the paper's C).
-SEGFORMER_DECODER_CHANNELS = dict(b0=256, b1=256, b2=768, b3=768, b4=768,
-                                  b5=768)
 
 
 class EfficientSelfAttention(nn.Module):
@@ -174,12 +173,23 @@ class MiTBlock(nn.Module):
 
 
 class MiTStage(nn.Module):
-    """Overlapping patch embedding, ``depth`` blocks, then LayerNorm."""
+    """Overlapping patch embedding, transformer blocks, then LayerNorm.
 
-    def __init__(self, in_channels: int, dim: int, depth: int, patch_size: int,
+    Args:
+        in_channels (int): Input channels.
+        dim (int): Token channels (``out_channels``).
+        patch_size (int): Patch-embedding kernel.
+        stride (int): Patch-embedding stride.
+        patch_norm_eps (float): Epsilon of the patch-embedding LayerNorm.
+        norm_eps (float): Epsilon of the stage-end LayerNorm.
+        block_cfgs (list[dict]): :class:`MiTBlock` arguments, one per block.
+    """
+
+    def __init__(self, in_channels: int, dim: int, patch_size: int,
                  stride: int, patch_norm_eps: float, norm_eps: float,
-                 block_cfgs: List[dict]) -> None:
+                 block_cfgs: Sequence[dict]) -> None:
         super().__init__()
+        self.out_channels = dim
         self.patch_embed = OverlapPatchEmbed(in_channels, dim, patch_size,
                                              stride, patch_norm_eps)
         self.blocks = nn.ModuleList(MiTBlock(dim, **c) for c in block_cfgs)
@@ -193,7 +203,7 @@ class MiTStage(nn.Module):
 
 
 @MODELS.register_module()
-class MiT(BackboneBase):
+class MiT(StagedBackbone):
     """Mix Transformer backbone of SegFormer (variants B0-B5).
 
     Args:
@@ -216,10 +226,16 @@ class MiT(BackboneBase):
         sr_norm_eps (float): Epsilon of the key/value reduction LayerNorm.
             Default: 1e-5 (official); mmseg uses 1e-6.
         with_cp (bool): Gradient checkpointing of each block. Default: False.
+        norm_eval (bool): See :class:`StagedBackbone` (MiT has no
+            BatchNorm). Default: False.
         pretrained (str, optional): Deprecated, use ``init_cfg``.
         init_cfg (dict, optional): mmengine initialisation config.
     """
 
+    family = 'MiT'
+    arch_table = MIT_ARCHS
+    default_arch = 'b0'
+    num_stages = None  # as many as ``depths`` has entries
     #: Smallest input side: the stride-4 stage-1 map must cover the 8x8
     #: key/value reduction window.
     min_input_size = 32
@@ -236,106 +252,65 @@ class MiT(BackboneBase):
                  patch_norm_eps: float = 1e-5,
                  sr_norm_eps: float = 1e-5,
                  with_cp: bool = False,
+                 norm_eval: bool = False,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(pretrained, init_cfg)
-        settings = resolve_arch('MiT', arch, MIT_ARCHS, list(MIT_ARCHS['b0']))
-        num_stages = len(settings['depths'])
-        self.arch_settings = settings
-        self.embed_dims = tuple(settings['embed_dims'])
-        self.out_indices = self.check_out_indices('MiT', out_indices,
-                                                  num_stages)
+        self.norm_eps = norm_eps
+        self.patch_norm_eps = patch_norm_eps
+        self.block_options = dict(
+            qkv_bias=qkv_bias,
+            drop=drop_rate,
+            attn_drop=attn_drop_rate,
+            norm_eps=norm_eps,
+            sr_norm_eps=sr_norm_eps,
+            with_cp=with_cp)
+        super().__init__(arch, in_channels, out_indices, drop_path_rate,
+                         norm_eval, pretrained, init_cfg)
 
-        total = sum(settings['depths'])
-        rates = torch.linspace(0, drop_path_rate, total).tolist()
-        self.stages = ModuleList()
-        cursor, cin = 0, in_channels
-        for i in range(num_stages):
-            dim, depth = settings['embed_dims'][i], settings['depths'][i]
-            block_cfgs = [
-                dict(
-                    num_heads=settings['num_heads'][i],
-                    mlp_ratio=settings['mlp_ratios'][i],
-                    sr_ratio=settings['sr_ratios'][i],
-                    qkv_bias=qkv_bias,
-                    drop=drop_rate,
-                    attn_drop=attn_drop_rate,
-                    drop_path=rates[cursor + j],
-                    norm_eps=norm_eps,
-                    sr_norm_eps=sr_norm_eps,
-                    with_cp=with_cp) for j in range(depth)
-            ]
-            self.stages.append(
-                MiTStage(cin, dim, depth, settings['patch_sizes'][i],
-                         settings['strides'][i], patch_norm_eps, norm_eps,
-                         block_cfgs))
-            cursor += depth
-            cin = dim
-
-    @property
-    def out_channels(self) -> List[int]:
-        """Channels of the returned feature maps."""
-        return [self.embed_dims[i] for i in self.out_indices]
-
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """(B, 3, H, W) -> feature maps at strides 4, 8, 16, 32."""
-        check_min_input_size(x, self.min_input_size, 'MiT')
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)  # (B, C_i, H_i, W_i)
-            if i in self.out_indices:
-                outs.append(x)
-        return outs
+    def build_stage(self, index: int, in_channels: int,
+                    drop_paths: Sequence[float]) -> MiTStage:
+        s = {k: v[index] for k, v in self.arch_settings.items()}
+        blocks = [
+            dict(num_heads=s['num_heads'], mlp_ratio=s['mlp_ratios'],
+                 sr_ratio=s['sr_ratios'], drop_path=rate,
+                 **self.block_options) for rate in drop_paths
+        ]
+        return MiTStage(in_channels, s['embed_dims'], s['patch_sizes'],
+                        s['strides'], self.patch_norm_eps, self.norm_eps,
+                        blocks)
 
 
 @MODELS.register_module()
 class SegformerHead(BaseDecodeHead):
-    """The all-MLP SegFormer decoder.
+    """The all-MLP SegFormer decoder of the paper and the NVlabs release.
 
-    ``head_form='official'`` (default) is the paper's and NVlabs' head:
-    each scale is projected by a Linear layer (with bias, no norm), resized
+    Each scale is projected by a Linear layer (with bias, no norm), resized
     to the 1/4 map, concatenated in c4, c3, c2, c1 order and fused by a 1x1
-    Conv-BN-ReLU; then dropout and the classifier ``conv_seg``.
-    ``head_form='mmseg'`` is mmseg's variant: a 1x1 Conv-BN-ReLU per scale
-    and c1..c4 concatenation.
+    Conv-BN-ReLU; then dropout and the classifier ``conv_seg``. (mmseg's
+    ``SegformerHead`` differs: a 1x1 Conv-BN-ReLU per scale and c1..c4
+    order; checkpoints with that head convert to mmseg's class.)
 
     Args:
         interpolate_mode (str): Resize mode. Default: ``'bilinear'``.
-        head_form (str): ``'official'`` or ``'mmseg'``.
         **kwargs: :class:`BaseDecodeHead` arguments (``in_channels``,
             ``in_index``, ``channels``, ``num_classes``, ``norm_cfg``, ...).
     """
 
-    HEAD_FORMS = ('official', 'mmseg')
-
-    def __init__(self,
-                 interpolate_mode: str = 'bilinear',
-                 head_form: str = 'official',
-                 **kwargs) -> None:
-        super().__init__(input_transform='multiple_select', **kwargs)
-        if head_form not in self.HEAD_FORMS:
-            raise ValueError(f'Unknown SegformerHead head_form {head_form!r}; '
-                             f'valid choices: {", ".join(self.HEAD_FORMS)}')
-        if len(self.in_channels) != len(self.in_index):
+    def __init__(self, interpolate_mode: str = 'bilinear', **kwargs) -> None:
+        in_channels, in_index = kwargs.get('in_channels'), kwargs.get(
+            'in_index', -1)
+        if not isinstance(in_channels, (list, tuple)) or not isinstance(
+                in_index, (list, tuple)) or len(in_channels) != len(in_index):
             raise ValueError(
-                f'SegformerHead in_channels={list(self.in_channels)} and '
-                f'in_index={list(self.in_index)} must have the same length')
+                f'SegformerHead needs lists in_channels and in_index of the '
+                f'same length (one entry per scale), got in_channels='
+                f'{in_channels} and in_index={in_index}')
+        super().__init__(input_transform='multiple_select', **kwargs)
         self.interpolate_mode = interpolate_mode
-        self.head_form = head_form
-        n = len(self.in_channels)
-        if head_form == 'official':
-            self.linear_c = ModuleList(
-                nn.Linear(c, self.channels) for c in self.in_channels)
-        else:
-            self.convs = ModuleList(
-                ConvModule(
-                    c,
-                    self.channels,
-                    1,
-                    norm_cfg=self.norm_cfg,
-                    act_cfg=self.act_cfg) for c in self.in_channels)
+        self.linear_c = ModuleList(
+            nn.Linear(c, self.channels) for c in self.in_channels)
         self.fusion_conv = ConvModule(
-            self.channels * n,
+            self.channels * len(self.in_channels),
             self.channels,
             1,
             norm_cfg=self.norm_cfg,
@@ -346,13 +321,9 @@ class SegformerHead(BaseDecodeHead):
         check_in_channels('SegformerHead', self.in_channels, inputs)
         size = inputs[0].shape[2:]
         outs = []
-        for i, x in enumerate(inputs):
-            if self.head_form == 'official':
-                lin = self.linear_c[i]
-                # a Linear over channels == a 1x1 convolution
-                x = F.conv2d(x, lin.weight[:, :, None, None], lin.bias)
-            else:
-                x = self.convs[i](x)
+        for x, lin in zip(inputs, self.linear_c):
+            # a Linear over channels == a 1x1 convolution
+            x = F.conv2d(x, lin.weight[:, :, None, None], lin.bias)
             if x.shape[2:] != size:  # (B, E, H/4, W/4)
                 x = resize(
                     x,
@@ -360,7 +331,6 @@ class SegformerHead(BaseDecodeHead):
                     mode=self.interpolate_mode,
                     align_corners=self.align_corners)
             outs.append(x)
-        if self.head_form == 'official':
-            outs = outs[::-1]  # c4, c3, c2, c1
-        out = self.fusion_conv(torch.cat(outs, dim=1))  # (B, E, H/4, W/4)
+        # c4, c3, c2, c1
+        out = self.fusion_conv(torch.cat(outs[::-1], dim=1))  # (B, E, H/4, W/4)
         return self.cls_seg(out)

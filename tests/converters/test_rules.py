@@ -49,3 +49,38 @@ def test_indivisible_split_is_an_error():
     with pytest.raises(ConversionError, match='not divisible'):
         convert_state_dict({'a': torch.zeros(4)},
                            [Split('a', ('q', 'kv'), (1, 2))])
+
+
+def test_table_rules_convert_both_ways():
+    """One two-way table gives the rules of both directions: renames,
+    a fused pair (theirs) <-> one concatenated tensor (ours), and a
+    placeholder that only one side has (an optional prefix)."""
+    from mmseg_plugins.converters.rules import Fuse, table_rules
+    table = (
+        ('{p}enc.{s}.norm_{n}.{t}', 'stages.{s}.norm{n}.{t}'),
+        (('{p}enc.{s}.key.{t}', '{p}enc.{s}.value.{t}'), 'stages.{s}.kv.{t}'),
+    )
+    fields = dict(p=r'(?:model\.)?', s=r'\d', n=r'[12]', t=r'.+')
+    forward = table_rules(table, fields)
+    assert isinstance(forward[1], Fuse)
+    theirs = {
+        'model.enc.0.norm_1.weight': torch.ones(2),
+        'model.enc.0.key.weight': torch.zeros(2, 3),
+        'model.enc.0.value.weight': torch.ones(2, 3),
+    }
+    ours, report = convert_state_dict(theirs, forward)
+    assert list(ours) == ['stages.0.norm1.weight', 'stages.0.kv.weight']
+    assert ours['stages.0.kv.weight'].shape == (4, 3)
+    assert report.converted == 3
+    # without the optional prefix too
+    bare, _ = convert_state_dict(
+        {k[len('model.'):]: v for k, v in theirs.items()}, forward)
+    assert list(bare) == list(ours)
+    backward = table_rules(table, fields, reverse=True,
+                           defaults=dict(p='model.'))
+    back, _ = convert_state_dict(ours, backward)
+    assert sorted(back) == sorted(theirs)
+    for k, v in theirs.items():
+        assert torch.equal(back[k], v), k
+    with pytest.raises(ValueError, match=r'placeholder \{p\}.*no default'):
+        table_rules(table, fields, reverse=True)

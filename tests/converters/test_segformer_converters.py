@@ -12,8 +12,8 @@ import afformer_reference as ref
 from helpers import PYTHON, ROOT, assert_refused, run
 from mmseg_plugins.checkpoint import safe_load, unwrap_state_dict
 from mmseg_plugins.converters.driver import convert_checkpoint
-from mmseg_plugins.converters.segformer import (detect_source, export_hf,
-                                                segformer_spec)
+from mmseg_plugins.converters.hf import export_hf, read_hf_folder
+from mmseg_plugins.converters.segformer import detect_source, segformer_spec
 from mmseg_plugins.models import MIT_ARCHS, MiT, SegformerHead
 
 transformers = pytest.importorskip('transformers')
@@ -22,11 +22,13 @@ TO_HF = osp.join(ROOT, 'tools', 'model_converters', 'segformer2hf.py')
 X = torch.randn(2, 3, 96, 128)
 
 
-def _ours(arch='b0', num_classes=5, eps=1e-6, form='official', seed=0,
-          **mit_kwargs):
+def _ours(arch='b0', num_classes=5, eps=1e-6, head_class=SegformerHead,
+          seed=0, **mit_kwargs):
+    """Our MiT and a head: ours (the official head) or, with
+    ``head_class``, mmseg's own SegformerHead."""
     backbone = MiT(arch, norm_eps=eps, **mit_kwargs).eval()
-    head = SegformerHead(
-        head_form=form, in_channels=list(MIT_ARCHS[arch]['embed_dims']),
+    head = head_class(
+        in_channels=list(MIT_ARCHS[arch]['embed_dims']),
         in_index=[0, 1, 2, 3], channels=64 if arch == 'b0' else 128,
         num_classes=num_classes, norm_cfg=dict(type='BN')).eval()
     ref.randomise(backbone, seed)
@@ -34,9 +36,9 @@ def _ours(arch='b0', num_classes=5, eps=1e-6, form='official', seed=0,
     return backbone, head
 
 
-def _load(sd, arch='b0', num_classes=5, eps=1e-6, form='official',
+def _load(sd, arch='b0', num_classes=5, eps=1e-6, head_class=SegformerHead,
           **mit_kwargs):
-    backbone, head = _ours(arch, num_classes, eps, form, **mit_kwargs)
+    backbone, head = _ours(arch, num_classes, eps, head_class, **mit_kwargs)
     backbone.load_state_dict({k[9:]: v for k, v in sd.items()
                               if k.startswith('backbone.')}, strict=True)
     head.load_state_dict({k[12:]: v for k, v in sd.items()
@@ -144,7 +146,11 @@ def test_mmseg_model_equals_mmseg_segformer(tmp_path):
     sd.update({f'decode_head.{k}': v for k, v in mh.state_dict().items()})
     assert detect_source(sd) == 'mmseg'
     conv = _convert(tmp_path, {'state_dict': sd})
-    ours = _load(conv, form='mmseg', patch_norm_eps=1e-6, sr_norm_eps=1e-6)
+    # the head keys stay mmseg's: the file runs with mmseg's head class
+    assert {k for k in conv if k.startswith('decode_head.')} == \
+        {k for k in sd if k.startswith('decode_head.')}
+    ours = _load(conv, head_class=MMSegHead, patch_norm_eps=1e-6,
+                 sr_norm_eps=1e-6)
     with torch.no_grad():
         torch.testing.assert_close(_logits(*ours), mh(mb(X)), atol=1e-5,
                                    rtol=1e-5)
@@ -195,7 +201,6 @@ def test_export_to_hugging_face_and_back(tmp_path):
                                    _logits(backbone, head), atol=1e-4,
                                    rtol=1e-4)
     back = tmp_path / 'back.pth'
-    from mmseg_plugins.converters.segformer import read_hf_folder
     hf_sd = read_hf_folder(str(folder))
     convert_checkpoint(str(folder), str(back), segformer_spec('hf'),
                        state_dict=hf_sd)
@@ -204,21 +209,21 @@ def test_export_to_hugging_face_and_back(tmp_path):
 
 
 def test_export_refuses_existing_folder_and_mmseg_head(tmp_path):
+    from mmseg.models.decode_heads import SegformerHead as MMSegHead
+
     from mmseg_plugins.converters.rules import ConversionError
-    backbone, head = _ours(form='mmseg')
+    backbone, head = _ours(head_class=MMSegHead)
     sd = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
     sd.update({f'decode_head.{k}': v for k, v in head.state_dict().items()})
     ckpt = tmp_path / 'mmseg_form.pth'
     torch.save({'state_dict': sd}, ckpt)
-    with pytest.raises(ConversionError, match='mmseg head form'):
+    with pytest.raises(ConversionError, match="mmseg's SegformerHead"):
         export_hf(str(ckpt), str(tmp_path / 'o'))
     (tmp_path / 'full').mkdir()
     (tmp_path / 'full' / 'x').write_text('x')
     with pytest.raises(ConversionError, match='not empty'):
         export_hf(str(ckpt), str(tmp_path / 'full'))
     assert not (tmp_path / 'o').exists()
-
-
 
 
 def test_bad_inputs_are_refused(tmp_path):

@@ -11,8 +11,8 @@ from mmseg_plugins.models import MPVIT_ARCHS, MPViT
 # the official classification models' docstrings (1000-class head included)
 CLASSIFIER_PARAMS = dict(tiny=5_843_736, xsmall=10_573_448,
                          small=22_892_400, base=74_845_976)
-# keys of the official ImageNet checkpoints (reference notes, section 4):
-# the shared cpe/crpe repeated under every block, plus cls_head
+# keys of the official ImageNet checkpoints (mpvit_{tiny,xsmall,small,base}
+# .pth): the shared cpe/crpe repeated under every block, plus cls_head
 OFFICIAL_KEYS = dict(tiny=873, xsmall=873, small=1263, base=1419)
 OUT_CHANNELS = dict(tiny=[96, 176, 216, 216], xsmall=[128, 192, 256, 256],
                     small=[128, 216, 288, 288], base=[224, 368, 480, 480])

@@ -55,7 +55,7 @@ def test_table_of_one_config(tmp_path):
 
 def test_folder_counts_paper_flops_and_plots(tmp_path):
     """A folder of configs, FLOPs only: AFFormer-base's count reproduces the
-    official code's fvcore count (4.57 GFLOPs at 512x512, reference notes),
+    official code's fvcore count (4.57 GFLOPs at 512x512, the paper's 4.6),
     and the plot of the published mIoU is written."""
     out = tmp_path / 'bench'
     proc = run([PYTHON, TOOL, osp.join(ROOT, 'configs', 'afformer'),

@@ -12,29 +12,15 @@ checkpoint=DST)`` (ImageNet). The variant is detected from the shapes unless
 are identical), the head's unused ``align`` block is dropped, and the report
 says so. DST is written atomically: on any error nothing is written.
 """
-import argparse
-import os.path as osp
-import sys
+from mmseg_plugins.converters.afformer import convert_afformer
+from mmseg_plugins.converters.cli import converter_cli
+from mmseg_plugins.models import AFFORMER_ARCHS
+from mmseg_plugins.tools import run_tool
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('src', help='official AFFormer checkpoint')
-    parser.add_argument('dst', help='output file')
-    parser.add_argument('--arch', default=None,
-                        help='tiny, small or base (default: detect)')
-    args = parser.parse_args()
-    from mmseg_plugins.converters.afformer import afformer_spec
-    from mmseg_plugins.converters.driver import (convert_checkpoint,
-                                                 summary_lines)
-    info = convert_checkpoint(args.src, args.dst, afformer_spec(), args.arch)
-    print('\n'.join(summary_lines(info, args.dst)))
+    converter_cli(__doc__, convert_afformer, list(AFFORMER_ARCHS))
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))))
-    import warnings
-    warnings.filterwarnings('ignore')
-    from mmseg_plugins.tools import run_tool
     run_tool(main)

@@ -14,29 +14,15 @@ checkpoint=DST)`` (ImageNet). The variant is detected from the shapes unless
 are identical) and the report says so. DST is written atomically: on any
 error nothing is written.
 """
-import argparse
-import os.path as osp
-import sys
+from mmseg_plugins.converters.cli import converter_cli
+from mmseg_plugins.converters.mpvit import convert_mpvit
+from mmseg_plugins.models import MPVIT_ARCHS
+from mmseg_plugins.tools import run_tool
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('src', help='official MPViT checkpoint')
-    parser.add_argument('dst', help='output file')
-    parser.add_argument('--arch', default=None,
-                        help='tiny, xsmall, small or base (default: detect)')
-    args = parser.parse_args()
-    from mmseg_plugins.converters.driver import (convert_checkpoint,
-                                                 summary_lines)
-    from mmseg_plugins.converters.mpvit import mpvit_spec
-    info = convert_checkpoint(args.src, args.dst, mpvit_spec(), args.arch)
-    print('\n'.join(summary_lines(info, args.dst)))
+    converter_cli(__doc__, convert_mpvit, list(MPVIT_ARCHS))
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))))
-    import warnings
-    warnings.filterwarnings('ignore')
-    from mmseg_plugins.tools import run_tool
     run_tool(main)

@@ -12,8 +12,8 @@ so its logits differ slightly (see README). DST_DIR must not exist or be
 empty; it appears only when complete.
 """
 import argparse
-import os.path as osp
-import sys
+
+from mmseg_plugins.tools import run_tool
 
 
 def main():
@@ -23,16 +23,11 @@ def main():
     parser.add_argument('--arch', default=None, help='b0..b5 (default: '
                         'detect)')
     args = parser.parse_args()
-    from mmseg_plugins.converters.segformer import export_hf
+    from mmseg_plugins.converters.hf import export_hf
     info = export_hf(args.src, args.dst, args.arch)
-    print(f'MiT-{info["arch"]} with official head: {info["num_keys"]} '
+    print(f'MiT-{info["arch"]} with the official head: {info["num_keys"]} '
           f'tensors written to {args.dst}')
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))))
-    import warnings
-    warnings.filterwarnings('ignore')
-    from mmseg_plugins.tools import run_tool
     run_tool(main)

@@ -21,7 +21,6 @@ model = dict(
         init_cfg=None),
     decode_head=dict(
         type='mmseg_plugins.SegformerHead',
-        head_form='official',
         in_channels=[32, 64, 160, 256],
         in_index=[0, 1, 2, 3],
         channels=256,

@@ -1,44 +1,25 @@
-"""Building blocks shared by the model families (SegFormer, AFFormer, MPViT).
+"""Building blocks shared by the model families, each implemented once:
+the overlapping patch embedding (SegFormer), the convolutional blocks and
+the factorised-attention encoder of AFFormer and MPViT.
 
-Each block is implemented once here; family files compose them.
+In-place updates below are applied only to fresh tensors (see
+:mod:`mmseg_plugins.models.ops`); each site says which operation produced
+the tensor it updates.
 """
-import math
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import DropPath
-from mmengine.model import BaseModule
-from mmengine.model.weight_init import (constant_init, normal_init,
-                                        trunc_normal_init)
+
+from .ops import nchw_to_nlc, nlc_to_nchw
 
 __all__ = [
-    'BackboneBase', 'ConvStemBackbone', 'check_in_channels', 'nlc_to_nchw', 'nchw_to_nlc',
-    'OverlapPatchEmbed', 'init_vit_weights', 'resolve_arch',
-    'check_min_input_size', 'ConvBN', 'DWSeparableConvBN', 'ConvLocalBlock',
-    'ConvPosEnc', 'ConvRelPosEnc', 'FactorizedAttention',
-    'FactorizedAttentionBlock', 'FactorizedAttentionEncoder', 'gelu_linear'
+    'OverlapPatchEmbed', 'ConvBN', 'DWSeparableConvBN', 'ConvLocalBlock',
+    'conv_stem', 'ConvPosEnc', 'ConvRelPosEnc', 'FactorizedAttention',
+    'FactorizedAttentionBlock', 'FactorizedAttentionEncoder'
 ]
-
-
-def nlc_to_nchw(x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
-    """(B, H*W, C) tokens -> (B, C, H, W) map.
-
-    The result is a channels-last *view* of the tokens (no copy when the
-    tokens are dense in C), which mkldnn convolutions consume directly.
-    """
-    h, w = hw_shape
-    b, n, c = x.shape
-    assert n == h * w, f'token count {n} does not match {h}x{w}'
-    return x.reshape(b, h, w, c).permute(0, 3, 1, 2)
-
-
-def nchw_to_nlc(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) map -> (B, H*W, C) tokens (free for channels-last
-    maps)."""
-    b, c = x.shape[:2]
-    return x.permute(0, 2, 3, 1).reshape(b, -1, c)
 
 
 class OverlapPatchEmbed(nn.Module):
@@ -71,130 +52,6 @@ class OverlapPatchEmbed(nn.Module):
         x = self.proj(x)  # (B, C, H', W')
         hw = (x.shape[2], x.shape[3])
         return self.norm(nchw_to_nlc(x)), hw  # (B, H'*W', C)
-
-
-def init_vit_weights(module: nn.Module) -> None:
-    """The SegFormer/PVT initialisation: truncated-normal Linear (std .02),
-    unit LayerNorm, fan-out normal Conv2d, zero biases."""
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            trunc_normal_init(m, std=.02, bias=0.)
-        elif isinstance(m, nn.LayerNorm):
-            constant_init(m, val=1.0, bias=0.)
-        elif isinstance(m, nn.Conv2d):
-            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-            fan_out //= m.groups
-            normal_init(m, mean=0, std=math.sqrt(2.0 / fan_out), bias=0)
-
-
-class BackboneBase(BaseModule):
-    """Plumbing shared by the backbones: the deprecated ``pretrained``
-    argument, ``out_indices`` checking and the official initialisation
-    (:func:`init_vit_weights`) when no ``init_cfg`` is given.
-
-    Args:
-        pretrained (str, optional): Deprecated; becomes
-            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
-        init_cfg (dict, optional): mmengine initialisation config.
-    """
-
-    def __init__(self, pretrained: Optional[str] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        if pretrained is not None:
-            if init_cfg is not None:
-                raise ValueError('init_cfg and pretrained cannot be set at '
-                                 'the same time')
-            if not isinstance(pretrained, str):
-                raise TypeError('pretrained must be a str or None')
-            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
-        super().__init__(init_cfg=init_cfg)
-
-    @staticmethod
-    def check_out_indices(family: str, out_indices: Sequence[int],
-                          num_stages: int) -> Tuple[int, ...]:
-        """Validate ``out_indices`` against the number of stages."""
-        out_indices = tuple(out_indices)
-        if not out_indices or any(i < 0 or i >= num_stages
-                                  for i in out_indices):
-            raise ValueError(f'{family} out_indices {list(out_indices)} must '
-                             f'lie in [0, {num_stages - 1}]')
-        return out_indices
-
-    def init_weights(self) -> None:
-        if self.init_cfg is None:
-            init_vit_weights(self)
-        else:
-            super().init_weights()
-
-
-def check_in_channels(head: str, expected: Sequence[int],
-                      inputs: Sequence[torch.Tensor]) -> None:
-    """Raise a clear error when a head's ``in_channels`` does not match the
-    feature maps it receives."""
-    found = [int(x.shape[1]) for x in inputs]
-    if found != list(expected):
-        raise ValueError(f'{head} in_channels={list(expected)} but the '
-                         f'backbone gives {found}; set in_channels to {found}')
-
-
-def resolve_arch(family: str,
-                 arch,
-                 table: Mapping[str, Dict],
-                 required: Sequence[str],
-                 num_stages: Optional[int] = None) -> Dict:
-    """Look up a variant by name in ``table`` or validate a custom dict.
-
-    Every setting is a per-stage sequence; all must have as many entries as
-    ``depths`` (and ``num_stages`` entries when it is given).
-
-    Args:
-        family (str): Model family, used in error messages.
-        arch (str | dict): Variant name or a dict with every ``required``
-            key.
-        table (Mapping): ``{name: settings}``.
-        required (Sequence[str]): Keys a custom dict must provide.
-        num_stages (int, optional): Fixed number of stages of the family.
-
-    Returns:
-        dict: A copy of the settings.
-
-    Raises:
-        ValueError: unknown name, incomplete dict or inconsistent lengths
-            (the message lists the valid choices / missing keys / the bad
-            entry).
-    """
-    if isinstance(arch, str):
-        key = arch.lower()
-        if key not in table:
-            raise ValueError(f'Unknown {family} arch {arch!r}; valid '
-                             f'choices: {", ".join(table)}')
-        settings = dict(table[key])
-    elif isinstance(arch, Mapping):
-        missing = [k for k in required if k not in arch]
-        if missing:
-            raise ValueError(f'Custom {family} arch is missing keys '
-                             f'{missing}; it needs {list(required)}')
-        settings = dict(arch)
-    else:
-        raise TypeError(f'{family} arch must be a name ({", ".join(table)}) '
-                        f'or a dict, got {type(arch).__name__}')
-    n = len(settings['depths']) if num_stages is None else num_stages
-    for key, value in settings.items():
-        if len(value) != n:
-            raise ValueError(f'{family} arch: {key}={list(value)} has '
-                             f'{len(value)} entries but depths has {n}'
-                             if num_stages is None else
-                             f'{family} arch: {key}={list(value)} must have '
-                             f'{n} entries (one per stage)')
-    return settings
-
-
-def check_min_input_size(x: torch.Tensor, min_size: int, family: str) -> None:
-    """Raise a clear error for inputs smaller than ``min_size`` on a side."""
-    h, w = x.shape[-2:]
-    if h < min_size or w < min_size:
-        raise ValueError(f'{family} needs inputs of at least {min_size}x'
-                         f'{min_size} pixels, got {h}x{w}')
 
 
 # ---------------------------------------------------------------------------
@@ -286,6 +143,17 @@ class ConvLocalBlock(nn.Module):
         return x + self.conv2(y)
 
 
+def conv_stem(in_channels: int, dim: int) -> nn.Sequential:
+    """The stride-4 stem of AFFormer and MPViT: two stride-2 3x3
+    Conv-BN-Hardswish, ``dim // 2`` then ``dim`` channels."""
+    return nn.Sequential(
+        ConvBN(in_channels, dim // 2, 3, 2, 1, act=nn.Hardswish),
+        ConvBN(dim // 2, dim, 3, 2, 1, act=nn.Hardswish))
+
+
+# ---------------------------------------------------------------------------
+# Factorised attention with convolutional position encodings
+# ---------------------------------------------------------------------------
 class ConvPosEnc(nn.Module):
     """Convolutional position encoding: ``x + depthwise_conv(x)`` on the
     token map.
@@ -302,7 +170,8 @@ class ConvPosEnc(nn.Module):
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         feat = nlc_to_nchw(x, hw)  # (B, C, H, W)
-        # in place: the conv output is fresh and autograd does not keep it
+        # in place on the fresh conv output (autograd does not keep it: the
+        # backward of an addition needs neither operand)
         return nchw_to_nlc(self.proj(feat).add_(feat))  # (B, N, C)
 
 
@@ -373,46 +242,6 @@ class ConvRelPosEnc(nn.Module):
         return q * nchw_to_nlc(self.high_pass(nlc_to_nchw(v, hw)))
 
 
-class _GeluLinear(torch.autograd.Function):
-    """``linear(gelu(h), weight, bias)`` that keeps only ``h`` for backward
-    and recomputes ``gelu(h)`` there (one elementwise op), instead of keeping
-    both ``h`` and ``gelu(h)``: the MLP's widest activation is stored once."""
-
-    @staticmethod
-    def forward(ctx, h, weight, bias):
-        ctx.save_for_backward(h, weight)
-        ctx.has_bias = bias is not None
-        return F.linear(F.gelu(h), weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad):
-        h, weight = ctx.saved_tensors
-        grad_h = grad_w = grad_b = None
-        flat = grad.reshape(-1, grad.shape[-1])
-        grad_act = grad @ weight  # (..., hidden)
-        if ctx.needs_input_grad[0]:
-            grad_h = torch.ops.aten.gelu_backward(grad_act, h)
-        if ctx.needs_input_grad[1]:
-            # the recomputed GELU reuses grad_act's buffer (no longer needed)
-            act = torch._C._nn.gelu(h, out=grad_act)
-            grad_w = flat.t() @ act.reshape(-1, act.shape[-1])
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = flat.sum(0)
-        return grad_h, grad_w, grad_b
-
-
-def gelu_linear(h: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
-    """``linear(GELU(h))`` for a fresh ``h`` (e.g. a Linear output that
-    nothing else uses): without autograd the GELU runs in place; with
-    autograd (outside autocast) the GELU output is recomputed in backward
-    instead of stored. Same values and gradients, less memory."""
-    if not torch.is_grad_enabled():  # h is a fresh product: reuse it
-        return linear(torch.ops.aten.gelu_(h))
-    if not torch.is_autocast_enabled() and h.requires_grad:
-        return _GeluLinear.apply(h, linear.weight, linear.bias)
-    return linear(F.gelu(h))
-
-
 class FactorizedAttention(nn.Module):
     """Factorised (linear) attention with a convolutional relative position
     term: ``scale * q (softmax_N(k)^T v) + crpe(q, v)``, then a projection.
@@ -449,7 +278,7 @@ class FactorizedAttention(nn.Module):
         q, k, v = (F.linear(x, w, bb)
                    for w, bb in zip(self.qkv.weight.chunk(3), bias))
         k = k.softmax(dim=1)  # over tokens
-        out = crpe(q, v, hw)  # (B, N, C), a new tensor
+        out = crpe(q, v, hw)  # (B, N, C), fresh: the crpe product
         for i in range(b):  # per-head products on strided views, no copies
             context = torch.bmm(k[i].view(n, h, ch).permute(1, 2, 0),
                                 v[i].view(n, h, ch).transpose(0, 1))
@@ -487,11 +316,11 @@ class FactorizedAttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int], cpe: nn.Module,
                 crpe: nn.Module) -> torch.Tensor:
-        x = cpe(x, hw)  # a fresh tensor
+        x = cpe(x, hw)  # fresh: the cpe output
         if torch.is_grad_enabled():
             x = x + self.drop_path(self.attn(self.norm1(x), hw, crpe))
             return x + self.drop_path(self.mlp(self.norm2(x), hw))
-        # inference: residuals accumulate in place
+        # inference: residuals accumulate in place into the fresh cpe output
         x += self.drop_path(self.attn(self.norm1(x), hw, crpe))
         x += self.drop_path(self.mlp(self.norm2(x), hw))
         return x
@@ -525,50 +354,3 @@ class FactorizedAttentionEncoder(nn.Module):
         for block in self.blocks:
             x = block(x, hw, self.cpe, self.crpe)
         return nlc_to_nchw(x, hw)  # (B, C, H, W)
-
-
-class ConvStemBackbone(BackboneBase):
-    """Plumbing shared by AFFormer and MPViT: the stride-4 stem of two 3x3
-    Conv-BN-Hardswish, the stochastic-depth schedule, ``out_channels`` and a
-    forward pass that keeps tensors channels-last end to end (mkldnn
-    convolutions take them without reordering; token <-> map conversions
-    become views; the outputs stay channels-last too).
-
-    Subclasses set ``self.stem`` (:meth:`conv_stem`), ``self.stages``,
-    ``self.stage_out_dims``, ``self.out_indices``, ``family`` and
-    ``min_input_size``.
-    """
-
-    family = ''
-    min_input_size = 32
-
-    @staticmethod
-    def conv_stem(in_channels: int, dim: int) -> nn.Sequential:
-        """Two stride-2 3x3 Conv-BN-Hardswish: ``dim // 2`` then ``dim``."""
-        return nn.Sequential(
-            ConvBN(in_channels, dim // 2, 3, 2, 1, act=nn.Hardswish),
-            ConvBN(dim // 2, dim, 3, 2, 1, act=nn.Hardswish))
-
-    @staticmethod
-    def drop_path_rates(rate: float,
-                        depths: Sequence[int]) -> List[List[float]]:
-        """Linear stochastic depth from 0 to ``rate`` over all blocks, cut
-        into one list per stage."""
-        rates = torch.linspace(0, rate, sum(depths)).tolist()
-        bounds = [sum(depths[:i]) for i in range(len(depths) + 1)]
-        return [rates[a:b] for a, b in zip(bounds, bounds[1:])]
-
-    @property
-    def out_channels(self) -> List[int]:
-        """Channels of the returned feature maps."""
-        return [self.stage_out_dims[i] for i in self.out_indices]
-
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        check_min_input_size(x, self.min_input_size, self.family)
-        x = self.stem(x.contiguous(memory_format=torch.channels_last))
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)  # (B, C_i, H_i, W_i)
-            if i in self.out_indices:
-                outs.append(x)
-        return outs

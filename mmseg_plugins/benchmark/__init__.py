@@ -1,0 +1,32 @@
+"""Model benchmarks: parameters, FLOPs, latency, throughput, training-step
+time and peak memory, beside the papers' figures (``tools/benchmark.py``).
+
+* :mod:`.measures`: one object per measurement and the primitives under
+  them (conventions in its docstring);
+* :mod:`.run`: building a config's model and assembling its table row;
+* :mod:`.references`: reference implementations for ``--compare``;
+* :mod:`.figures`: the papers' published figures;
+* :mod:`.tables`: Markdown/CSV tables and the mIoU-vs-GFLOPs plot.
+"""
+from .figures import PAPER_FIGURES, PaperFigures, paper_figures
+from .measures import (FlopCount, InferenceForward, InferenceTiming,
+                       PeakMemory, Subject, Timing, TrainStepTiming,
+                       count_flops, count_params, generic_train_step,
+                       make_seg_samples, max_abs_diff, output_tensors,
+                       paired_ratio, peak_memory_mb, time_models)
+from .references import (build_reference, load_builder,
+                         mmseg_mix_vision_transformer)
+from .run import (MEASURES, BenchmarkSettings, benchmark_config,
+                  collect_configs, run_benchmark)
+from .tables import format_table, plot_miou_vs_flops, write_tables
+
+__all__ = [
+    'PAPER_FIGURES', 'PaperFigures', 'paper_figures', 'FlopCount',
+    'InferenceForward', 'InferenceTiming', 'PeakMemory', 'Subject', 'Timing',
+    'TrainStepTiming', 'count_flops', 'count_params', 'generic_train_step',
+    'make_seg_samples', 'max_abs_diff', 'output_tensors', 'paired_ratio',
+    'peak_memory_mb', 'time_models', 'build_reference', 'load_builder',
+    'mmseg_mix_vision_transformer', 'MEASURES', 'BenchmarkSettings',
+    'benchmark_config', 'collect_configs', 'run_benchmark', 'format_table',
+    'plot_miou_vs_flops', 'write_tables'
+]

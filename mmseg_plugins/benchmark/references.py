@@ -1,0 +1,70 @@
+"""Reference implementations for ``tools/benchmark.py --compare``: loading
+a builder named on the command line, and the builder of mmseg's own
+``MixVisionTransformer`` (which ships with mmseg)."""
+import importlib
+import inspect
+from typing import Callable
+
+import torch.nn as nn
+
+__all__ = ['load_builder', 'build_reference', 'mmseg_mix_vision_transformer']
+
+
+def load_builder(path: str) -> Callable:
+    """Resolve ``package.module:function`` (or ``package.module.function``)
+    to a callable."""
+    if ':' in path:
+        module_name, attr = path.split(':', 1)
+    else:
+        module_name, _, attr = path.rpartition('.')
+    if not module_name or not attr:
+        raise ValueError(f'--compare needs module.path:builder, got {path!r}')
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f'cannot import {module_name!r} for --compare: '
+                         f'{err}') from None
+    builder = getattr(module, attr, None)
+    if not callable(builder):
+        raise ValueError(f'{module_name!r} has no callable {attr!r}')
+    return builder
+
+
+def build_reference(builder: Callable, ours: nn.Module) -> nn.Module:
+    """Call the builder; one that takes an argument receives our model (so
+    it can share weights with it)."""
+    params = [
+        p for p in inspect.signature(builder).parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
+                                               p.POSITIONAL_OR_KEYWORD)
+    ]
+    ref = builder(ours) if params else builder()
+    if not callable(ref):
+        raise ValueError('the --compare builder must return a module or a '
+                         'callable')
+    if isinstance(ref, nn.Module):
+        ref.eval()
+    return ref
+
+
+def mmseg_mix_vision_transformer(ours: nn.Module) -> nn.Module:
+    """A ``--compare`` builder: mmseg's own ``MixVisionTransformer`` of the
+    variant of ``ours`` (our ``MiT`` backbone; use ``--backbone-only``),
+    whose weights are loaded into ``ours`` through the converter rules. Our
+    LayerNorm epsilons are set to mmseg's (1e-6 everywhere), so the two
+    compute the same function."""
+    from mmseg.models.backbones import MixVisionTransformer
+
+    from ..converters.rules import convert_state_dict
+    from ..converters.segformer import MMSEG_MIT_TO_MIT
+    s = ours.arch_settings
+    ref = MixVisionTransformer(
+        embed_dims=s['embed_dims'][0], num_layers=list(s['depths']),
+        num_heads=list(s['num_heads']), out_indices=ours.out_indices)
+    ref.init_weights()
+    mapped, _ = convert_state_dict(ref.state_dict(), MMSEG_MIT_TO_MIT)
+    ours.load_state_dict(mapped, strict=True)
+    for m in ours.modules():
+        if isinstance(m, nn.LayerNorm):
+            m.eps = 1e-6
+    return ref.eval()

@@ -1,0 +1,379 @@
+"""Benchmarking configs: build each model, take the measurements of
+:mod:`.measures` and assemble one table row per config (and, with a
+reference, the comparison lines). ``tools/benchmark.py`` parses the command
+line and calls :func:`run_benchmark`."""
+import contextlib
+import copy
+import fnmatch
+import os
+import os.path as osp
+import platform
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+from .figures import paper_figures
+from .measures import (FlopCount, InferenceForward, InferenceTiming,
+                       PeakMemory, Subject, Timing, TrainStepTiming,
+                       count_params, generic_train_step, make_seg_samples,
+                       max_abs_diff, output_tensors, paired_ratio)
+from .references import build_reference, load_builder
+
+__all__ = [
+    'MEASURES', 'BenchmarkSettings', 'Progress', 'collect_configs',
+    'build_model', 'benchmark_config', 'comparison_lines',
+    'environment_lines', 'run_benchmark'
+]
+
+#: The measurements a run may skip.
+MEASURES = ('flops', 'latency', 'throughput', 'train', 'memory')
+
+
+@dataclass
+class BenchmarkSettings:
+    """Everything a benchmark run is told (the tool's options)."""
+    shape: Tuple[int, int] = (512, 512)
+    flops_shape: Optional[Tuple[int, int]] = None
+    repeats: int = 10
+    warmup: int = 2
+    throughput_batch: int = 8
+    throughput_repeats: int = 3
+    train_batch: int = 2
+    train_repeats: int = 3
+    skip: Sequence[str] = ()
+    device: str = 'cpu'
+    precision: str = 'fp32'
+    checkpoint: Optional[str] = None
+    fuse_bn: bool = False
+    backbone_only: bool = False
+    compare: Optional[str] = None
+    measures: Sequence[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.measures = [m for m in MEASURES if m not in self.skip]
+
+    def validate(self) -> None:
+        """Raise ``ToolError`` for settings no measurement can use."""
+        from ..tools import ToolError
+        h, w = self.shape
+        sizes = [h, w] + list(self.flops_shape or [])
+        if min(sizes) < 32:
+            raise ToolError(
+                f'input sizes must be at least 32x32, got --shape {h}x{w}' +
+                (f', --flops-shape {self.flops_shape[0]}x'
+                 f'{self.flops_shape[1]}' if self.flops_shape else ''))
+        counts = (self.repeats, self.throughput_batch,
+                  self.throughput_repeats, self.train_batch,
+                  self.train_repeats)
+        if min(counts) < 1 or self.warmup < 0:
+            raise ToolError('batch sizes and repeats must be positive and '
+                            '--warmup not negative')
+        if self.precision != 'fp32' and self.device == 'cpu':
+            raise ToolError(f'--precision {self.precision} uses CUDA '
+                            'autocast; this run is on the CPU (use fp32)')
+        if self.compare:
+            load_builder(self.compare)  # fail before any measurement
+
+    def autocast(self):
+        """The precision context of every measured call."""
+        dtype = dict(fp16=torch.float16, bf16=torch.bfloat16).get(
+            self.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.split(':')[0], dtype=dtype)
+
+
+class Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = max(total, 1), 0
+
+    def step(self, label: str = '') -> None:
+        self.done += 1
+        bar = '#' * (30 * self.done // self.total)
+        print(f'\r[{bar:<30}] {self.done}/{self.total} {label[:40]:<40}',
+              end='', file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        print(file=sys.stderr, flush=True)
+
+
+def collect_configs(paths: Sequence[str],
+                    patterns: Sequence[str]) -> List[str]:
+    """Config files named in ``paths``, or found recursively in folders
+    (``_base_`` skipped) with a file name matching one of ``patterns``."""
+    from ..tools import ToolError
+    found = []
+    for path in paths:
+        if osp.isfile(path):
+            found.append(path)
+        elif osp.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if d != '_base_')
+                found += [osp.join(root, f) for f in sorted(files)
+                          if f.endswith('.py') and any(
+                              fnmatch.fnmatch(f, p) for p in patterns)]
+        else:
+            raise ToolError(f'config file not found: {path}')
+    if not found:
+        raise ToolError(f'no config matching {list(patterns)} under '
+                        f'{list(paths)}')
+    return found
+
+
+def build_model(path: str, checkpoint: Optional[str],
+                device: str) -> nn.Module:
+    """The segmentor of a config, in eval mode on ``device``: weights from
+    ``checkpoint`` or the model's own initialisation (no pretrained
+    downloads), SyncBN reverted to BN."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    from ..tools import ToolError, load_config
+    cfg = load_config(path)
+    if not isinstance(cfg.get('model'), dict):
+        raise ToolError(f'{path} defines no model (not a model config)')
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    cfg.model.pop('pretrained', None)
+    if cfg.model.get('backbone', {}).get('init_cfg'):
+        cfg.model.backbone.init_cfg = None
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    if checkpoint:
+        from mmengine.runner import load_checkpoint
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
+                        logger='silent')
+    else:
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)  # no per-parameter init report
+        try:
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
+    torch.manual_seed(0)
+    return model.to(device).eval()
+
+
+def _with_autocast(fn: Callable, settings: BenchmarkSettings) -> Callable:
+    def call(x):
+        with settings.autocast():
+            return fn(x)
+    return call
+
+
+def _subject(model: nn.Module, target: nn.Module, ref,
+             settings: BenchmarkSettings) -> Subject:
+    """Our inference call (BatchNorm folded with ``fuse_bn``) and training
+    step, and the reference's: ``model.loss`` (all heads) for a whole
+    segmentor alone, the same generic step (mean of the outputs) for both
+    models when comparing or for a backbone."""
+    infer_target = target
+    if settings.fuse_bn:
+        from mmcv.cnn import fuse_conv_bn
+        infer_target = fuse_conv_bn(copy.deepcopy(target).eval())
+    ours_infer = infer_target if settings.backbone_only else \
+        (lambda x: infer_target(x, mode='tensor'))
+    infer = {'ours': ours_infer}
+    if ref is not None or settings.backbone_only:
+        train = {'ours': generic_train_step(target,
+                                            list(target.parameters()))}
+    else:
+        samples = make_seg_samples(settings.train_batch,
+                                   tuple(settings.shape),
+                                   model.decode_head.num_classes,
+                                   settings.device)
+
+        def loss_step(x):
+            losses = model.loss(x, samples)
+            sum(v for k, v in losses.items() if 'loss' in k).backward()
+            model.zero_grad(set_to_none=True)
+
+        train = {'ours': loss_step}
+    modules = [target]
+    if ref is not None:
+        infer['reference'] = ref
+        ref_params = list(ref.parameters()) if isinstance(ref, nn.Module) \
+            else []
+        train['reference'] = generic_train_step(ref, ref_params)
+        if isinstance(ref, nn.Module):
+            modules.append(ref)
+    wrap = {k: _with_autocast(v, settings) for k, v in infer.items()}
+    return Subject(wrap, {k: _with_autocast(v, settings)
+                          for k, v in train.items()}, modules,
+                   tuple(settings.shape), settings.device)
+
+
+def benchmark_config(path: str, settings: BenchmarkSettings,
+                     progress: Optional[Progress] = None
+                     ) -> Tuple[Dict, Optional[str]]:
+    """Measure the model of one config.
+
+    Returns:
+        tuple: (the table row, the comparison lines with a reference or
+        None).
+    """
+    step = progress.step if progress else (lambda label='': None)
+    model = build_model(path, settings.checkpoint, settings.device)
+    target = model.backbone if settings.backbone_only else model
+    paper = paper_figures(path)
+    stem = osp.splitext(osp.basename(path))[0]
+    flops_shape = tuple(settings.flops_shape or (
+        paper.flops_shape if paper else settings.shape))
+    row = dict(config=stem, model=paper.model if paper else stem,
+               params_m=count_params(target) / 1e6,
+               paper_params_m=paper and paper.params_m,
+               flops_shape=f'{flops_shape[0]}x{flops_shape[1]}',
+               paper_gflops=paper and paper.gflops,
+               paper_miou=paper and paper.miou)
+    if settings.backbone_only:
+        row.update(model=f'{row["model"]} (backbone)', paper_params_m=None,
+                   paper_gflops=None, paper_miou=None)
+    if 'flops' in settings.measures:
+        counted = target if settings.backbone_only else InferenceForward(model)
+        row['gflops'] = FlopCount(flops_shape).measure(counted,
+                                                       settings.device)
+    step(f'{stem}: flops')
+
+    ref = None
+    if settings.compare:  # may load its weights into our model
+        ref = build_reference(load_builder(settings.compare), target)
+        if isinstance(ref, nn.Module):
+            ref = ref.to(settings.device)
+    subject = _subject(model, target, ref, settings)
+    diff = None
+    if ref is not None:  # before training steps change BatchNorm statistics
+        x = subject.batch(1)
+        with torch.no_grad():
+            theirs = subject.infer['reference'](x)
+            diff = max_abs_diff(subject.infer['ours'](x), theirs)
+        if diff is not None:
+            scale = max(t.abs().max().item() for t in output_tensors(theirs))
+            diff = (diff, diff / max(scale, 1e-12))
+
+    timings: Dict[str, List[Timing]] = {}
+    measurements = dict(
+        latency=InferenceTiming(1, settings.repeats, settings.warmup),
+        throughput=InferenceTiming(settings.throughput_batch,
+                                   settings.throughput_repeats, 1),
+        train=TrainStepTiming(settings.train_batch, settings.train_repeats))
+    for name, measurement in measurements.items():
+        if name in settings.measures:
+            timings[name] = measurement.measure(subject)
+            step(f'{stem}: {name}')
+    if 'latency' in timings:
+        row['latency_ms'] = timings['latency'][0].median * 1e3
+    if 'throughput' in timings:
+        row['throughput'] = settings.throughput_batch / \
+            timings['throughput'][0].median
+    if 'train' in timings:
+        row['train_ms'] = timings['train'][0].median * 1e3
+    peaks = {}
+    if 'memory' in settings.measures:
+        peaks = PeakMemory(settings.throughput_batch,
+                           settings.train_batch).measure(subject)
+        step(f'{stem}: memory')
+        row['peak_infer_mb'] = peaks[('ours', 'infer')]
+        row['peak_train_mb'] = peaks[('ours', 'train')]
+    lines = comparison_lines(timings, peaks, diff, settings) \
+        if ref is not None else None
+    return row, lines
+
+
+def comparison_lines(timings: Dict[str, List[Timing]],
+                     peaks: Dict[Tuple[str, str], float],
+                     diff: Optional[Tuple[float, float]],
+                     settings: BenchmarkSettings) -> str:
+    """Ours against the reference: times, ratios, memory, output
+    difference."""
+    lines = []
+    labels = dict(
+        latency='latency (batch 1)',
+        throughput=f'throughput (batch {settings.throughput_batch})',
+        train=f'train step (batch {settings.train_batch})')
+    for key, label in labels.items():
+        if key not in timings:
+            continue
+        ours, ref = timings[key]
+        lines.append(
+            f'  {label}: ours median {ours.median * 1e3:.1f} ms, reference '
+            f'median {ref.median * 1e3:.1f} ms; throughput ratio (reference'
+            f' / ours): {ref.median / ours.median:.2f}x of medians, '
+            f'{paired_ratio(ref, ours):.2f}x median of paired repeats')
+    for mode, label in (
+            ('infer', f'inference (batch {settings.throughput_batch})'),
+            ('train', f'train step (batch {settings.train_batch})')):
+        if ('ours', mode) in peaks:
+            o, r = peaks[('ours', mode)], peaks[('reference', mode)]
+            lines.append(f'  peak memory {label}: ours {o:.0f} MiB, '
+                         f'reference {r:.0f} MiB; ours / reference '
+                         f'{o / r:.2f}x')
+    lines.append('  max abs output difference: ' + (
+        'shapes differ' if diff is None else
+        f'{diff[0]:.3g} ({diff[1]:.2g} of the largest output value)'))
+    return '\n'.join(lines)
+
+
+def environment_lines(settings: BenchmarkSettings) -> List[str]:
+    """The header of a table: device, versions, settings, conventions."""
+    import mmcv
+    import mmengine
+    import mmseg
+    if settings.device.startswith('cuda'):
+        where = torch.cuda.get_device_name(0)
+    else:
+        where = (f'CPU ({platform.processor() or platform.machine()}, '
+                 f'{os.cpu_count()} cores, {torch.get_num_threads()} '
+                 'threads)')
+    h, w = settings.shape
+    return [
+        f'- device: {where}; precision {settings.precision}',
+        f'- torch {torch.__version__}, mmseg {mmseg.__version__}, mmengine '
+        f'{mmengine.__version__}, mmcv {mmcv.__version__}, python '
+        f'{platform.python_version()}',
+        f'- timing input {h}x{w}; latency: batch 1, median of '
+        f'{settings.repeats} after {settings.warmup} warm-up; throughput: '
+        f'batch {settings.throughput_batch}, median of '
+        f'{settings.throughput_repeats}; train step (model.loss + '
+        f'backward): batch {settings.train_batch}, median of '
+        f'{settings.train_repeats}' +
+        ('; BatchNorm folded for inference' if settings.fuse_bn else ''),
+        '- params: unique, auxiliary heads included; GFLOPs: fvcore '
+        'convention (mmengine FlopAnalyzer), inference path, at the '
+        "paper's input size; peak memory: live tensors during one call",
+    ]
+
+
+def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings
+                  ) -> Tuple[List[Dict], List[str], List[str]]:
+    """Benchmark every config with a progress bar.
+
+    Returns:
+        tuple: (rows, header lines, comparison reports).
+    """
+    from ..tools import ToolError
+    settings.validate()
+    if settings.compare and len(configs) != 1:
+        raise ToolError(f'--compare needs exactly one config, got '
+                        f'{len(configs)}')
+    phases = 1 + sum(m != 'flops' for m in settings.measures)
+    progress = Progress(phases * len(configs))
+    rows, reports = [], []
+    try:
+        for path in configs:
+            row, lines = benchmark_config(path, settings, progress)
+            rows.append(row)
+            if lines:
+                reports.append(lines)
+    finally:
+        progress.close()
+    header = ['# Benchmark (`tools/benchmark.py`)', ''] + \
+        environment_lines(settings)
+    return rows, header, reports

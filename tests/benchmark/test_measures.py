@@ -1,0 +1,77 @@
+"""Tests of mmseg_plugins/benchmark/measures.py and run.py without a
+subprocess: each measurement object on a small model (no timing asserts:
+what is measured, in which mode, for which models)."""
+import pytest
+import torch
+import torch.nn as nn
+
+from helpers import DEMO_CONFIG
+from mmseg_plugins.benchmark import (BenchmarkSettings, FlopCount,
+                                     InferenceTiming, PeakMemory, Subject,
+                                     TrainStepTiming, benchmark_config)
+
+
+class _Recorder(nn.Module):
+    """A 1x1 convolution that records each call's batch size, grad mode
+    and training flag."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.calls = []
+
+    def forward(self, x):
+        self.calls.append((x.shape[0], torch.is_grad_enabled(),
+                           self.training))
+        return self.conv(x)
+
+
+def _subject(model):
+    def step(x):
+        model(x).mean().backward()
+
+    return Subject(dict(ours=model), dict(ours=step), [model], (8, 8))
+
+
+def test_inference_timing_runs_warmup_and_repeats_without_grad():
+    model = _Recorder().eval()
+    (timing, ) = InferenceTiming(batch=3, repeats=4, warmup=2).measure(
+        _subject(model))
+    assert len(timing.times) == 4 and timing.median >= 0
+    assert model.calls == [(3, False, False)] * 6
+
+
+def test_train_step_timing_trains_then_restores_eval_mode():
+    model = _Recorder().eval()
+    TrainStepTiming(batch=2, repeats=2).measure(_subject(model))
+    assert model.calls == [(2, True, True)] * 3  # one warm-up
+    assert not model.training
+    assert model.conv.weight.grad is not None
+
+
+def test_peak_memory_measures_both_modes():
+    model = _Recorder().eval()
+    peaks = PeakMemory(infer_batch=4, train_batch=2).measure(
+        _subject(model))
+    assert set(peaks) == {('ours', 'infer'), ('ours', 'train')}
+    assert all(v > 0 for v in peaks.values())
+    assert model.calls == [(4, False, False), (2, True, True)]
+
+
+def test_flop_count_of_a_convolution():
+    conv = nn.Conv2d(3, 4, 1, bias=False)
+    assert FlopCount((8, 16)).measure(conv) * 1e9 == pytest.approx(
+        3 * 4 * 8 * 16)
+
+
+def test_benchmark_config_row_in_process():
+    settings = BenchmarkSettings(shape=(64, 64), repeats=1, warmup=0,
+                                 throughput_batch=2, throughput_repeats=1,
+                                 train_repeats=1, skip=('memory', ))
+    row, comparison = benchmark_config(DEMO_CONFIG, settings)
+    assert comparison is None
+    assert row['config'] == 'segformer_mit-b0_shapes-128x128'
+    assert row['flops_shape'] == '64x64' and row['gflops'] > 0
+    for key in ('latency_ms', 'throughput', 'train_ms'):
+        assert row[key] > 0, key
+    assert 'peak_infer_mb' not in row
