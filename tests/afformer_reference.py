@@ -6,11 +6,12 @@ mmseg_plugins.models."""
 import torch
 import torch.nn.functional as F
 
-from mhca_reference import (block, conv_bn, conv_residual, high_pass,
-                            patch_embed, randomise, to_official_layout)
+from mhca_reference import (batch_norm_training, block, conv_bn,
+                            conv_residual, high_pass, patch_embed, randomise,
+                            to_official_layout)
 
 __all__ = ['backbone_forward', 'head_forward', 'official_state_dict',
-           'randomise']
+           'randomise', 'batch_norm_training']
 
 #: (first, second) patch-embedding stride per stage
 STRIDES = ((1, 1), (2, 1), (1, 2), (1, 4))
@@ -83,18 +84,21 @@ def head_forward(sd, feats):
     return F.conv2d(y, sd['conv_seg.weight'], sd['conv_seg.bias'])
 
 
-def official_state_dict(model, head=None, align_seed=0):
+def official_state_dict(model, head=None, align_seed=0, keep_vars=False):
     """Our (randomised) model's weights in the official layout, including
-    the shared-module alias keys and the head's unused ``align`` block."""
+    the shared-module alias keys and the head's unused ``align`` block.
+    With ``keep_vars`` the values are the model's own parameters and
+    buffers (the aliases differentiable copies of them), so gradients and
+    BatchNorm updates of the functional statement land in ``model``."""
     out = to_official_layout(
-        model.state_dict(), r'stages\.(\d)\.encoder()\.',
+        model.state_dict(keep_vars=keep_vars), r'stages\.(\d)\.encoder()\.',
         lambda i, path: f'mhca_stages.{i}.mhca_blks.0',
         lambda i, path: len(model.stages[i].encoder.blocks), 'Restore',
         [('mlp.dwconv.', 'mlp.dwconv.dwconv.')])
     if head is None:
         return out
     full = {f'backbone.{k}': v for k, v in out.items()}
-    for k, v in head.state_dict().items():
+    for k, v in head.state_dict(keep_vars=keep_vars).items():
         full[f'decode_head.{k}'] = v
     g = torch.Generator().manual_seed(align_seed)
     c = head.channels

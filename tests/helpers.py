@@ -81,3 +81,44 @@ def assert_refused(proc, pattern: str) -> str:
     assert lines[0].startswith('error: ') and 'Traceback' not in proc.stderr
     assert re.search(pattern, lines[0]), lines[0]
     return lines[0]
+
+
+def projection_loss(outputs, seed: int = 0):
+    """A scalar that depends on every output element: the sum of each
+    output tensor times a fixed random tensor of its shape."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    return sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum()
+               for t in outputs)
+
+
+def assert_relatively_close(ours, theirs, rtol: float, what: str = '',
+                            floor: float = 0.):
+    """max |ours - theirs| <= rtol * max(max |theirs|, floor): a relative
+    bound that a wrong layer cannot meet. ``floor`` is the magnitude below
+    which values count as zero, e.g. the largest gradient of the model for
+    a gradient that is mathematically zero (a constant before a training-
+    mode BatchNorm) and computed as rounding noise."""
+    import torch
+    assert ours.shape == theirs.shape, (what, ours.shape, theirs.shape)
+    scale = theirs.abs().max().item()
+    err = (ours - theirs).abs().max().item()
+    bound = rtol * max(scale, floor, torch.finfo(theirs.dtype).tiny)
+    assert err <= bound, \
+        f'{what}: max abs difference {err:.3g} vs magnitude {scale:.3g}'
+
+
+def assert_same_training_step(ours, theirs, rtol: float = 1e-10):
+    """Every parameter gradient and buffer (BatchNorm statistics) of two
+    modules with the same structure agree to ``rtol`` (gradients relative
+    to their own magnitude, or the largest gradient of the model where
+    they are mathematically zero)."""
+    grads = [p.grad for p in theirs.parameters()]
+    assert all(g is not None for g in grads)
+    largest = max(g.abs().max().item() for g in grads)
+    for (name, a), b in zip(ours.named_parameters(), theirs.parameters()):
+        assert a.grad is not None, name
+        assert_relatively_close(a.grad, b.grad, rtol, f'{name}.grad',
+                                floor=largest)
+    for (name, a), b in zip(ours.named_buffers(), theirs.buffers()):
+        assert_relatively_close(a.double(), b.double(), rtol, name)

@@ -3,12 +3,30 @@ MPViT and AFFormer) on weights in the *official* state-dict layout, as the
 official code computes them (summarised in
 ``docs/official_implementations.md``). They share no code with
 mmseg_plugins.models; the family references compose them."""
+import contextlib
 import re
 
 import torch
 import torch.nn.functional as F
 
 WINDOWS = ((3, 2), (5, 3), (7, 3))  # (kernel, heads) of the relative PE
+
+#: BatchNorm mode of the functional statements: False (inference) uses the
+#: running statistics; True normalises with the batch statistics and
+#: updates the running ones in place (momentum 0.1), as nn.BatchNorm2d in
+#: training mode.
+_BN_TRAINING = False
+
+
+@contextlib.contextmanager
+def batch_norm_training():
+    """Run the statements with BatchNorm in training mode."""
+    global _BN_TRAINING
+    _BN_TRAINING = True
+    try:
+        yield
+    finally:
+        _BN_TRAINING = False
 
 
 def randomise(module, seed=0, scale=0.2):
@@ -26,8 +44,11 @@ def randomise(module, seed=0, scale=0.2):
 
 
 def bn(x, sd, p):
+    if _BN_TRAINING:
+        sd[p + '.num_batches_tracked'].add_(1)
     return F.batch_norm(x, sd[p + '.running_mean'], sd[p + '.running_var'],
-                        sd[p + '.weight'], sd[p + '.bias'], False, 0., 1e-5)
+                        sd[p + '.weight'], sd[p + '.bias'], _BN_TRAINING, 0.1,
+                        1e-5)
 
 
 def conv_bn(x, sd, p, stride=1, pad=0, act=True):

@@ -6,10 +6,12 @@ Tests compare our modules with it; it shares no code with
 mmseg_plugins.models."""
 import torch
 
-from mhca_reference import (conv_bn, conv_residual, encoder, patch_embed,
-                            randomise, to_official_layout)
+from mhca_reference import (batch_norm_training, conv_bn, conv_residual,
+                            encoder, patch_embed, randomise,
+                            to_official_layout)
 
-__all__ = ['backbone_forward', 'official_state_dict', 'randomise']
+__all__ = ['backbone_forward', 'official_state_dict', 'randomise',
+           'batch_norm_training']
 
 
 def backbone_forward(sd, x, depths, num_paths):
@@ -35,12 +37,15 @@ def backbone_forward(sd, x, depths, num_paths):
     return outs
 
 
-def official_state_dict(model, num_classes=None, seed=0):
+def official_state_dict(model, num_classes=None, seed=0, keep_vars=False):
     """Our (randomised) backbone's weights in the official layout, with the
     shared-module alias keys; ``num_classes`` adds the ImageNet
-    ``cls_head.cls`` of the classification checkpoints."""
+    ``cls_head.cls`` of the classification checkpoints. With ``keep_vars``
+    the values are the model's own parameters and buffers (the aliases
+    differentiable copies), so gradients and BatchNorm updates of the
+    functional statement land in ``model``."""
     out = to_official_layout(
-        model.state_dict(), r'stages\.(\d)\.encoders\.(\d)\.',
+        model.state_dict(keep_vars=keep_vars), r'stages\.(\d)\.encoders\.(\d)\.',
         lambda i, path: f'mhca_stages.{i}.mhca_blks.{path}',
         lambda i, path: len(model.stages[i].encoders[int(path)].blocks),
         'InvRes')

@@ -128,3 +128,29 @@ def test_drop_path_norm_eval_and_training_step():
     loss = sum(F.mse_loss(f, torch.zeros_like(f)) for f in feats)
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize('arch', ['tiny', 'xsmall'])
+def test_training_matches_official_in_float64(arch):
+    """Training mode (batch statistics, the autograd paths of the fast
+    blocks): features, every parameter gradient and the updated BatchNorm
+    statistics equal the official computation on the same weights, in
+    float64."""
+    import copy
+
+    from helpers import (assert_relatively_close, assert_same_training_step,
+                         projection_loss)
+    ours = ref.randomise(MPViT(arch), seed=9, scale=0.1).double().train()
+    theirs = copy.deepcopy(ours)
+    x = torch.randn(2, 3, 64, 96, dtype=torch.float64)
+    feats = ours(x)
+    projection_loss(feats).backward()
+    official = ref.official_state_dict(theirs, keep_vars=True)
+    s = MPVIT_ARCHS[arch]
+    with ref.batch_norm_training():
+        expected = ref.backbone_forward(official, x, s['depths'],
+                                        s['num_paths'])
+    projection_loss(expected).backward()
+    for i, (a, b) in enumerate(zip(feats, expected)):
+        assert_relatively_close(a, b, 1e-10, f'stage {i}')
+    assert_same_training_step(ours, theirs)

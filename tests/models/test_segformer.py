@@ -253,3 +253,30 @@ def test_head_bad_arguments():
         _head(in_index=[0, 1, 2])
     with pytest.raises(ValueError, match='one entry per scale'):
         _head(in_index=3)
+
+
+def test_training_matches_mmseg_in_float64():
+    """Training mode: features and every parameter gradient of our MiT equal
+    mmseg's MixVisionTransformer for the same weights, in float64; mmseg's
+    gradients are mapped to our names by the converter's own rules (the
+    fused in_proj gradient split into q and kv)."""
+    from helpers import assert_same_training_step, projection_loss
+    ref = _mmseg_mit('b0', drop_path_rate=0.).double().train()
+    _randomise(ref, seed=5)
+    ours = MiT('b0', drop_path_rate=0., patch_norm_eps=1e-6,
+               sr_norm_eps=1e-6).double().train()
+    sd, _ = convert_state_dict(ref.state_dict(), MMSEG_MIT_TO_MIT)
+    ours.load_state_dict(sd, strict=True)
+    x = torch.randn(2, 3, 64, 96, dtype=torch.float64)
+    feats = ours(x)
+    projection_loss(feats).backward()
+    expected = ref(x)
+    projection_loss(expected).backward()
+    for a, b in zip(feats, expected):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    grads, _ = convert_state_dict(
+        {n: p.grad for n, p in ref.named_parameters()}, MMSEG_MIT_TO_MIT)
+    as_module = MiT('b0', drop_path_rate=0.).double()
+    for name, p in as_module.named_parameters():
+        p.grad = grads[name]
+    assert_same_training_step(ours, as_module)
