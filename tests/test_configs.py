@@ -32,9 +32,12 @@ def test_segformer_recipe(path):
     head = cfg.model.decode_head
     assert cfg.custom_imports['imports'] == ['mmseg_plugins']
     assert cfg.model.backbone.type == 'mmseg_plugins.MiT'
-    assert head.type == 'mmseg_plugins.SegformerHead'
     assert list(head.in_channels) == list(MIT_ARCHS[arch]['embed_dims'])
-    assert head.channels == SEGFORMER_DECODER_CHANNELS[arch]
+    if path.endswith('_finetune-mmseg.py'):  # mmseg's own head, width 256
+        assert (head.type, head.channels) == ('SegformerHead', 256)
+    else:
+        assert head.type == 'mmseg_plugins.SegformerHead'
+        assert head.channels == SEGFORMER_DECODER_CHANNELS[arch]
     opt = cfg.optim_wrapper
     assert opt.optimizer.type == 'AdamW' and opt.optimizer.lr == 6e-5
     assert opt.optimizer.weight_decay == 0.01
@@ -98,6 +101,40 @@ def test_b2_config_builds_official_width_model():
     assert out.shape == (1, 150, 16, 16)
 
 
+def test_mmseg_trained_segformer_runs_in_its_config(tmp_path):
+    """A whole mmseg SegFormer (mmseg's MixVisionTransformer and
+    SegformerHead), converted, loads strictly into the model of the
+    ``_finetune-mmseg`` config and gives mmseg's logits."""
+    from mmengine.model import revert_sync_batchnorm
+    from mmseg.models.backbones import MixVisionTransformer
+    from mmseg.models.decode_heads import SegformerHead as MMSegHead
+    from mmseg.registry import MODELS
+
+    import mhca_reference as ref
+    from mmseg_plugins.checkpoint import safe_load
+    from mmseg_plugins.converters.segformer import convert_segformer
+    backbone = ref.randomise(MixVisionTransformer(
+        embed_dims=32, num_heads=[1, 2, 5, 8], num_layers=[2, 2, 2, 2]),
+        seed=1, scale=0.1).eval()
+    head = ref.randomise(MMSegHead(
+        in_channels=[32, 64, 160, 256], in_index=[0, 1, 2, 3], channels=256,
+        num_classes=150, norm_cfg=dict(type='BN')), seed=2).eval()
+    sd = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+    sd.update({f'decode_head.{k}': v for k, v in head.state_dict().items()})
+    src, dst = tmp_path / 'mmseg.pth', tmp_path / 'converted.pth'
+    torch.save({'state_dict': sd, 'meta': {}}, src)
+    convert_segformer(str(src), str(dst))
+    path = [p for p in SEGFORMER if p.endswith('_finetune-mmseg.py')][0]
+    init_default_scope('mmseg')
+    model = revert_sync_batchnorm(
+        MODELS.build(Config.fromfile(path).model)).eval()
+    model.load_state_dict(safe_load(str(dst))['state_dict'], strict=True)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, mode='tensor'),
+                                   head(backbone(x)), atol=1e-5, rtol=1e-5)
+
+
 AFFORMER = sorted(glob.glob(osp.join(ROOT, 'configs', 'afformer', '*.py')))
 
 
@@ -154,7 +191,8 @@ def test_afformer_base_config_param_count():
 
 
 @pytest.mark.parametrize('suffix,key', [('pretrain-nvlabs', 'pretrained'),
-                                        ('finetune-hf', 'load_from')])
+                                        ('finetune-hf', 'load_from'),
+                                        ('finetune-mmseg', 'load_from')])
 def test_segformer_configs_from_converted_files(suffix, key, tmp_path):
     """The fine-tuning configs name a converted file; the training tool
     names it when it is missing."""
