@@ -1,11 +1,13 @@
 """Child registries of mmseg's, with scope ``mmseg_plugins``.
 
-Configs refer to the models as ``type='mmseg_plugins.MiT'``. mmengine
-imports this module when it meets the ``mmseg_plugins`` scope, and the
-``locations`` import the model code on first use.
+Configs refer to the models as ``type='mmseg_plugins.MiT'`` and to the hooks
+as ``type='mmseg_plugins.RNGStateHook'``. mmengine imports this module when
+it meets the ``mmseg_plugins`` scope, and the ``locations`` import the code
+on first use.
 """
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import Registry
+from mmseg.registry import HOOKS as MMSEG_HOOKS
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 MODELS = Registry(
@@ -21,3 +23,14 @@ MODEL_WRAPPERS = Registry(
     parent=MMENGINE_MODEL_WRAPPERS,
     scope='mmseg_plugins',
     locations=['mmseg_plugins.models'])
+
+# The Runner builds hooks through mmengine's root HOOKS switched to the
+# default scope ('mmseg' in mmseg's runtime configs), and mmseg's HOOKS finds
+# ``mmseg_plugins.X`` among its children. (Under another default scope the
+# root falls back to importing ``mmseg_plugins.X`` as a dotted path, which
+# the package's top-level ``RNGStateHook`` satisfies.)
+HOOKS = Registry(
+    'hook',
+    parent=MMSEG_HOOKS,
+    scope='mmseg_plugins',
+    locations=['mmseg_plugins.hooks'])

@@ -16,6 +16,19 @@ SEGFORMER_DECODER_CHANNELS = dict(b0=256, b1=256, b2=768, b3=768, b4=768,
                                   b5=768)
 
 SEGFORMER = sorted(glob.glob(osp.join(ROOT, 'configs', 'segformer', '*.py')))
+ALL_CONFIGS = sorted(
+    p for p in glob.glob(osp.join(ROOT, 'configs', '*', '*.py'))
+    if osp.basename(osp.dirname(p)) != '_base_')
+
+
+@pytest.mark.parametrize('path', ALL_CONFIGS, ids=osp.basename)
+def test_runtime_enables_exact_resume(path):
+    """Every training config inherits the project's runtime base, which adds
+    RNGStateHook and a fixed seed to mmseg's default runtime."""
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'mmseg'
+    assert dict(type='mmseg_plugins.RNGStateHook') in cfg.custom_hooks
+    assert cfg.randomness.seed is not None
 
 
 def test_all_variants_and_datasets_present():

@@ -25,6 +25,25 @@ def test_child_registry_scope_and_no_collision():
     assert mmseg_plugins.MODELS.get('CrossEntropyLoss') is not None
 
 
+def test_hook_registry_resolves_scoped_name_from_runner_scopes():
+    """The Runner builds hooks with mmengine's root HOOKS switched to the
+    default scope: mmseg's (our configs) finds the child registry; others
+    fall back to the package attribute ``mmseg_plugins.RNGStateHook``."""
+    from mmengine.registry import HOOKS as MMENGINE_HOOKS
+    from mmseg.registry import HOOKS as MMSEG_HOOKS
+
+    import mmseg_plugins
+    from mmseg_plugins.hooks import RNGStateHook
+    assert mmseg_plugins.HOOKS.scope == 'mmseg_plugins'
+    assert mmseg_plugins.HOOKS.parent is MMSEG_HOOKS
+    assert mmseg_plugins.HOOKS.get('RNGStateHook') is RNGStateHook
+    assert 'RNGStateHook' not in MMSEG_HOOKS.module_dict  # no collision
+    for scope in ('mmengine', 'mmseg'):  # ends in the usual scope
+        init_default_scope(scope)
+        hook = MMENGINE_HOOKS.build(dict(type='mmseg_plugins.RNGStateHook'))
+        assert type(hook) is RNGStateHook
+
+
 def test_demo_config_builds_and_trains_one_step():
     """The demo config's segmentor: its loss is the cross entropy of its
     logits (resized to the labels, mmseg's averaging over all pixels), and

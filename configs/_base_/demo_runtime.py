@@ -1,6 +1,7 @@
-# mmseg's default runtime, plus one to two minutes of CPU training from scratch:
-# AdamW 1e-3, short warmup, poly decay, evaluation and a checkpoint at the end.
-_base_ = ['mmseg::_base_/default_runtime.py']
+# The project's default runtime (mmseg's plus RNGStateHook), plus one to two
+# minutes of CPU training from scratch: AdamW 1e-3, short warmup, poly decay,
+# evaluation and a checkpoint at the end.
+_base_ = ['./default_runtime.py']
 max_iters = 600
 optim_wrapper = dict(
     type='OptimWrapper',

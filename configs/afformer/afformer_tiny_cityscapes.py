@@ -15,7 +15,7 @@ model.pretrained=<converted file>``.
 _base_ = [
     '../_base_/models/afformer.py',
     'mmseg::_base_/datasets/cityscapes_1024x1024.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/default_runtime.py',
     '../_base_/schedules/adamw_warmup-poly_160k.py'
 ]
 crop_size = (1024, 1024)

@@ -16,7 +16,7 @@ model.pretrained=<converted file>``.
 _base_ = [
     '../_base_/models/upernet_mpvit.py',
     'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/default_runtime.py',
     '../_base_/schedules/adamw_warmup-poly_160k.py'
 ]
 crop_size = (512, 512)

@@ -9,7 +9,7 @@ this project's layout>``.
 _base_ = [
     '../_base_/models/segformer_mit-b0.py',
     'mmseg::_base_/datasets/cityscapes_1024x1024.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/default_runtime.py',
     '../_base_/schedules/segformer_adamw_160k.py'
 ]
 crop_size = (1024, 1024)
