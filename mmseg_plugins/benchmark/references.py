@@ -1,13 +1,17 @@
 """Reference implementations for ``tools/benchmark.py --compare``: loading
-a builder named on the command line, and the builder of mmseg's own
-``MixVisionTransformer`` (which ships with mmseg)."""
+a builder named on the command line, and builders for the references that
+are installed with the project: mmseg's own ``MixVisionTransformer`` and
+Hugging Face transformers' SegFormer (the ``tests`` extra)."""
 import importlib
 import inspect
 from typing import Callable
 
 import torch.nn as nn
 
-__all__ = ['load_builder', 'build_reference', 'mmseg_mix_vision_transformer']
+__all__ = [
+    'load_builder', 'build_reference', 'mmseg_mix_vision_transformer',
+    'hf_segformer'
+]
 
 
 def load_builder(path: str) -> Callable:
@@ -68,3 +72,46 @@ def mmseg_mix_vision_transformer(ours: nn.Module) -> nn.Module:
         if isinstance(m, nn.LayerNorm):
             m.eps = 1e-6
     return ref.eval()
+
+
+class _HFLogits(nn.Module):
+    """Images -> the logits of a transformers segmentation model (1/4 of
+    the input for SegFormer)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(pixel_values=x).logits
+
+
+def hf_segformer(ours: nn.Module) -> nn.Module:
+    """A ``--compare`` builder: Hugging Face transformers'
+    ``SegformerForSemanticSegmentation`` with the weights of ``ours`` (a
+    whole segmentor of MiT + ``mmseg_plugins.SegformerHead``; not with
+    ``--backbone-only``), written to a Hugging Face folder by our exporter
+    and loaded with ``from_pretrained``. Our LayerNorm epsilons are set to
+    Hugging Face's (1e-5 in every norm) so that both compute the same
+    function; both return the logits at 1/4 of the input."""
+    import tempfile
+
+    import torch
+    from transformers import SegformerForSemanticSegmentation
+
+    from ..converters.hf import export_hf
+    if not hasattr(ours, 'decode_head'):
+        raise ValueError('hf_segformer compares whole segmentors; drop '
+                         '--backbone-only')
+    for m in ours.backbone.modules():
+        if isinstance(m, nn.LayerNorm):
+            m.eps = 1e-5
+    sd = {f'backbone.{k}': v for k, v in ours.backbone.state_dict().items()}
+    sd.update({f'decode_head.{k}': v
+               for k, v in ours.decode_head.state_dict().items()})
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save({'state_dict': sd}, f'{tmp}/ours.pth')
+        export_hf(f'{tmp}/ours.pth', f'{tmp}/hf')
+        model = SegformerForSemanticSegmentation.from_pretrained(f'{tmp}/hf')
+    device = next(ours.parameters()).device
+    return _HFLogits(model.to(device).eval())

@@ -21,7 +21,7 @@ implementation is used. Differences from mmseg's own
   Conv-BN-ReLU per scale, c1..c4) is a different head; checkpoints with it
   run with ``type='SegformerHead'`` from mmseg.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -32,6 +32,7 @@ from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import ModuleList
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import MODELS
 from .backbone_base import StagedBackbone
@@ -284,14 +285,28 @@ class MiT(StagedBackbone):
 class SegformerHead(BaseDecodeHead):
     """The all-MLP SegFormer decoder of the paper and the NVlabs release.
 
-    Each scale is projected by a Linear layer (with bias, no norm), resized
-    to the 1/4 map, concatenated in c4, c3, c2, c1 order and fused by a 1x1
-    Conv-BN-ReLU; then dropout and the classifier ``conv_seg``. (mmseg's
-    ``SegformerHead`` differs: a 1x1 Conv-BN-ReLU per scale and c1..c4
-    order; checkpoints with that head convert to mmseg's class.)
+    Each scale is projected by a Linear layer ``L_i`` (with bias ``b_i``, no
+    norm), resized to the 1/4 map, concatenated in c4, c3, c2, c1 order and
+    fused by a 1x1 Conv-BN-ReLU; then dropout and the classifier
+    ``conv_seg``. (mmseg's ``SegformerHead`` differs: a 1x1 Conv-BN-ReLU per
+    scale and c1..c4 order; checkpoints with that head convert to mmseg's
+    class.)
+
+    **Computed folded, exactly.** A linear map over channels commutes with a
+    resize (bilinear resizing mixes pixels with weights that sum to one, per
+    channel), so the fusion convolution ``F = [F_4 F_3 F_2 F_1]`` applied to
+    the concatenation equals ``sum_i resize(F_i L_i x_i + F_i b_i)``: the
+    product ``M_i = F_i L_i`` (E x C_i, formed on every call, so training
+    differentiates through it) runs at each scale's own resolution, and the
+    E x 4E fusion over the 1/4 map disappears. In eval mode the BatchNorm's
+    affine map (running statistics) is folded into ``M_i`` and the bias as
+    well. Parameters and state-dict keys are those of the unfolded head.
 
     Args:
-        interpolate_mode (str): Resize mode. Default: ``'bilinear'``.
+        interpolate_mode (str): Resize mode (any mode that resizes each
+            channel linearly with weights summing to one: ``'bilinear'``,
+            ``'nearest'``, ``'bicubic'``, ``'area'``). Default:
+            ``'bilinear'``.
         **kwargs: :class:`BaseDecodeHead` arguments (``in_channels``,
             ``in_index``, ``channels``, ``num_classes``, ``norm_cfg``, ...).
     """
@@ -316,21 +331,65 @@ class SegformerHead(BaseDecodeHead):
             norm_cfg=self.norm_cfg,
             act_cfg=self.act_cfg)
 
+    def _frozen_norm(self) -> Optional[_BatchNorm]:
+        """The fusion BatchNorm when it normalises with its running
+        statistics (eval mode), so that it can be folded."""
+        fusion = self.fusion_conv
+        norm = fusion.norm if fusion.with_norm else None
+        if isinstance(norm, _BatchNorm) and not norm.training and \
+                norm.running_mean is not None:
+            return norm
+        return None
+
+    def folded_projections(self) -> Tuple[List[torch.Tensor], torch.Tensor]:
+        """The per-scale matrices ``M_i = F_i L_i`` (E x C_i) and the one
+        bias ``sum_i F_i b_i`` (plus the fusion convolution's bias, if any);
+        with the BatchNorm folded in when it is frozen (eval mode)."""
+        e, n = self.channels, len(self.in_channels)
+        conv = self.fusion_conv.conv
+        fusion = conv.weight.reshape(e, n * e)  # (E, n E), reads c4..c1
+        weights, bias = [], conv.bias
+        for i, lin in enumerate(self.linear_c):
+            part = fusion[:, (n - 1 - i) * e:(n - i) * e]  # reads scale i
+            weights.append(part @ lin.weight)  # (E, C_i)
+            b = part @ lin.bias  # (E, )
+            bias = b if bias is None else bias + b
+        norm = self._frozen_norm()
+        if norm is not None:  # y = (z - mean) / std * gamma + beta
+            scale = torch.rsqrt(norm.running_var + norm.eps)
+            if norm.weight is not None:
+                scale = scale * norm.weight
+            shift = -norm.running_mean * scale
+            if norm.bias is not None:
+                shift = shift + norm.bias
+            weights = [w * scale[:, None] for w in weights]
+            bias = bias * scale + shift
+        return weights, bias
+
     def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         inputs = self._transform_inputs(inputs)
         check_in_channels('SegformerHead', self.in_channels, inputs)
         size = inputs[0].shape[2:]
-        outs = []
-        for x, lin in zip(inputs, self.linear_c):
-            # a Linear over channels == a 1x1 convolution
-            x = F.conv2d(x, lin.weight[:, :, None, None], lin.bias)
-            if x.shape[2:] != size:  # (B, E, H/4, W/4)
-                x = resize(
-                    x,
+        weights, bias = self.folded_projections()
+        out = None
+        for x, w in zip(inputs, weights):
+            y = F.conv2d(x, w[:, :, None, None],
+                         bias if out is None else None)  # (B, E, h_i, w_i)
+            if y.shape[2:] != size:
+                y = resize(
+                    y,
                     size=size,
                     mode=self.interpolate_mode,
                     align_corners=self.align_corners)
-            outs.append(x)
-        # c4, c3, c2, c1
-        out = self.fusion_conv(torch.cat(outs[::-1], dim=1))  # (B, E, H/4, W/4)
+            if out is None:
+                out = y  # (B, E, H/4, W/4)
+            elif torch.is_grad_enabled():
+                out = out + y
+            else:
+                out += y  # in place on the fresh sum
+        fusion = self.fusion_conv
+        if fusion.with_norm and self._frozen_norm() is None:
+            out = fusion.norm(out)
+        if fusion.with_activation:
+            out = fusion.activate(out)
         return self.cls_seg(out)

@@ -188,14 +188,11 @@ def _head(**kwargs):
     return SegformerHead(**cfg)
 
 
-def test_official_head_matches_its_definition():
-    """Linear per scale, bilinear resize, concat c4..c1, Conv-BN-ReLU,
-    classifier, written out with plain torch ops."""
-    head = _head().eval()
-    _randomise(head, seed=2)
-    head.fusion_conv.bn.running_mean.uniform_(-1, 1)
-    head.fusion_conv.bn.running_var.uniform_(0.5, 2)
-    xs = _inputs()
+def _unfolded_head(head, xs):
+    """The official head as the paper states it, with plain torch ops:
+    Linear per scale, bilinear resize, concatenation c4..c1, 1x1
+    convolution, BatchNorm (the module itself: batch statistics in training
+    mode, running ones in eval mode), ReLU, classifier."""
     size = xs[0].shape[2:]
     projected = []
     for x, lin in zip(xs, head.linear_c):
@@ -206,11 +203,63 @@ def test_official_head_matches_its_definition():
     fused = torch.cat(projected[::-1], dim=1)
     fc = head.fusion_conv
     y = F.relu(fc.bn(F.conv2d(fused, fc.conv.weight)))
-    ref = head.conv_seg(y)
+    return head.conv_seg(y)
+
+
+def test_official_head_matches_its_definition():
+    """The folded computation equals the unfolded definition in eval mode
+    (BatchNorm folded too), and no fusion convolution runs on the 1/4
+    map."""
+    head = _head().eval()
+    _randomise(head, seed=2)
+    head.fusion_conv.bn.running_mean.uniform_(-1, 1)
+    head.fusion_conv.bn.running_var.uniform_(0.5, 2)
+    xs = _inputs()
     with torch.no_grad():
-        torch.testing.assert_close(head(xs), ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(head(xs), _unfolded_head(head, xs),
+                                   atol=1e-5, rtol=1e-5)
     assert head.fusion_conv.conv.bias is None
     assert all(lin.bias is not None for lin in head.linear_c)
+
+
+def test_folded_head_computes_less(monkeypatch):
+    """Every convolution of the folded head runs at its scale's own
+    resolution or is the classifier: none reads the 4E-channel
+    concatenation."""
+    seen = []
+    real = F.conv2d
+
+    def spy(x, w, *args, **kwargs):
+        seen.append((x.shape[1], x.shape[2:]))
+        return real(x, w, *args, **kwargs)
+
+    monkeypatch.setattr(F, 'conv2d', spy)
+    head = _head().eval()
+    with torch.no_grad():
+        head(_inputs())
+    assert max(c for c, _ in seen) == max(IN_CH + [24])  # no 4 x 24 input
+    assert all(c != 4 * 24 for c, _ in seen)
+
+
+def test_folded_head_trains_like_the_unfolded_in_float64():
+    """Training mode (BatchNorm on batch statistics): logits, the gradients
+    of every parameter (the Linear layers and the fusion convolution reach
+    theirs through the product F_i L_i) and the updated BatchNorm
+    statistics equal the unfolded head's, in float64."""
+    import copy
+
+    from helpers import (assert_relatively_close, assert_same_training_step,
+                         projection_loss)
+    head = _head(dropout_ratio=0.).double().train()
+    _randomise(head, seed=6)
+    reference = copy.deepcopy(head)
+    xs = [x.double() for x in _inputs()]
+    out = head(xs)
+    projection_loss([out]).backward()
+    expected = _unfolded_head(reference, xs)
+    projection_loss([expected]).backward()
+    assert_relatively_close(out, expected, 1e-10, 'logits')
+    assert_same_training_step(head, reference)
 
 
 def test_head_output_and_loss():
