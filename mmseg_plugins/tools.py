@@ -17,7 +17,7 @@ __all__ = [
     'ToolError', 'load_config', 'check_data_paths', 'check_pretrained_paths',
     'setup_work_dir', 'add_runner_args', 'parse_runner_args',
     'prepare_launcher', 'shutdown_distributed', 'quiet_known_warnings',
-    'run_tool'
+    'Progress', 'run_tool'
 ]
 
 
@@ -162,6 +162,38 @@ def parse_runner_args(parser):
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+class Progress:
+    """A one-line progress bar on stderr with the rate of work done.
+
+    Args:
+        total (int): Steps expected (a guess is fine; the bar never
+            overflows).
+        unit (str): What a step is, for the rate (e.g. ``'images'``).
+    """
+
+    def __init__(self, total: int, unit: str = 'steps') -> None:
+        import time
+        self.total, self.done, self.unit = max(total, 1), 0, unit
+        self.start = time.perf_counter()
+
+    @property
+    def rate(self) -> float:
+        """Steps per second so far."""
+        import time
+        elapsed = time.perf_counter() - self.start
+        return self.done / elapsed if elapsed > 0 else 0.
+
+    def step(self, label: str = '', n: int = 1) -> None:
+        self.done += n
+        bar = '#' * min(30, 30 * self.done // self.total)
+        print(f'\r[{bar:<30}] {self.done}/{self.total} {self.rate:.2f} '
+              f'{self.unit}/s {label[:40]:<40}', end='', file=sys.stderr,
+              flush=True)
+
+    def close(self) -> None:
+        print(file=sys.stderr, flush=True)
 
 
 #: Warnings that mmseg 1.2.2 prints on every run of a tool and that say

@@ -8,7 +8,6 @@ import fnmatch
 import os
 import os.path as osp
 import platform
-import sys
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -23,7 +22,7 @@ from .measures import (FlopCount, InferenceForward, InferenceTiming,
 from .references import build_reference, load_builder
 
 __all__ = [
-    'MEASURES', 'BenchmarkSettings', 'Progress', 'collect_configs',
+    'MEASURES', 'BenchmarkSettings', 'collect_configs',
     'build_model', 'benchmark_config', 'comparison_lines',
     'environment_lines', 'run_benchmark'
 ]
@@ -84,22 +83,6 @@ class BenchmarkSettings:
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.split(':')[0], dtype=dtype)
-
-
-class Progress:
-    """A one-line progress bar on stderr."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done = max(total, 1), 0
-
-    def step(self, label: str = '') -> None:
-        self.done += 1
-        bar = '#' * (30 * self.done // self.total)
-        print(f'\r[{bar:<30}] {self.done}/{self.total} {label[:40]:<40}',
-              end='', file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        print(file=sys.stderr, flush=True)
 
 
 def collect_configs(paths: Sequence[str],
@@ -212,7 +195,7 @@ def _subject(model: nn.Module, target: nn.Module, ref,
 
 
 def benchmark_config(path: str, settings: BenchmarkSettings,
-                     progress: Optional[Progress] = None
+                     progress=None
                      ) -> Tuple[Dict, Optional[str]]:
     """Measure the model of one config.
 
@@ -358,13 +341,13 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings
     Returns:
         tuple: (rows, header lines, comparison reports).
     """
-    from ..tools import ToolError
+    from ..tools import Progress, ToolError
     settings.validate()
     if settings.compare and len(configs) != 1:
         raise ToolError(f'--compare needs exactly one config, got '
                         f'{len(configs)}')
     phases = 1 + sum(m != 'flops' for m in settings.measures)
-    progress = Progress(phases * len(configs))
+    progress = Progress(phases * len(configs), 'measurements')
     rows, reports = [], []
     try:
         for path in configs:

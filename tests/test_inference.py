@@ -1,0 +1,103 @@
+"""Tests of mmseg_plugins/inference.py: labels of arrays equal mmseg's own
+inference (whole image and sliding windows), at any image size and batch
+size."""
+import glob
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from helpers import ROOT
+from mmseg_plugins.inference import Segmenter, colorize, overlay, segment
+
+CONFIG = osp.join(ROOT, 'configs', 'demo', 'afformer_tiny_shapes-128x128.py')
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    """A checkpoint of the demo config's model with random weights (and
+    random BatchNorm statistics, so that every layer matters)."""
+    import mhca_reference as ref
+    from mmseg_plugins.benchmark.run import build_model
+    model = ref.randomise(build_model(CONFIG, None, 'cpu'), seed=3,
+                          scale=0.2)
+    path = tmp_path_factory.mktemp('ckpt') / 'demo.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return str(path)
+
+
+def _images(demo_root, n=3):
+    files = sorted(glob.glob(osp.join(demo_root, 'images', 'validation',
+                                      '*.png')))[:n]
+    return [cv2.imread(f) for f in files]
+
+
+def _mmseg_labels(checkpoint, images, cfg_options=None):
+    from mmseg.apis import inference_model, init_model
+    model = init_model(CONFIG, checkpoint, device='cpu',
+                       cfg_options=cfg_options)
+    return [inference_model(model, image).pred_sem_seg.data[0].numpy()
+            for image in images]
+
+
+def test_labels_equal_mmseg_inference_and_do_not_depend_on_batching(
+        demo_root, checkpoint):
+    images = _images(demo_root) + [cv2.resize(_images(demo_root, 1)[0],
+                                              (77, 53))]
+    segmenter = Segmenter(CONFIG, checkpoint, device='cpu')
+    assert segmenter.classes == ('background', 'disk', 'square', 'triangle')
+    one_by_one = segmenter(images, batch_size=1)
+    batched = segmenter(images, batch_size=3)
+    expected = _mmseg_labels(checkpoint, images)
+    for a, b, c in zip(one_by_one, batched, expected):
+        assert a.shape == c.shape
+        assert (a != c).mean() < 1e-3  # equal but for float ties
+        assert (a != b).mean() < 1e-3
+    assert len({label.tobytes() for label in one_by_one}) > 1
+
+
+def test_sliding_windows_equal_mmseg(demo_root, checkpoint):
+    slide = {'model.test_cfg': dict(mode='slide', crop_size=(64, 64),
+                                    stride=(48, 48))}
+    image = cv2.resize(_images(demo_root, 1)[0], (150, 110))
+    sliding = Segmenter(CONFIG, checkpoint, cfg_options=slide)
+    ours = sliding([image])[0]
+    expected = _mmseg_labels(checkpoint, [image], slide)[0]
+    assert (ours != expected).mean() < 1e-3
+    whole = Segmenter(CONFIG, checkpoint)
+    x = whole.preprocess(image)[0][None]
+    # the windows do change the logits
+    assert (sliding.logits(x) - whole.logits(x)).abs().max() > 1e-3
+
+
+def test_images_below_the_minimum_size_are_padded(checkpoint):
+    rng = np.random.default_rng(0)
+    tiny = rng.integers(0, 255, (9, 20, 3), dtype=np.uint8)
+    gray = rng.integers(0, 255, (40, 31), dtype=np.uint8)
+    labels = segment([tiny, gray], CONFIG, checkpoint)
+    assert [lab.shape for lab in labels] == [(9, 20), (40, 31)]
+    assert segment(tiny, CONFIG, checkpoint).shape == (9, 20)
+    with pytest.raises(ValueError, match=r'expected an \(H, W, 3\) image'):
+        segment(rng.integers(0, 255, (8, 8, 5), dtype=np.uint8), CONFIG,
+                checkpoint)
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    from mmseg_plugins.models import MPViT
+    from mmseg_plugins.tools import ToolError
+    other = tmp_path / 'mpvit.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in
+                               MPViT('tiny').state_dict().items()}}, other)
+    with pytest.raises(ToolError, match='does not fit the model'):
+        Segmenter(CONFIG, str(other))
+
+
+def test_colorize_and_overlay():
+    label = np.array([[0, 1], [2, 1]])
+    palette = [[255, 0, 0], [0, 255, 0], [0, 0, 255]]  # RGB
+    color = colorize(label, palette)
+    assert color[0, 0].tolist() == [0, 0, 255]  # BGR
+    image = np.zeros((2, 2, 3), np.uint8)
+    assert overlay(image, label, palette, 0.5)[1, 0].tolist() == [128, 0, 0]

@@ -1,0 +1,221 @@
+"""Label one's own images (or video frames) with a trained or converted
+model.
+
+    python tools/inference.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR
+        [--batch-size N] [--device auto|cpu|cuda[:N]] [--opacity A]
+        [--precision fp32|fp16|bf16] [--channels-last]
+        [--compile [MODE]] [--compile-backend B] [--cfg-options k=v ...]
+
+CHECKPOINT is a checkpoint of CONFIG's model (``.pth``; trained here or
+converted by ``tools/model_converters``) or an ONNX file exported from it by
+``tools/deployment/pytorch2onnx.py --output logits`` (run by ONNX Runtime).
+INPUT is an image file, a folder (searched recursively for images) or a
+video file. For every image (every frame of a video) three PNGs are written,
+keeping the input's name and sub-folder structure:
+
+    DIR/labels/<name>.png    class indices (8-bit; 16-bit above 256 classes)
+    DIR/color/<name>.png     the labels in the dataset's palette
+    DIR/overlay/<name>.png   the image blended with the palette colours
+
+(video frames as ``<video name>/frame_000000.png``). Images of any size run:
+the config's test pipeline resizes them, ``test_cfg`` decides between whole
+image and sliding windows, and images below the network's minimum size are
+padded. Inputs that cannot be read are reported by name, skipped and
+counted; the exit code is then 1. Bad arguments (a checkpoint of another
+model, an output directory that is a file, no images at all) stop the tool
+with one ``error:`` line and exit code 2. Every output file is written
+atomically.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import time
+from typing import Iterator, List, Tuple
+
+from mmseg_plugins.tools import run_tool
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
+                    '.webp', '.ppm', '.pgm')
+VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg',
+                    '.mpeg', '.wmv')
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+
+    from mmseg_plugins.accelerate import COMPILE_MODES, PRECISIONS
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=__doc__.split('\n\n', 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='config file of the model')
+    parser.add_argument('checkpoint', help='checkpoint (.pth) or ONNX file')
+    parser.add_argument('inputs', nargs='+', metavar='INPUT',
+                        help='image files, folders or video files')
+    parser.add_argument('--out-dir', required=True,
+                        help='folder for labels/, color/ and overlay/')
+    parser.add_argument('--batch-size', type=int, default=4,
+                        help='images of the same size run together')
+    parser.add_argument('--device', default='auto')
+    parser.add_argument('--opacity', type=float, default=0.5,
+                        help='weight of the colours in the overlay')
+    parser.add_argument('--precision', default='fp32', choices=PRECISIONS)
+    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--compile', nargs='?', const='default', default=None,
+                        choices=COMPILE_MODES,
+                        help='torch.compile the network (optional mode)')
+    parser.add_argument('--compile-backend', default='inductor')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings in the config, key=value')
+    return parser.parse_args(argv)
+
+
+class Inputs:
+    """The images to label: ``(output name, image or None, source)`` in
+    order, with the inputs that could not be read collected in
+    ``skipped``."""
+
+    def __init__(self, paths: List[str]) -> None:
+        self.skipped: List[Tuple[str, str]] = []
+        self.items: List[Tuple[str, str, str]] = []  # (kind, path, name)
+        for path in paths:
+            if osp.isdir(path):
+                found = sorted(
+                    osp.join(root, f) for root, _, files in os.walk(path)
+                    for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+                if not found:
+                    self.skipped.append((path, 'a folder without images '
+                                         f'({", ".join(IMAGE_EXTENSIONS)})'))
+                prefix = '' if len(paths) == 1 else osp.basename(
+                    osp.normpath(path))
+                for f in found:
+                    rel = osp.splitext(osp.relpath(f, path))[0]
+                    self.items.append(('image', f, osp.join(prefix, rel)))
+            elif not osp.exists(path):
+                self.skipped.append((path, 'no such file or folder'))
+            elif path.lower().endswith(VIDEO_EXTENSIONS):
+                self.items.append(('video', path,
+                                   osp.splitext(osp.basename(path))[0]))
+            else:
+                self.items.append(('image', path,
+                                   osp.splitext(osp.basename(path))[0]))
+        names = {}
+        for kind, path, name in self.items:
+            if name in names:
+                from mmseg_plugins.tools import ToolError
+                raise ToolError(f'{path} and {names[name]} would both be '
+                                f'written as {name}.png; label them in '
+                                'separate runs or folders')
+            names[name] = path
+
+    def expected_count(self) -> int:
+        import cv2
+        total = 0
+        for kind, path, _ in self.items:
+            if kind == 'video':
+                cap = cv2.VideoCapture(path)
+                total += max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 1)
+                cap.release()
+            else:
+                total += 1
+        return total
+
+    def __iter__(self) -> Iterator[Tuple[str, object]]:
+        """``(output name, BGR image)``; unreadable inputs are recorded in
+        ``skipped`` and left out."""
+        import cv2
+        for kind, path, name in self.items:
+            if kind == 'image':
+                image = cv2.imread(path, cv2.IMREAD_COLOR)
+                if image is None:
+                    self.skipped.append((path, 'not a readable image'))
+                    continue
+                yield name, image
+                continue
+            cap = cv2.VideoCapture(path)
+            ok, frame = cap.read() if cap.isOpened() else (False, None)
+            if not ok:
+                self.skipped.append((path, 'a video the installed OpenCV '
+                                     'cannot decode'))
+            index = 0
+            while ok:
+                yield osp.join(name, f'frame_{index:06d}'), frame
+                index += 1
+                ok, frame = cap.read()
+            cap.release()
+
+
+def write_outputs(out_dir: str, name: str, image, label, segmenter,
+                  opacity: float) -> None:
+    """The three PNGs of one image, each written atomically."""
+    import cv2
+    import numpy as np
+
+    from mmseg_plugins.fileio import atomic_path
+    from mmseg_plugins.inference import colorize, overlay
+    dtype = np.uint8 if segmenter.num_classes <= 256 else np.uint16
+    outputs = dict(
+        labels=label.astype(dtype),
+        color=colorize(label, segmenter.palette),
+        overlay=overlay(image, label, segmenter.palette, opacity))
+    for kind, array in outputs.items():
+        with atomic_path(osp.join(out_dir, kind, name + '.png')) as tmp:
+            if not cv2.imwrite(tmp, array):
+                raise OSError(f'could not write {name}.png in {out_dir}')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mmseg_plugins.inference import Segmenter
+    from mmseg_plugins.tools import Progress, ToolError
+    if osp.exists(args.out_dir) and not osp.isdir(args.out_dir):
+        raise ToolError(f'--out-dir {args.out_dir} is a file, not a folder')
+    if args.batch_size < 1:
+        raise ToolError('--batch-size must be at least 1')
+    inputs = Inputs(args.inputs)
+    if not inputs.items:
+        raise ToolError('no images to label: ' + '; '.join(
+            f'{path}: {why}' for path, why in inputs.skipped))
+    segmenter = Segmenter(
+        args.config, args.checkpoint, device=args.device,
+        precision=args.precision, channels_last=args.channels_last,
+        compile=args.compile, compile_backend=args.compile_backend,
+        cfg_options=args.cfg_options)
+    progress = Progress(inputs.expected_count(), 'images')
+    start = time.perf_counter()
+    done = 0
+    batch: List[Tuple[str, object]] = []
+
+    def flush():
+        labels = segmenter([image for _, image in batch], args.batch_size)
+        for (name, image), label in zip(batch, labels):
+            write_outputs(args.out_dir, name, image, label, segmenter,
+                          args.opacity)
+        progress.step(batch[-1][0], len(batch))
+        batch.clear()
+
+    try:
+        for name, image in inputs:
+            batch.append((name, image))
+            done += 1
+            if len(batch) == args.batch_size:
+                flush()
+        if batch:
+            flush()
+    finally:
+        progress.close()
+    for path, why in inputs.skipped:
+        print(f'skipped {path}: {why}', file=sys.stderr)
+    elapsed = time.perf_counter() - start
+    print(f'labelled {done} images in {elapsed:.1f} s '
+          f'({done / max(elapsed, 1e-9):.2f} images/s) on '
+          f'{segmenter.device} -> {args.out_dir}/{{labels,color,overlay}}'
+          + (f'; skipped {len(inputs.skipped)} input(s)'
+             if inputs.skipped else ''))
+    if inputs.skipped:
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    run_tool(main)
