@@ -10,10 +10,10 @@ from .version import __version__
 compat.apply()
 
 from . import models  # noqa: E402,F401  (registers the models)
-from .hooks import RNGStateHook  # noqa: E402  (registers the hooks)
+from .hooks import CompileHook, RNGStateHook  # noqa: E402  (the hooks)
 from .registry import HOOKS, MODEL_WRAPPERS, MODELS  # noqa: E402
 
 __all__ = [
     '__version__', 'MODELS', 'MODEL_WRAPPERS', 'HOOKS', 'RNGStateHook',
-    'compat'
+    'CompileHook', 'compat'
 ]

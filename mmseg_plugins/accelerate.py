@@ -10,7 +10,7 @@ import torch.nn as nn
 
 __all__ = [
     'PRECISIONS', 'COMPILE_MODES', 'resolve_device', 'check_precision',
-    'autocast', 'compile_module'
+    'autocast', 'check_compile', 'compile_module', 'compile_in_place'
 ]
 
 #: ``--precision`` choices: fp32, or autocast to fp16 / bf16.
@@ -76,15 +76,13 @@ def autocast(precision: str, device: str):
     return torch.autocast(device.split(':')[0], dtype=dtype)
 
 
-def compile_module(module: nn.Module, mode: Optional[str] = 'default',
-                   backend: str = 'inductor', device: str = 'cpu'
-                   ) -> nn.Module:
-    """``torch.compile(module)`` after checking that the backend can work
-    here: inductor needs a C++ compiler on the CPU and Triton on CUDA;
-    ``reduce-overhead`` (CUDA graphs) needs CUDA.
+def check_compile(mode: Optional[str] = 'default',
+                  backend: str = 'inductor', device: str = 'cpu') -> None:
+    """Refuse a ``torch.compile`` setting that cannot work here: an unknown
+    mode or backend, inductor without a C++ compiler on the CPU or without
+    Triton on CUDA, ``reduce-overhead`` (CUDA graphs) without CUDA.
 
     Args:
-        module (nn.Module): The module to compile.
         mode (str, optional): A ``torch.compile`` mode (see
             :data:`COMPILE_MODES`); ``'default'`` or None for the default.
         backend (str): A ``torch.compile`` backend, e.g. ``'inductor'`` or
@@ -95,8 +93,12 @@ def compile_module(module: nn.Module, mode: Optional[str] = 'default',
         raise _error(f'unknown compile mode {mode!r}; choose from '
                      f'{", ".join(COMPILE_MODES)}')
     import torch._dynamo
-    if backend not in torch._dynamo.list_backends(exclude_tags=()):
-        raise _error(f'unknown torch.compile backend {backend!r}')
+    from torch._dynamo.backends.registry import lookup_backend
+    try:
+        lookup_backend(backend)
+    except Exception:  # torch raises its own InvalidBackend
+        raise _error(f'unknown torch.compile backend {backend!r}; known: '
+                     f'{", ".join(torch._dynamo.list_backends())}') from None
     if backend == 'inductor':
         if device.startswith('cuda'):
             try:
@@ -113,5 +115,40 @@ def compile_module(module: nn.Module, mode: Optional[str] = 'default',
     if mode == 'reduce-overhead' and not device.startswith('cuda'):
         raise _error('--compile reduce-overhead captures CUDA graphs and '
                      'needs a CUDA device')
-    return torch.compile(module, mode=None if mode == 'default' else mode,
-                         backend=backend)
+    # a tiny function through the same backend: a missing or broken
+    # toolchain shows here, not halfway through a run
+    try:
+        torch._dynamo.reset()
+        smoke = torch.compile(lambda x: torch.relu(x) * 2 + 1,
+                              **_compile_options(None, backend))
+        smoke(torch.randn(4, 4, device=device))
+        torch._dynamo.reset()
+    except Exception as err:  # any failure of the toolchain
+        # dynamo wraps the backend's own failure (inner_exception)
+        err = getattr(err, 'inner_exception', None) or err
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise _error(f'torch.compile backend {backend!r} does not work on '
+                     f'{device}: {first}') from None
+
+
+def _compile_options(mode: Optional[str], backend: str) -> dict:
+    return dict(mode=None if mode in (None, 'default') else mode,
+                backend=backend)
+
+
+def compile_module(module, mode: Optional[str] = 'default',
+                   backend: str = 'inductor', device: str = 'cpu'):
+    """``torch.compile(module)`` (a module or function) after
+    :func:`check_compile`."""
+    check_compile(mode, backend, device)
+    return torch.compile(module, **_compile_options(mode, backend))
+
+
+def compile_in_place(module: nn.Module, mode: Optional[str] = 'default',
+                     backend: str = 'inductor', device: str = 'cpu'
+                     ) -> nn.Module:
+    """``module.compile()`` (its forward compiled, its state-dict keys
+    unchanged) after :func:`check_compile`."""
+    check_compile(mode, backend, device)
+    module.compile(**_compile_options(mode, backend))
+    return module

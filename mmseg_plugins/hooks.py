@@ -2,7 +2,8 @@
 
 :class:`RNGStateHook` makes ``--resume`` exact: a run killed after the
 checkpoint of iteration N and resumed from it ends with the same weights as
-a run that was never interrupted.
+a run that was never interrupted. :class:`CompileHook` compiles the
+model's networks with ``torch.compile``.
 """
 import logging
 import random
@@ -19,7 +20,7 @@ from mmengine.runner.priority import Priority
 from .registry import HOOKS
 
 __all__ = ['RNG_STATES_KEY', 'capture_rng_states', 'restore_rng_states',
-           'RNGStateHook']
+           'RNGStateHook', 'CompileHook']
 
 #: Top-level checkpoint key under which :class:`RNGStateHook` stores one
 #: :func:`capture_rng_states` dict per rank (a list indexed by rank).
@@ -274,3 +275,66 @@ class RNGStateHook(Hook):
                                          hook.save_begin)
                 or (hook.save_last and hook.is_last_train_iter(runner)))
             for hook in runner.hooks if isinstance(hook, CheckpointHook))
+
+
+@HOOKS.register_module()
+class CompileHook(Hook):
+    """``torch.compile`` the networks of the model (backbone, neck, decode
+    and auxiliary heads, each in place, so checkpoints keep their keys)
+    before training, validation and testing.
+
+    mmengine's own ``compile`` option compiles the whole ``train_step``,
+    optimizer step included, which TorchDynamo in current PyTorch (2.14)
+    fails to trace through mmengine's parameter groups
+    (``'UserDefinedDictVariable' object has no attribute 'items'`` inside
+    ``Adam.step``). Compiling the networks leaves the data preprocessor,
+    losses and optimizer eager; the project's ``tools/train.py`` turns a
+    config's ``compile`` option into this hook.
+
+    Args:
+        mode (str, optional): ``torch.compile`` mode (``'default'``,
+            ``'reduce-overhead'``, ``'max-autotune'``,
+            ``'max-autotune-no-cudagraphs'``). Default: None (default).
+        backend (str): ``torch.compile`` backend. Default: ``'inductor'``.
+    """
+
+    priority = Priority.VERY_HIGH.value
+
+    #: The sub-modules of a segmentor that are compiled.
+    NETWORKS = ('backbone', 'neck', 'decode_head', 'auxiliary_head')
+
+    def __init__(self, mode: Optional[str] = None,
+                 backend: str = 'inductor') -> None:
+        self.mode = mode
+        self.backend = backend
+        self._done = False
+
+    def _compile(self, runner: Runner) -> None:
+        if self._done:
+            return
+        from mmengine.model import is_model_wrapper
+
+        from .accelerate import compile_in_place
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        device = next(model.parameters()).device.type
+        names = []
+        for name in self.NETWORKS:
+            part = getattr(model, name, None)
+            for module in (part if isinstance(part, torch.nn.ModuleList)
+                           else [part]):
+                if isinstance(module, torch.nn.Module):
+                    compile_in_place(module, self.mode, self.backend, device)
+                    names.append(name)
+        print_log(f'torch.compile (mode {self.mode or "default"}, backend '
+                  f'{self.backend}): {", ".join(names)}', logger='current')
+        self._done = True
+
+    def before_train(self, runner: Runner) -> None:
+        self._compile(runner)
+
+    def before_val(self, runner: Runner) -> None:
+        self._compile(runner)
+
+    def before_test(self, runner: Runner) -> None:
+        self._compile(runner)

@@ -6,6 +6,7 @@ training step and peak memory, beside the papers' figures.
         [--throughput-batch N] [--throughput-repeats R]
         [--train-batch N] [--train-repeats R] [--skip WHAT ...]
         [--device auto|cpu|cuda] [--precision fp32|fp16|bf16]
+        [--compile [MODE]] [--compile-backend B] [--channels-last]
         [--threads T] [--checkpoint FILE] [--fuse-bn] [--backbone-only]
         [--compare module.path:builder] [--out-dir DIR] [--no-plot]
 
@@ -33,6 +34,7 @@ from mmseg_plugins.tools import run_tool
 
 
 def parse_args(argv=None):
+    from mmseg_plugins.accelerate import COMPILE_MODES
     from mmseg_plugins.benchmark import MEASURES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('paths', nargs='+', help='config files or folders')
@@ -56,7 +58,17 @@ def parse_args(argv=None):
                         choices=['auto', 'cpu', 'cuda'])
     parser.add_argument('--precision', default='fp32',
                         choices=['fp32', 'fp16', 'bf16'],
-                        help='fp16/bf16: autocast (CUDA only)')
+                        help='fp16/bf16: autocast (fp16 on CUDA; bf16 on '
+                        'CUDA or a CPU with bfloat16 arithmetic)')
+    parser.add_argument('--compile', nargs='?', const='default',
+                        default=None, choices=COMPILE_MODES,
+                        help='torch.compile backbone and head (optional '
+                        'mode; reduce-overhead = CUDA graphs)')
+    parser.add_argument('--compile-backend', default='inductor',
+                        help='torch.compile backend (aot_eager needs no '
+                        'compiler)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='channels-last weights and inputs')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch default)')
     parser.add_argument('--checkpoint', default=None)
@@ -93,7 +105,9 @@ def main(argv=None):
         train_batch=args.train_batch, train_repeats=args.train_repeats,
         skip=args.skip, device=device, precision=args.precision,
         checkpoint=args.checkpoint, fuse_bn=args.fuse_bn,
-        backbone_only=args.backbone_only, compare=args.compare)
+        backbone_only=args.backbone_only, compare=args.compare,
+        compile=args.compile, compile_backend=args.compile_backend,
+        channels_last=args.channels_last)
     settings.validate()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,11 +1,17 @@
 """Train a segmentor (mmseg's ``tools/train.py`` plus input checks and CPU
 distributed support).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
-        [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume]
+        [--amp [fp16|bf16]] [--cfg-options k=v ...]
+        [--launcher none|pytorch|slurm|mpi]
 
 Multi-process: ``bash tools/dist_train.sh CONFIG NPROC [args]`` (torchrun);
-without CUDA the processes use gloo on the CPU.
+without CUDA the processes use gloo on the CPU. ``--amp`` trains with
+mmengine's ``AmpOptimWrapper`` (fp16 with a dynamic loss scale, or bf16),
+which needs a GPU; ``--cfg-options compile.backend=inductor`` (or
+``compile=True``) compiles the model's networks with ``torch.compile``
+(``mmseg_plugins.CompileHook``), after a check that the backend works on
+this machine.
 """
 import argparse
 import logging
@@ -25,9 +31,42 @@ def parse_args():
         default=False,
         help='resume from the latest checkpoint in the work_dir')
     parser.add_argument(
-        '--amp', action='store_true', help='enable automatic mixed precision')
+        '--amp', nargs='?', const='fp16', default=None,
+        choices=['fp16', 'bf16'],
+        help='automatic mixed precision (default fp16, dynamic loss scale)')
     add_runner_args(parser)
     return parse_runner_args(parser)
+
+
+def check_amp(precision: str) -> None:
+    """mmengine's AmpOptimWrapper refuses to run without an accelerator."""
+    import torch
+
+    from mmseg_plugins.accelerate import check_precision
+    from mmseg_plugins.tools import ToolError
+    if not torch.cuda.is_available():
+        raise ToolError('--amp trains with mmengine\'s AmpOptimWrapper, '
+                        'which needs a CUDA device; train in fp32 here')
+    check_precision(precision, 'cuda')
+
+
+def compile_networks(cfg) -> None:
+    """A config's ``compile`` option becomes ``mmseg_plugins.CompileHook``
+    (the networks compiled, not mmengine's whole ``train_step``, which
+    TorchDynamo cannot trace through the optimizer), after a check that the
+    backend works on this machine."""
+    import torch
+
+    from mmseg_plugins.accelerate import check_compile
+    options = cfg.pop('compile', None)
+    if not options:
+        return
+    options = {} if options is True else dict(options)
+    hook = dict(type='mmseg_plugins.CompileHook', mode=options.get('mode'),
+                backend=options.get('backend', 'inductor'))
+    check_compile(hook['mode'], hook['backend'],
+                  'cuda' if torch.cuda.is_available() else 'cpu')
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [hook]
 
 
 def main():
@@ -44,6 +83,7 @@ def main():
     cfg.resume = args.resume
     check_pretrained_paths(cfg)
     if args.amp:
+        check_amp(args.amp)
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper == 'AmpOptimWrapper':
             print_log('AMP training is already enabled in your config.',
@@ -51,6 +91,9 @@ def main():
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+            cfg.optim_wrapper.dtype = dict(
+                fp16='float16', bf16='bfloat16')[args.amp]
+    compile_networks(cfg)
     prepare_launcher(cfg, args.launcher)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)

@@ -281,15 +281,20 @@ class Subject:
             and back to ``eval()`` afterwards.
         input_shape (tuple): (H, W) of the inputs.
         device (str): Where the inputs are made.
+        channels_last (bool): Make channels-last inputs.
     """
     infer: Dict[str, Call]
     train: Dict[str, Call]
     modules: List[nn.Module]
     input_shape: Tuple[int, int]
     device: str = 'cpu'
+    channels_last: bool = False
 
     def batch(self, size: int) -> torch.Tensor:
-        return torch.randn(size, 3, *self.input_shape, device=self.device)
+        x = torch.randn(size, 3, *self.input_shape, device=self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
     @contextlib.contextmanager
     def training(self):

@@ -2,7 +2,6 @@
 :mod:`.measures` and assemble one table row per config (and, with a
 reference, the comparison lines). ``tools/benchmark.py`` parses the command
 line and calls :func:`run_benchmark`."""
-import contextlib
 import copy
 import fnmatch
 import os
@@ -14,6 +13,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from ..accelerate import (autocast, check_compile, check_precision,
+                          compile_in_place)
 from .figures import paper_figures
 from .measures import (FlopCount, InferenceForward, InferenceTiming,
                        PeakMemory, Subject, Timing, TrainStepTiming,
@@ -49,6 +50,9 @@ class BenchmarkSettings:
     fuse_bn: bool = False
     backbone_only: bool = False
     compare: Optional[str] = None
+    compile: Optional[str] = None
+    compile_backend: str = 'inductor'
+    channels_last: bool = False
     measures: Sequence[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -70,19 +74,15 @@ class BenchmarkSettings:
         if min(counts) < 1 or self.warmup < 0:
             raise ToolError('batch sizes and repeats must be positive and '
                             '--warmup not negative')
-        if self.precision != 'fp32' and self.device == 'cpu':
-            raise ToolError(f'--precision {self.precision} uses CUDA '
-                            'autocast; this run is on the CPU (use fp32)')
+        check_precision(self.precision, self.device)
+        if self.compile:
+            check_compile(self.compile, self.compile_backend, self.device)
         if self.compare:
             load_builder(self.compare)  # fail before any measurement
 
     def autocast(self):
         """The precision context of every measured call."""
-        dtype = dict(fp16=torch.float16, bf16=torch.bfloat16).get(
-            self.precision)
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.split(':')[0], dtype=dtype)
+        return autocast(self.precision, self.device)
 
 
 def collect_configs(paths: Sequence[str],
@@ -162,6 +162,18 @@ def _subject(model: nn.Module, target: nn.Module, ref,
     if settings.fuse_bn:
         from mmcv.cnn import fuse_conv_bn
         infer_target = fuse_conv_bn(copy.deepcopy(target).eval())
+    if settings.channels_last:
+        for m in {id(m): m for m in (target, infer_target)}.values():
+            m.to(memory_format=torch.channels_last)
+    if settings.compile:  # the networks; the segmentor's plumbing stays
+        parts = {}
+        for m in (target, infer_target):
+            for part in ((m, ) if settings.backbone_only else
+                         (m.backbone, m.decode_head)):
+                parts[id(part)] = part
+        for part in parts.values():
+            compile_in_place(part, settings.compile,
+                             settings.compile_backend, settings.device)
     ours_infer = infer_target if settings.backbone_only else \
         (lambda x: infer_target(x, mode='tensor'))
     infer = {'ours': ours_infer}
@@ -191,7 +203,8 @@ def _subject(model: nn.Module, target: nn.Module, ref,
     wrap = {k: _with_autocast(v, settings) for k, v in infer.items()}
     return Subject(wrap, {k: _with_autocast(v, settings)
                           for k, v in train.items()}, modules,
-                   tuple(settings.shape), settings.device)
+                   tuple(settings.shape), settings.device,
+                   settings.channels_last)
 
 
 def benchmark_config(path: str, settings: BenchmarkSettings,
@@ -327,7 +340,10 @@ def environment_lines(settings: BenchmarkSettings) -> List[str]:
         f'{settings.throughput_repeats}; train step (model.loss + '
         f'backward): batch {settings.train_batch}, median of '
         f'{settings.train_repeats}' +
-        ('; BatchNorm folded for inference' if settings.fuse_bn else ''),
+        ('; BatchNorm folded for inference' if settings.fuse_bn else '') +
+        (f'; torch.compile mode {settings.compile}, backend '
+         f'{settings.compile_backend}' if settings.compile else '') +
+        ('; channels-last' if settings.channels_last else ''),
         '- params: unique, auxiliary heads included; GFLOPs: fvcore '
         'convention (mmengine FlopAnalyzer), inference path, at the '
         "paper's input size; peak memory: live tensors during one call",

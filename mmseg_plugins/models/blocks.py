@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import DropPath
 
-from .ops import nchw_to_nlc, nlc_to_nchw
+from .ops import autocast_dtype, nchw_to_nlc, nlc_to_nchw
 
 __all__ = [
     'OverlapPatchEmbed', 'ConvBN', 'DWSeparableConvBN', 'ConvLocalBlock',
@@ -250,6 +250,13 @@ class FactorizedAttention(nn.Module):
     per-head products run as batched matrix products on strided views and
     are accumulated into the position-encoding output in place.
 
+    Under float16 autocast everything after the qkv projection runs in
+    float32: the products of q with v (``q * DWConv(v)``, ``q (k^T v)``)
+    square the activations' magnitude, so q and v of a few hundred (well
+    inside float16's range, 65504) would overflow to infinity there and in
+    the projection's input. bfloat16 has float32's range and keeps the
+    autocast path.
+
     Args:
         dim (int): Token channels.
         num_heads (int): Heads. Default: 8.
@@ -269,14 +276,24 @@ class FactorizedAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int],
                 crpe: nn.Module) -> torch.Tensor:
-        b, n, c = x.shape  # (B, N, C)
-        h, ch = self.num_heads, c // self.num_heads
+        """x: (B, N, C) tokens of an ``hw`` map -> (B, N, C)."""
         # q, k, v as three dense (B, N, C) products (rows of one weight):
         # every later view of them is free
         bias = self.qkv.bias.chunk(3) if self.qkv.bias is not None else \
             (None, ) * 3
         q, k, v = (F.linear(x, w, bb)
                    for w, bb in zip(self.qkv.weight.chunk(3), bias))
+        if autocast_dtype(x.device.type) == torch.float16:
+            with torch.autocast(x.device.type, enabled=False):
+                return self._products(q.float(), k.float(), v.float(), hw,
+                                      crpe)
+        return self._products(q, k, v, hw, crpe)
+
+    def _products(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                  hw: Tuple[int, int], crpe: nn.Module) -> torch.Tensor:
+        """The attention from q, k, v (B, N, C) to the projected output."""
+        b, n, c = q.shape
+        h, ch = self.num_heads, c // self.num_heads
         k = k.softmax(dim=1)  # over tokens
         out = crpe(q, v, hw)  # (B, N, C), fresh: the crpe product
         for i in range(b):  # per-head products on strided views, no copies

@@ -18,7 +18,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ['nlc_to_nchw', 'nchw_to_nlc', 'gelu_linear', 'autocast_enabled']
+__all__ = [
+    'nlc_to_nchw', 'nchw_to_nlc', 'gelu_linear', 'autocast_enabled',
+    'autocast_dtype'
+]
 
 
 def nlc_to_nchw(x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
@@ -81,6 +84,18 @@ def gelu_linear(h: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
     if not autocast_enabled(h.device.type) and h.requires_grad:
         return _GeluLinear.apply(h, linear.weight, linear.bias)
     return linear(F.gelu(h))
+
+
+def autocast_dtype(device_type: str):
+    """The dtype autocast casts to on ``device_type``, None when autocast
+    is off."""
+    if not autocast_enabled(device_type):
+        return None
+    try:  # torch >= 2.4
+        return torch.get_autocast_dtype(device_type)
+    except AttributeError:  # pragma: no cover - torch < 2.4
+        return torch.get_autocast_cpu_dtype() if device_type == 'cpu' \
+            else torch.get_autocast_gpu_dtype()
 
 
 def autocast_enabled(device_type: str) -> bool:

@@ -101,7 +101,7 @@ def test_compare_against_reference_builder(tmp_path):
 @pytest.mark.parametrize('args,pattern', [
     (['--shape', '16', '16'], 'at least 32x32'),
     (['--flops-shape', '512', '8'], 'at least 32x32'),
-    (['--precision', 'fp16', '--device', 'cpu'], 'uses CUDA autocast'),
+    (['--precision', 'fp16', '--device', 'cpu'], r'fp16 \(autocast\) needs a CUDA device'),
     (['--compare', 'no_such_module_xyz:build'], "cannot import 'no_such"),
     (['--compare', 'os.path:nope'], "has no callable 'nope'"),
 ])
@@ -192,3 +192,37 @@ def test_builder_loading_and_diff():
     assert max_abs_diff([torch.ones(2), torch.ones(3)],
                         [torch.ones(2), torch.zeros(3)]) == 1.0
     assert max_abs_diff(torch.ones(2), torch.ones(3)) is None
+
+
+def test_compile_channels_last_and_bf16_options(tmp_path):
+    """The table states the options it was measured with; a compiled
+    (aot_eager: no compiler needed), channels-last run measures every
+    column."""
+    from mmseg_plugins import accelerate
+    args = [PYTHON, TOOL, DEMO, *FAST, '--skip', 'flops', 'memory',
+            '--compile', '--compile-backend', 'aot_eager', '--channels-last',
+            '--out-dir', str(tmp_path)]
+    bf16 = accelerate._cpu_supports_bf16()
+    if bf16:
+        args += ['--precision', 'bf16']
+    proc = run(args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert ('torch.compile mode default, backend aot_eager; '
+            'channels-last') in proc.stdout
+    assert f'precision {"bf16" if bf16 else "fp32"}' in proc.stdout
+    (row, ) = _rows(tmp_path)
+    for key in ('latency_ms', 'throughput', 'train_ms'):
+        assert float(row[key]) > 0, key
+
+
+@pytest.mark.parametrize('args,pattern', [
+    (['--compile', 'reduce-overhead', '--compile-backend', 'aot_eager',
+      '--device', 'cpu'], 'CUDA graphs and needs a CUDA device'),
+    (['--compile', '--compile-backend', 'nope'],
+     "unknown torch.compile backend 'nope'"),
+])
+def test_compile_options_are_checked_first(args, pattern, tmp_path):
+    proc = run([PYTHON, TOOL, DEMO, '--repeats', '1', '--out-dir',
+                str(tmp_path), *args])
+    assert_refused(proc, pattern)
+    assert not list(tmp_path.iterdir())

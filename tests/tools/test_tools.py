@@ -193,3 +193,42 @@ def test_load_config_explains_missing_pkg_resources(monkeypatch):
     monkeypatch.setitem(sys.modules, 'pkg_resources', None)
     with pytest.raises(ToolError, match=r'pip install "setuptools<82"'):
         load_config(DEMO_CONFIG)
+
+
+def test_training_with_compiled_networks(demo_root, tmp_path):
+    """A config's ``compile`` option trains with the networks compiled (here
+    the aot_eager backend, which needs no compiler), through the project's
+    tool and, with the hook in the config, mmseg's own."""
+    proc = _ok(run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir',
+                    str(tmp_path / 'a'), '--cfg-options',
+                    *demo_overrides(demo_root, 2),
+                    'compile.backend=aot_eager']))
+    assert 'torch.compile (mode default, backend aot_eager): backbone, ' \
+        'decode_head' in proc.stdout
+    assert (tmp_path / 'a' / 'iter_2.pth').is_file()
+    config = tmp_path / 'compiled.py'
+    config.write_text(
+        f'_base_ = [{DEMO_CONFIG!r}]\n'
+        "custom_hooks = [dict(type='mmseg_plugins.RNGStateHook'),\n"
+        "                dict(type='mmseg_plugins.CompileHook', "
+        "backend='aot_eager')]\n")
+    proc = _ok(run([PYTHON, mmseg_tool('train.py'), str(config),
+                    '--work-dir', str(tmp_path / 'b'), '--cfg-options',
+                    *demo_overrides(demo_root, 2)]))
+    assert 'torch.compile (mode default, backend aot_eager)' in proc.stdout
+    assert (tmp_path / 'b' / 'iter_2.pth').is_file()
+
+
+def test_amp_and_compile_options_are_checked(demo_root, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip('a GPU runs AMP')
+    assert_refused(run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir',
+                        str(tmp_path), '--amp', 'bf16', '--cfg-options',
+                        *demo_overrides(demo_root, 2)]),
+                   "AmpOptimWrapper, which needs a CUDA device")
+    assert_refused(run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir',
+                        str(tmp_path), '--cfg-options',
+                        *demo_overrides(demo_root, 2),
+                        'compile.backend=no_such_backend']),
+                   "unknown torch.compile backend 'no_such_backend'")
+    assert not list(tmp_path.iterdir())
