@@ -28,7 +28,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ['Segmenter', 'segment', 'dataset_meta', 'colorize', 'overlay']
+__all__ = [
+    'InferenceForward', 'Segmenter', 'segment', 'dataset_meta', 'colorize',
+    'overlay'
+]
 
 #: Input side below which the backbones of this package refuse an image.
 DEFAULT_MIN_INPUT_SIZE = 32
@@ -103,10 +106,11 @@ def _slide(logits_fn: Callable[[torch.Tensor], torch.Tensor],
     return preds / count
 
 
-class _TorchNetwork(nn.Module):
-    """Backbone, decode head and the resize of the logits to the input:
-    what mmseg's ``encode_decode`` computes, and what the ONNX export holds
-    (without normalisation)."""
+class InferenceForward(nn.Module):
+    """What a segmentor computes at test time for a batch: backbone, decode
+    head, the logits resized to the input (no auxiliary head). It is
+    mmseg's ``encode_decode`` without its metadata, what the ONNX export
+    holds (apart from normalisation) and what the benchmark counts."""
 
     def __init__(self, segmentor: nn.Module) -> None:
         super().__init__()
@@ -114,7 +118,7 @@ class _TorchNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seg = self.segmentor
-        logits = seg.decode_head(seg.extract_feat(x))
+        logits = seg.decode_head(seg.extract_feat(x))  # (B, K, h, w)
         return F.interpolate(logits, size=x.shape[2:], mode='bilinear',
                              align_corners=seg.align_corners)
 
@@ -228,7 +232,7 @@ class Segmenter:
         model = model.to(self.device).eval()
         self.min_input_size = getattr(model.backbone, 'min_input_size',
                                       DEFAULT_MIN_INPUT_SIZE)
-        network = _TorchNetwork(model)
+        network = InferenceForward(model)
         self.channels_last = channels_last
         if channels_last:
             network = network.to(memory_format=torch.channels_last)

@@ -36,7 +36,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from ..inference import InferenceForward
 
 __all__ = [
     'count_params', 'InferenceForward', 'count_flops', 'peak_memory_mb',
@@ -54,21 +55,6 @@ Call = Callable[[torch.Tensor], Any]
 def count_params(model: nn.Module) -> int:
     """Unique parameters (shared modules counted once)."""
     return sum(p.numel() for p in model.parameters())
-
-
-class InferenceForward(nn.Module):
-    """What a segmentor computes at test time for a batch: backbone, decode
-    head, resize of the logits to the input size (no auxiliary head)."""
-
-    def __init__(self, segmentor: nn.Module) -> None:
-        super().__init__()
-        self.segmentor = segmentor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        seg = self.segmentor
-        logits = seg.decode_head(seg.extract_feat(x))
-        return F.interpolate(logits, size=x.shape[2:], mode='bilinear',
-                             align_corners=seg.align_corners)
 
 
 def _sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
