@@ -49,11 +49,21 @@ installed):
    DDP with ``device_ids=[LOCAL_RANK]``; the tools initialise a gloo
    process group first and select the CPU-aware wrapper. GPU runs are
    untouched.
+6. ``contiguous_draw`` -- **mmseg's visualiser on strided images**
+   (:func:`install_contiguous_sem_seg_draw`), when
+   ``SegLocalVisualizer._draw_sem_seg`` allocates its drawing buffer with
+   ``np.zeros_like(image)``. That buffer copies the memory layout of
+   ``image``; mmseg's ``browse_dataset.py`` tools pass
+   ``inputs.permute(1, 2, 0).numpy()[..., [2, 1, 0]]``, whose channels are
+   planes, and OpenCV (every version from 4.5.5 to 5.0 tried) refuses to
+   draw the class labels into such an array ("Layout of the output array
+   img is incompatible with cv::Mat"). The image is made C-contiguous
+   before it is drawn on.
 
 **Opt-out.** ``MMSEG_PLUGINS_NO_COMPAT=all`` (or a comma-separated list of
-fix names: ``mmcv_ops``, ``safe_loader``, ``atomic_put``) leaves those
-parts of the environment exactly as installed, e.g. to reproduce an
-upstream bug. Without ``mmcv_ops`` and mmcv-lite, ``mmseg.models`` cannot
+fix names: ``mmcv_ops``, ``safe_loader``, ``atomic_put``,
+``contiguous_draw``) leaves those parts of the environment exactly as
+installed, e.g. to reproduce an upstream bug. Without ``mmcv_ops`` and mmcv-lite, ``mmseg.models`` cannot
 be imported.
 """
 import inspect
@@ -71,7 +81,8 @@ from mmseg_plugins_mmcv_ops.ops import FALLBACK_FLAG
 __all__ = [
     'apply', 'applied', 'FIXES', 'OPT_OUT_ENV', 'has_mmcv_ext',
     'install_mmcv_ops_fallback', 'install_safe_checkpoint_loader',
-    'install_atomic_local_put', 'check_pkg_resources',
+    'install_atomic_local_put', 'install_contiguous_sem_seg_draw',
+    'check_pkg_resources',
     'init_cpu_distributed', 'configure_cpu_distributed'
 ]
 
@@ -260,6 +271,44 @@ def configure_cpu_distributed(cfg) -> bool:
 
 
 # --------------------------------------------------------------------------
+# 6. drawing on images that are not C-contiguous
+# --------------------------------------------------------------------------
+CONTIGUOUS_FLAG = '__mmseg_plugins_contiguous__'
+
+
+def mmseg_draw_copies_image_layout() -> bool:
+    """Whether mmseg's ``SegLocalVisualizer._draw_sem_seg`` draws into
+    ``np.zeros_like(image)``, a buffer with the memory layout of the image
+    it was given."""
+    from mmseg.visualization import SegLocalVisualizer
+    draw = SegLocalVisualizer._draw_sem_seg
+    if getattr(draw, CONTIGUOUS_FLAG, False):
+        return False  # ours is installed
+    try:
+        source = inspect.getsource(draw)
+    except (OSError, TypeError):
+        return True
+    return 'zeros_like(image' in source
+
+
+def install_contiguous_sem_seg_draw() -> None:
+    """Make ``SegLocalVisualizer._draw_sem_seg`` work on a C-contiguous
+    copy of images that are not C-contiguous."""
+    import functools
+
+    import numpy as np
+    from mmseg.visualization import SegLocalVisualizer
+    draw = SegLocalVisualizer._draw_sem_seg
+
+    @functools.wraps(draw)  # also keeps mmseg's method as __wrapped__
+    def draw_sem_seg(self, image, *args, **kwargs):
+        return draw(self, np.ascontiguousarray(image), *args, **kwargs)
+
+    setattr(draw_sem_seg, CONTIGUOUS_FLAG, True)
+    SegLocalVisualizer._draw_sem_seg = draw_sem_seg
+
+
+# --------------------------------------------------------------------------
 # Applying the fixes
 # --------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -277,6 +326,8 @@ FIXES = (
     Fix('safe_loader', mmengine_loader_is_unrestricted,
         install_safe_checkpoint_loader),
     Fix('atomic_put', mmengine_put_writes_in_place, install_atomic_local_put),
+    Fix('contiguous_draw', mmseg_draw_copies_image_layout,
+        install_contiguous_sem_seg_draw),
 )
 
 _APPLIED: Optional[List[str]] = None

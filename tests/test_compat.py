@@ -2,6 +2,7 @@
 import os
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -127,7 +128,8 @@ def test_mmengine_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
 
 def test_each_fix_is_gated_on_its_condition(monkeypatch):
     """The loader fix is needed while mmengine's loader unpickles without
-    an allow-list, the put fix while mmengine writes in place."""
+    an allow-list, the put fix while mmengine writes in place, the drawing
+    fix while mmseg draws into ``np.zeros_like(image)``."""
     import mmengine.runner.checkpoint as mmengine_checkpoint
     from mmengine.fileio.backends import LocalBackend
     assert compat.mmengine_loader_is_unrestricted()  # mmengine 0.10.7
@@ -154,6 +156,74 @@ def test_each_fix_is_gated_on_its_condition(monkeypatch):
     monkeypatch.setattr(LocalBackend, 'put', renaming)
     assert not compat.mmengine_put_writes_in_place()
 
+    from mmseg.visualization import SegLocalVisualizer
+    assert not compat.mmseg_draw_copies_image_layout()  # ours is installed
+    mmseg_draw = SegLocalVisualizer._draw_sem_seg.__wrapped__
+    monkeypatch.setattr(SegLocalVisualizer, '_draw_sem_seg', mmseg_draw)
+    assert compat.mmseg_draw_copies_image_layout()  # mmseg 1.2.2
+
+    def draws_into_fresh_array(self, image, sem_seg, classes, palette,
+                               with_labels=True):
+        mask = np.zeros(image.shape, np.uint8)
+        return mask
+
+    monkeypatch.setattr(SegLocalVisualizer, '_draw_sem_seg',
+                        draws_into_fresh_array)
+    assert not compat.mmseg_draw_copies_image_layout()
+
+
+def _strided_rgb_image():
+    """What mmseg's browse_dataset.py tools draw on: an (H, W, 3) view of a
+    (3, H, W) tensor, channels reversed, whose channels are planes."""
+    chw = torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(0))
+    image = chw.permute(1, 2, 0).numpy()[..., [2, 1, 0]]
+    assert not image.flags['C_CONTIGUOUS']
+    return image
+
+
+def test_opencv_cannot_draw_into_an_array_with_planar_channels():
+    """The cause fixed by ``contiguous_draw``: ``np.zeros_like`` keeps the
+    planar layout, and OpenCV refuses it as an output array."""
+    import cv2
+    mask = np.zeros_like(_strided_rgb_image())
+    with pytest.raises(cv2.error, match='Layout of the output array'):
+        cv2.rectangle(mask, (1, 1), (9, 9), (255, 0, 0), -1)
+    contiguous = np.ascontiguousarray(mask)
+    cv2.rectangle(contiguous, (1, 1), (9, 9), (255, 0, 0), -1)
+    assert contiguous[5, 5].tolist() == [255, 0, 0]
+
+
+def test_visualizer_draws_labelled_classes_on_a_strided_image():
+    """mmseg's SegLocalVisualizer, as mmseg's dataset browsers call it:
+    class colours where the labels are, and each class's name written in
+    (anti-aliased) white on a black-framed box of its colour."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    from mmseg.visualization import SegLocalVisualizer
+
+    from mmseg_plugins.demo_data import SHAPES_METAINFO
+    label = torch.zeros(1, 64, 96, dtype=torch.int64)
+    label[0, 4:60, 4:44] = 2  # square
+    label[0, 4:60, 52:92] = 3  # triangle
+    visualizer = SegLocalVisualizer(name='test_strided_labels', alpha=1.0)
+    visualizer.dataset_meta = SHAPES_METAINFO
+    visualizer.add_datasample(
+        'strided', _strided_rgb_image(),
+        SegDataSample(gt_sem_seg=PixelData(data=label)), draw_pred=False,
+        with_labels=True, show=False)
+    drawn = visualizer.get_image()  # alpha 1: the colour mask alone
+    palette = np.array(SHAPES_METAINFO['palette'])
+    assert drawn.shape == (64, 96, 3)
+    for cls, (y, x) in ((0, (62, 48)), (2, (6, 6)), (3, (58, 90))):
+        assert drawn[y, x].tolist() == palette[cls].tolist()
+    for cls, cols in ((2, slice(4, 44)), (3, slice(52, 92))):
+        region = drawn[4:60, cols].reshape(-1, 3).astype(int)
+        assert (region == palette[cls]).all(axis=1).mean() > 0.5
+        assert (region == 0).all(axis=1).sum() >= 10, cls  # the frame
+        whiter = ((region >= palette[cls]).all(axis=1) &
+                  (region > palette[cls]).any(axis=1))
+        assert whiter.sum() >= 10, cls  # the text
 
 
 def test_opt_out_leaves_mmengine_as_installed():
