@@ -1,8 +1,8 @@
 """mmseg_plugins: SegFormer, AFFormer and MPViT for MMSegmentation 1.x.
 
 Importing the package (configs do it through ``custom_imports``) applies the
-compatibility layer (:mod:`mmseg_plugins.compat`) and registers every model
-in the ``mmseg_plugins`` scope.
+compatibility layer (:mod:`mmseg_plugins.compat`) and registers every model,
+hook and dataset in the ``mmseg_plugins`` scope.
 """
 from . import compat
 from .version import __version__
@@ -10,10 +10,11 @@ from .version import __version__
 compat.apply()
 
 from . import models  # noqa: E402,F401  (registers the models)
+from .datasets import DemoShapesDataset  # noqa: E402  (registers datasets)
 from .hooks import CompileHook, RNGStateHook  # noqa: E402  (the hooks)
-from .registry import HOOKS, MODEL_WRAPPERS, MODELS  # noqa: E402
+from .registry import DATASETS, HOOKS, MODEL_WRAPPERS, MODELS  # noqa: E402
 
 __all__ = [
-    '__version__', 'MODELS', 'MODEL_WRAPPERS', 'HOOKS', 'RNGStateHook',
-    'CompileHook', 'compat'
+    '__version__', 'MODELS', 'MODEL_WRAPPERS', 'HOOKS', 'DATASETS',
+    'RNGStateHook', 'CompileHook', 'DemoShapesDataset', 'compat'
 ]

@@ -9,11 +9,16 @@ installed):
 1. ``mmcv_ops`` -- **mmcv-lite** (:func:`install_mmcv_ops_fallback`), when
    ``mmcv._ext`` is missing. ``mmseg.models`` and ``mmseg.utils`` import
    ``mmcv.ops`` at module level, which needs the compiled ``mmcv._ext``.
-   We register a small pure-PyTorch ``mmcv.ops`` holding exactly the ops
-   mmseg imports unguarded (``point_sample`` and ``sigmoid_focal_loss``);
-   every other op raises a ``ModuleNotFoundError`` that names full mmcv.
-   mmcv-lite's own warning about the missing ``MultiScaleDeformableAttention``
-   (expected there) is silenced with it.
+   The top-level package :mod:`mmseg_plugins_mmcv_ops` provides a small
+   pure-PyTorch ``mmcv.ops`` holding exactly the ops mmseg imports
+   unguarded (``point_sample`` and ``sigmoid_focal_loss``); every other op
+   raises a ``ModuleNotFoundError`` that names full mmcv. Its meta path
+   finder is installed at interpreter start by the package's ``.pth``
+   file, so mmseg's own tools and ``mmseg.apis`` import without
+   ``mmseg_plugins``; this fix installs it again for interpreters that
+   skipped the ``.pth`` (``python -S``). mmcv-lite's own warning about the
+   missing ``MultiScaleDeformableAttention`` (expected there) is silenced
+   with it.
 2. ``safe_loader`` -- **checkpoint loading** (:func:`install_safe_checkpoint_loader`),
    when mmengine's loader does not restrict unpickling to an allow-list
    (every mmengine release so far: 0.10.7 calls ``torch.load`` without
@@ -44,156 +49,61 @@ installed):
    DDP with ``device_ids=[LOCAL_RANK]``; the tools initialise a gloo
    process group first and select the CPU-aware wrapper. GPU runs are
    untouched.
+6. ``contiguous_draw`` -- **mmseg's visualiser on strided images**
+   (:func:`install_contiguous_sem_seg_draw`), when
+   ``SegLocalVisualizer._draw_sem_seg`` allocates its drawing buffer with
+   ``np.zeros_like(image)``. That buffer copies the memory layout of
+   ``image``; mmseg's ``browse_dataset.py`` tools pass
+   ``inputs.permute(1, 2, 0).numpy()[..., [2, 1, 0]]``, whose channels are
+   planes, and OpenCV (every version from 4.5.5 to 5.0 tried) refuses to
+   draw the class labels into such an array ("Layout of the output array
+   img is incompatible with cv::Mat"). The image is made C-contiguous
+   before it is drawn on.
 
 **Opt-out.** ``MMSEG_PLUGINS_NO_COMPAT=all`` (or a comma-separated list of
-fix names: ``mmcv_ops``, ``safe_loader``, ``atomic_put``) leaves those
-parts of the environment exactly as installed, e.g. to reproduce an
-upstream bug. Without ``mmcv_ops`` and mmcv-lite, ``mmseg.models`` cannot
+fix names: ``mmcv_ops``, ``safe_loader``, ``atomic_put``,
+``contiguous_draw``) leaves those parts of the environment exactly as
+installed, e.g. to reproduce an upstream bug. Without ``mmcv_ops`` and mmcv-lite, ``mmseg.models`` cannot
 be imported.
 """
-import importlib.util
 import inspect
 import os
-import sys
-import types
 import warnings
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 import torch
-import torch.nn.functional as F
+
+import mmseg_plugins_mmcv_ops
+from mmseg_plugins_mmcv_ops import OPT_OUT_ENV, has_mmcv_ext, opted_out_fixes
+from mmseg_plugins_mmcv_ops.ops import FALLBACK_FLAG
 
 __all__ = [
     'apply', 'applied', 'FIXES', 'OPT_OUT_ENV', 'has_mmcv_ext',
     'install_mmcv_ops_fallback', 'install_safe_checkpoint_loader',
-    'install_atomic_local_put', 'check_pkg_resources',
+    'install_atomic_local_put', 'install_contiguous_sem_seg_draw',
+    'check_pkg_resources',
     'init_cpu_distributed', 'configure_cpu_distributed'
 ]
 
-OPT_OUT_ENV = 'MMSEG_PLUGINS_NO_COMPAT'
-FALLBACK_FLAG = '__mmseg_plugins_fallback__'
-FULL_MMCV_HINT = ('it needs the compiled ops of full mmcv (mmcv._ext), but '
-                  'only mmcv-lite is installed; install full mmcv '
-                  '(pip install "mmcv>=2.0.0rc4,<2.2.0" --no-build-isolation)')
-
 
 # --------------------------------------------------------------------------
 # 1. mmcv.ops fallbacks
 # --------------------------------------------------------------------------
-def has_mmcv_ext() -> bool:
-    """Whether mmcv's compiled extension ``mmcv._ext`` is importable."""
-    try:
-        return importlib.util.find_spec('mmcv._ext') is not None
-    except (ImportError, ValueError):
-        return False
-
-
-# --------------------------------------------------------------------------
-# 1. mmcv.ops fallbacks
-# --------------------------------------------------------------------------
-def point_sample(input: torch.Tensor,
-                 points: torch.Tensor,
-                 align_corners: bool = False,
-                 **kwargs) -> torch.Tensor:
-    """Pure-PyTorch ``mmcv.ops.point_sample`` (``grid_sample`` on [0, 1]
-    coordinates).
-
-    Args:
-        input (Tensor): Feature map, shape (N, C, H, W).
-        points (Tensor): Normalised point coordinates in [0, 1], shape
-            (N, P, 2) or (N, Hg, Wg, 2).
-        align_corners (bool): Passed to ``grid_sample``. Default: False.
-
-    Returns:
-        Tensor: (N, C, P) or (N, C, Hg, Wg).
-    """
-    add_dim = points.dim() == 3
-    if add_dim:
-        points = points.unsqueeze(2)  # (N, P, 1, 2)
-    out = F.grid_sample(
-        input, 2.0 * points - 1.0, align_corners=align_corners, **kwargs)
-    return out.squeeze(3) if add_dim else out
-
-
-def sigmoid_focal_loss(input: torch.Tensor,
-                       target: torch.Tensor,
-                       gamma: float = 2.0,
-                       alpha: float = 0.25,
-                       weight: Optional[torch.Tensor] = None,
-                       reduction: str = 'mean') -> torch.Tensor:
-    """Pure-PyTorch ``mmcv.ops.sigmoid_focal_loss`` with mmcv's semantics.
-
-    Args:
-        input (Tensor): Logits, shape (N, C).
-        target (Tensor): Class indices, shape (N,); index ``C`` (or any
-            index outside ``[0, C)``) means background (all-negative).
-        gamma (float): Focusing parameter. Default: 2.0.
-        alpha (float): Positive/negative balance. Default: 0.25.
-        weight (Tensor, optional): Per-class weight, shape (C,).
-        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
-
-    Returns:
-        Tensor: The loss, (N, C) for ``'none'``.
-    """
-    num_classes = input.size(1)
-    classes = torch.arange(num_classes, device=input.device)
-    t = (target.view(-1, 1) == classes.view(1, -1)).to(input.dtype)  # (N, C)
-    p = input.sigmoid()
-    ce = F.binary_cross_entropy_with_logits(input, t, reduction='none')
-    p_t = p * t + (1 - p) * (1 - t)
-    loss = ce * (1 - p_t).pow(gamma) * (alpha * t + (1 - alpha) * (1 - t))
-    if weight is not None:
-        loss = loss * weight.view(1, -1)
-    if reduction == 'mean':
-        return loss.sum() / input.size(0)
-    if reduction == 'sum':
-        return loss.sum()
-    return loss
-
-
-class _MMCVOpsFallback(types.ModuleType):
-    """Module object installed as ``mmcv.ops`` when ``mmcv._ext`` is absent.
-
-    Attribute lookups for ops that truly need compiled code raise
-    ``ModuleNotFoundError`` (what mmseg's ``try: from mmcv.ops import X``
-    guards catch) with a message naming full mmcv.
-    """
-
-    def __getattr__(self, name: str):
-        if name.startswith('__'):
-            raise AttributeError(name)
-        raise ModuleNotFoundError(
-            f'mmcv.ops.{name}: {FULL_MMCV_HINT}', name='mmcv._ext')
-
-
 def install_mmcv_ops_fallback() -> bool:
-    """Install the pure-PyTorch ``mmcv.ops`` when ``mmcv._ext`` is missing.
+    """Provide the pure-PyTorch ``mmcv.ops`` when ``mmcv._ext`` is missing:
+    put :class:`mmseg_plugins_mmcv_ops.MMCVOpsFinder` in ``sys.meta_path``
+    (idempotent) and import ``mmcv.ops`` through it.
 
     Returns:
-        bool: True if the fallback is (now) installed, False if full mmcv is
-        present and nothing was done.
+        bool: True if ``mmcv.ops`` is (now) the fallback, False if full mmcv
+        is present and nothing was done.
     """
     if has_mmcv_ext():
         return False
-    # mmcv-lite warns at import that its transformer bricks lack this op
-    warnings.filterwarnings(
-        'ignore', message=r'Fail to import ``MultiScaleDeformableAttention',
-        category=UserWarning)
-    current = sys.modules.get('mmcv.ops')
-    if current is not None and getattr(current, FALLBACK_FLAG, False):
-        return True
-    import mmcv
-    module = _MMCVOpsFallback(
-        'mmcv.ops', 'Pure-PyTorch fallbacks installed by mmseg_plugins '
-        'because mmcv._ext (full mmcv) is not available.')
-    module.__path__ = []  # submodule imports fail cleanly
-    setattr(module, FALLBACK_FLAG, True)
-    module.point_sample = point_sample
-    module.sigmoid_focal_loss = sigmoid_focal_loss
-    module.__all__ = ['point_sample', 'sigmoid_focal_loss']
-    sys.modules['mmcv.ops'] = module
-    mmcv.ops = module
-    return True
+    mmseg_plugins_mmcv_ops.install()
+    import mmcv.ops
+    return getattr(mmcv.ops, FALLBACK_FLAG, False)
 
 
 # --------------------------------------------------------------------------
@@ -361,6 +271,44 @@ def configure_cpu_distributed(cfg) -> bool:
 
 
 # --------------------------------------------------------------------------
+# 6. drawing on images that are not C-contiguous
+# --------------------------------------------------------------------------
+CONTIGUOUS_FLAG = '__mmseg_plugins_contiguous__'
+
+
+def mmseg_draw_copies_image_layout() -> bool:
+    """Whether mmseg's ``SegLocalVisualizer._draw_sem_seg`` draws into
+    ``np.zeros_like(image)``, a buffer with the memory layout of the image
+    it was given."""
+    from mmseg.visualization import SegLocalVisualizer
+    draw = SegLocalVisualizer._draw_sem_seg
+    if getattr(draw, CONTIGUOUS_FLAG, False):
+        return False  # ours is installed
+    try:
+        source = inspect.getsource(draw)
+    except (OSError, TypeError):
+        return True
+    return 'zeros_like(image' in source
+
+
+def install_contiguous_sem_seg_draw() -> None:
+    """Make ``SegLocalVisualizer._draw_sem_seg`` work on a C-contiguous
+    copy of images that are not C-contiguous."""
+    import functools
+
+    import numpy as np
+    from mmseg.visualization import SegLocalVisualizer
+    draw = SegLocalVisualizer._draw_sem_seg
+
+    @functools.wraps(draw)  # also keeps mmseg's method as __wrapped__
+    def draw_sem_seg(self, image, *args, **kwargs):
+        return draw(self, np.ascontiguousarray(image), *args, **kwargs)
+
+    setattr(draw_sem_seg, CONTIGUOUS_FLAG, True)
+    SegLocalVisualizer._draw_sem_seg = draw_sem_seg
+
+
+# --------------------------------------------------------------------------
 # Applying the fixes
 # --------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -378,6 +326,8 @@ FIXES = (
     Fix('safe_loader', mmengine_loader_is_unrestricted,
         install_safe_checkpoint_loader),
     Fix('atomic_put', mmengine_put_writes_in_place, install_atomic_local_put),
+    Fix('contiguous_draw', mmseg_draw_copies_image_layout,
+        install_contiguous_sem_seg_draw),
 )
 
 _APPLIED: Optional[List[str]] = None
@@ -385,15 +335,14 @@ _APPLIED: Optional[List[str]] = None
 
 def disabled_fixes() -> List[str]:
     """Fix names switched off by ``MMSEG_PLUGINS_NO_COMPAT``."""
-    value = os.environ.get(OPT_OUT_ENV, '')
-    names = [n.strip() for n in value.split(',') if n.strip()]
+    names = opted_out_fixes()
     if 'all' in names:
         return [fix.name for fix in FIXES]
-    unknown = sorted(set(names) - {fix.name for fix in FIXES})
+    unknown = sorted(names - {fix.name for fix in FIXES})
     if unknown:
         warnings.warn(f'{OPT_OUT_ENV}: unknown fix names {unknown}; known: '
                       f'{", ".join(f.name for f in FIXES)}, all')
-    return names
+    return sorted(names)
 
 
 def apply() -> List[str]:

@@ -1,12 +1,14 @@
 """Child registries of mmseg's, with scope ``mmseg_plugins``.
 
-Configs refer to the models as ``type='mmseg_plugins.MiT'`` and to the hooks
-as ``type='mmseg_plugins.RNGStateHook'``. mmengine imports this module when
+Configs refer to the models as ``type='mmseg_plugins.MiT'``, to the hooks
+as ``type='mmseg_plugins.RNGStateHook'`` and to the datasets as
+``type='mmseg_plugins.DemoShapesDataset'``. mmengine imports this module when
 it meets the ``mmseg_plugins`` scope, and the ``locations`` import the code
 on first use.
 """
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import Registry
+from mmseg.registry import DATASETS as MMSEG_DATASETS
 from mmseg.registry import HOOKS as MMSEG_HOOKS
 from mmseg.registry import MODELS as MMSEG_MODELS
 
@@ -34,3 +36,11 @@ HOOKS = Registry(
     parent=MMSEG_HOOKS,
     scope='mmseg_plugins',
     locations=['mmseg_plugins.hooks'])
+
+# mmseg's dataset tools build ``cfg.*_dataloader.dataset`` through mmseg's
+# DATASETS under scope 'mmseg', which finds ``mmseg_plugins.X`` here.
+DATASETS = Registry(
+    'dataset',
+    parent=MMSEG_DATASETS,
+    scope='mmseg_plugins',
+    locations=['mmseg_plugins.datasets'])

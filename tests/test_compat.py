@@ -2,67 +2,23 @@
 import os
 import sys
 
+import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mmseg_plugins import compat
 
 
 @pytest.mark.skipif(compat.has_mmcv_ext(), reason='full mmcv installed')
 def test_fallback_is_installed_with_mmcv_lite():
-    ops = sys.modules['mmcv.ops']
-    assert getattr(ops, compat.FALLBACK_FLAG)
+    from mmseg_plugins_mmcv_ops import ops
+    assert getattr(sys.modules['mmcv.ops'], compat.FALLBACK_FLAG)
     import mmseg.models  # noqa: F401  (fails without the fallback)
     import mmseg.utils  # noqa: F401
     from mmcv.ops import point_sample, sigmoid_focal_loss
-    assert point_sample is compat.point_sample
-    assert sigmoid_focal_loss is compat.sigmoid_focal_loss
-
-
-@pytest.mark.skipif(compat.has_mmcv_ext(), reason='full mmcv installed')
-def test_compiled_only_op_names_full_mmcv():
-    with pytest.raises(ModuleNotFoundError, match=r'full mmcv'):
-        from mmcv.ops import CrissCrossAttention  # noqa: F401
-    # mmseg's guarded imports degrade to None instead of failing
-    from mmseg.models.decode_heads import cc_head
-    assert cc_head.CrissCrossAttention is None
-
-
-def test_point_sample_reads_pixel_centres():
-    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
-    # centre of pixel (row 2, col 3) in [0, 1] coordinates (x, y)
-    pts = torch.tensor([[[3.5 / 5, 2.5 / 4]]]).repeat(2, 1, 1)  # (N, P, 2)
-    out = compat.point_sample(x, pts)  # (N, C, P)
-    assert out.shape == (2, 3, 1)
-    torch.testing.assert_close(out[..., 0], x[:, :, 2, 3])
-    grid = pts[:, :, None, :].repeat(1, 1, 1, 1)  # (N, 1, 1, 2)
-    assert compat.point_sample(x, grid).shape == (2, 3, 1, 1)
-
-
-def test_point_sample_matches_grid_sample_align_corners():
-    x = torch.randn(1, 2, 6, 7)
-    pts = torch.rand(1, 9, 2)
-    ref = F.grid_sample(x, (pts * 2 - 1)[:, :, None], align_corners=True)
-    torch.testing.assert_close(
-        compat.point_sample(x, pts, align_corners=True), ref[..., 0])
-
-
-@pytest.mark.parametrize('gamma,alpha', [(2.0, 0.25), (1.5, 0.5)])
-def test_sigmoid_focal_loss_matches_mmseg_python_version(gamma, alpha):
-    from mmseg.models.losses.focal_loss import py_sigmoid_focal_loss
-    torch.manual_seed(0)
-    logits = torch.randn(11, 5)
-    target = torch.randint(0, 6, (11, ))  # 5 == background
-    one_hot = F.one_hot(target, 6)[:, :5]
-    ref = py_sigmoid_focal_loss(
-        logits, one_hot, gamma=gamma, alpha=alpha, reduction='none')
-    ours = compat.sigmoid_focal_loss(logits, target, gamma, alpha, None,
-                                     'none')
-    torch.testing.assert_close(ours, ref)
-    torch.testing.assert_close(
-        compat.sigmoid_focal_loss(logits, target, gamma, alpha, None, 'sum'),
-        ref.sum())
+    assert point_sample is ops.point_sample
+    assert sigmoid_focal_loss is ops.sigmoid_focal_loss
+    assert 'mmcv_ops' in compat.applied()
 
 
 def test_fallback_is_a_noop_with_full_mmcv(monkeypatch):
@@ -73,12 +29,18 @@ def test_fallback_is_a_noop_with_full_mmcv(monkeypatch):
     assert sys.modules['mmcv.ops'] is sentinel
 
 
+@pytest.mark.skipif(compat.has_mmcv_ext(), reason='full mmcv installed')
 def test_fallback_install_is_idempotent(monkeypatch):
-    monkeypatch.setattr(compat, 'has_mmcv_ext', lambda: False)
-    monkeypatch.delitem(sys.modules, 'mmcv.ops', raising=False)
-    assert compat.install_mmcv_ops_fallback() is True
+    """Installing again (e.g. in an interpreter started with ``-S``, which
+    skips the .pth) keeps one finder and the module in place."""
+    import mmseg_plugins_mmcv_ops
+    monkeypatch.setattr(sys, 'meta_path', [
+        f for f in sys.meta_path
+        if f is not mmseg_plugins_mmcv_ops.MMCVOpsFinder])
     first = sys.modules['mmcv.ops']
     assert compat.install_mmcv_ops_fallback() is True
+    assert compat.install_mmcv_ops_fallback() is True
+    assert sys.meta_path.count(mmseg_plugins_mmcv_ops.MMCVOpsFinder) == 1
     assert sys.modules['mmcv.ops'] is first
 
 
@@ -166,7 +128,8 @@ def test_mmengine_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
 
 def test_each_fix_is_gated_on_its_condition(monkeypatch):
     """The loader fix is needed while mmengine's loader unpickles without
-    an allow-list, the put fix while mmengine writes in place."""
+    an allow-list, the put fix while mmengine writes in place, the drawing
+    fix while mmseg draws into ``np.zeros_like(image)``."""
     import mmengine.runner.checkpoint as mmengine_checkpoint
     from mmengine.fileio.backends import LocalBackend
     assert compat.mmengine_loader_is_unrestricted()  # mmengine 0.10.7
@@ -192,6 +155,75 @@ def test_each_fix_is_gated_on_its_condition(monkeypatch):
     assert compat.mmengine_put_writes_in_place()
     monkeypatch.setattr(LocalBackend, 'put', renaming)
     assert not compat.mmengine_put_writes_in_place()
+
+    from mmseg.visualization import SegLocalVisualizer
+    assert not compat.mmseg_draw_copies_image_layout()  # ours is installed
+    mmseg_draw = SegLocalVisualizer._draw_sem_seg.__wrapped__
+    monkeypatch.setattr(SegLocalVisualizer, '_draw_sem_seg', mmseg_draw)
+    assert compat.mmseg_draw_copies_image_layout()  # mmseg 1.2.2
+
+    def draws_into_fresh_array(self, image, sem_seg, classes, palette,
+                               with_labels=True):
+        mask = np.zeros(image.shape, np.uint8)
+        return mask
+
+    monkeypatch.setattr(SegLocalVisualizer, '_draw_sem_seg',
+                        draws_into_fresh_array)
+    assert not compat.mmseg_draw_copies_image_layout()
+
+
+def _strided_rgb_image():
+    """What mmseg's browse_dataset.py tools draw on: an (H, W, 3) view of a
+    (3, H, W) tensor, channels reversed, whose channels are planes."""
+    chw = torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(0))
+    image = chw.permute(1, 2, 0).numpy()[..., [2, 1, 0]]
+    assert not image.flags['C_CONTIGUOUS']
+    return image
+
+
+def test_opencv_cannot_draw_into_an_array_with_planar_channels():
+    """The cause fixed by ``contiguous_draw``: ``np.zeros_like`` keeps the
+    planar layout, and OpenCV refuses it as an output array."""
+    import cv2
+    mask = np.zeros_like(_strided_rgb_image())
+    with pytest.raises(cv2.error, match='Layout of the output array'):
+        cv2.rectangle(mask, (1, 1), (9, 9), (255, 0, 0), -1)
+    contiguous = np.ascontiguousarray(mask)
+    cv2.rectangle(contiguous, (1, 1), (9, 9), (255, 0, 0), -1)
+    assert contiguous[5, 5].tolist() == [255, 0, 0]
+
+
+def test_visualizer_draws_labelled_classes_on_a_strided_image():
+    """mmseg's SegLocalVisualizer, as mmseg's dataset browsers call it:
+    class colours where the labels are, and each class's name written in
+    (anti-aliased) white on a black-framed box of its colour."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    from mmseg.visualization import SegLocalVisualizer
+
+    from mmseg_plugins.demo_data import SHAPES_METAINFO
+    label = torch.zeros(1, 64, 96, dtype=torch.int64)
+    label[0, 4:60, 4:44] = 2  # square
+    label[0, 4:60, 52:92] = 3  # triangle
+    visualizer = SegLocalVisualizer(name='test_strided_labels', alpha=1.0)
+    visualizer.dataset_meta = SHAPES_METAINFO
+    visualizer.add_datasample(
+        'strided', _strided_rgb_image(),
+        SegDataSample(gt_sem_seg=PixelData(data=label)), draw_pred=False,
+        with_labels=True, show=False)
+    drawn = visualizer.get_image()  # alpha 1: the colour mask alone
+    palette = np.array(SHAPES_METAINFO['palette'])
+    assert drawn.shape == (64, 96, 3)
+    for cls, (y, x) in ((0, (62, 48)), (2, (6, 6)), (3, (58, 90))):
+        assert drawn[y, x].tolist() == palette[cls].tolist()
+    for cls, cols in ((2, slice(4, 44)), (3, slice(52, 92))):
+        region = drawn[4:60, cols].reshape(-1, 3).astype(int)
+        assert (region == palette[cls]).all(axis=1).mean() > 0.5
+        assert (region == 0).all(axis=1).sum() >= 10, cls  # the frame
+        whiter = ((region >= palette[cls]).all(axis=1) &
+                  (region > palette[cls]).any(axis=1))
+        assert whiter.sum() >= 10, cls  # the text
 
 
 def test_opt_out_leaves_mmengine_as_installed():

@@ -6,6 +6,8 @@
 The checkpoint is loaded with ``torch.load(weights_only=True)`` and an
 allow-list (see ``mmseg_plugins.checkpoint``); a file that is not a
 checkpoint, is truncated, or holds other pickled objects is refused.
+``--tta`` needs ``tta_pipeline`` and ``tta_model`` in the config (the demo
+configs have them); without them it is refused.
 """
 import argparse
 import os.path as osp
@@ -34,6 +36,14 @@ def main():
                                      shutdown_distributed)
 
     cfg = load_config(args.config, args.cfg_options)
+    if args.tta:
+        missing = [key for key in ('tta_pipeline', 'tta_model')
+                   if key not in cfg]
+        if missing:
+            raise ToolError(
+                f'--tta needs {" and ".join(missing)} in the config '
+                f'{args.config} (mmseg defines tta_pipeline in its dataset '
+                'configs and tta_model in its default runtime)')
     setup_work_dir(cfg, args.config, args.work_dir)
     check_data_paths(cfg, ('test_dataloader', ))
     if not osp.isfile(args.checkpoint):

@@ -1,7 +1,10 @@
 # The generated demo dataset (mmseg_plugins/demo_data.py): 48 train / 16 val
-# images of 128x128, four classes, ADE20K-like directory layout.
-dataset_type = 'BaseSegDataset'
+# images of 128x128, four classes, ADE20K-like directory layout. The dataset
+# class carries the classes and palette (METAINFO), as mmseg's datasets do.
+dataset_type = 'mmseg_plugins.DemoShapesDataset'
 data_root = 'data/demo_shapes'
+# tools/demo.py reads the number of classes from here; the datasets take
+# their classes and palette from DemoShapesDataset.METAINFO
 metainfo = dict(
     classes=('background', 'disk', 'square', 'triangle'),
     palette=[[0, 0, 0], [220, 60, 60], [60, 180, 75], [65, 105, 225]])
@@ -17,20 +20,30 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
-_dataset = dict(
-    type=dataset_type,
-    data_root=data_root,
-    metainfo=metainfo,
-    img_suffix='.png',
-    seg_map_suffix='.png',
-    reduce_zero_label=False)
+# test-time augmentation (test.py --tta), mmseg's convention: six scales,
+# each with and without a horizontal flip
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale_factor=r, keep_ratio=True)
+             for r in img_ratios],
+            [dict(type='RandomFlip', prob=0., direction='horizontal'),
+             dict(type='RandomFlip', prob=1., direction='horizontal')],
+            [dict(type='LoadAnnotations')],
+            [dict(type='PackSegInputs')],
+        ])
+]
 train_dataloader = dict(
     batch_size=4,
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        **_dataset,
+        type=dataset_type,
+        data_root=data_root,
         data_prefix=dict(
             img_path='images/training', seg_map_path='annotations/training'),
         pipeline=train_pipeline))
@@ -40,7 +53,8 @@ val_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        **_dataset,
+        type=dataset_type,
+        data_root=data_root,
         data_prefix=dict(
             img_path='images/validation',
             seg_map_path='annotations/validation'),

@@ -1,0 +1,193 @@
+"""The wheel as a user gets it: built from a copy of the repository,
+installed (not editable) into a fresh virtual environment outside the
+repository, then used from an empty directory: the start-up hook, mmseg's
+APIs, ``mim search``, ``mim train`` and ``mim test`` with the configs and
+tools the wheel carries under ``mmseg_plugins/.mim``.
+
+The fresh environment reuses this one's installed dependencies (torch,
+mmseg, ...) through a folder of links behind its own site-packages, so
+nothing heavy is downloaded; that folder leaves out this environment's
+mmseg_plugins install, and the tests assert that everything imported comes
+from the wheel. openmim and the few packages it imports come from the
+package index (openmim itself with --no-deps, as the README says)."""
+import os
+import os.path as osp
+import re
+import shutil
+import sysconfig
+import zipfile
+
+import pytest
+
+from helpers import PYTHON, ROOT, demo_overrides, run
+
+pytestmark = pytest.mark.slow
+
+DEMO = 'segformer_mit-b0_shapes-128x128.py'
+#: What openmim 0.3.9 imports besides pip, PyYAML and the standard library.
+MIM_IMPORTS = ('click', 'model-index', 'pandas', 'requests', 'rich',
+               'tabulate')
+
+
+def _ok(proc):
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _repository_files(folder: str) -> set:
+    """Files under ROOT/folder, as paths relative to ROOT."""
+    found = set()
+    for root, dirs, files in os.walk(osp.join(ROOT, folder)):
+        dirs[:] = [d for d in dirs if d != '__pycache__']
+        found.update(osp.relpath(osp.join(root, f), ROOT) for f in files)
+    return found
+
+
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory) -> str:
+    """``pip wheel`` of a copy of the repository (the build writes into the
+    source folder)."""
+    tmp = tmp_path_factory.mktemp('wheel')
+    source = tmp / 'source'
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        '.git', '.venv', 'build', 'dist', 'data', 'work_dirs', '__pycache__',
+        '*.egg-info'))
+    _ok(run([PYTHON, '-m', 'pip', 'wheel', '--no-deps',
+             '--no-build-isolation', '-w', str(tmp / 'dist'), str(source)],
+            timeout=300))
+    (path, ) = (tmp / 'dist').glob('mmseg_plugins-*.whl')
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def user(wheel, tmp_path_factory):
+    """A fresh venv with the wheel installed, and an empty working folder;
+    ``user.run(args)`` runs the venv's python there."""
+    tmp = tmp_path_factory.mktemp('user')
+    venv = tmp / 'venv'
+    _ok(run([PYTHON, '-m', 'venv', '--without-pip', str(venv)]))
+    python = str(venv / 'bin' / 'python')
+    site = _ok(run([python, '-c', 'import sysconfig; '
+                    "print(sysconfig.get_paths()['purelib'])"])).stdout.strip()
+    ours = sysconfig.get_paths()['purelib']
+    reused = tmp / 'reused-site-packages'
+    reused.mkdir()
+    for name in os.listdir(ours):
+        if not (name.startswith(('mmseg_plugins', '__editable__',
+                                 '__pycache__')) or name.endswith('.pth')):
+            os.symlink(osp.join(ours, name), reused / name)
+    with open(osp.join(site, 'zz_reused_site_packages.pth'), 'w') as f:
+        f.write(f'{reused}\n')
+    pip = [PYTHON, '-m', 'pip', '--python', python, 'install', '--quiet']
+    _ok(run([*pip, '--no-deps', wheel]))
+    _ok(run([*pip, '--no-deps', 'openmim==0.3.9'], timeout=300))
+    _ok(run([*pip, *MIM_IMPORTS], timeout=300))
+    work = tmp / 'work'
+    work.mkdir()
+    env = {'PYTHONPATH': '', 'PATH': f'{venv / "bin"}{os.pathsep}'
+           f'{os.environ["PATH"]}'}
+
+    class User:
+        site_packages = site
+
+        @staticmethod
+        def run(args, timeout=300):
+            return run([python, *args], cwd=str(work), env=env,
+                       timeout=timeout)
+
+    return User
+
+
+def test_wheel_carries_configs_tools_model_index_license_and_hook(wheel):
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        pth = z.read('mmseg_plugins_mmcv_ops.pth').decode()
+        (license_name, ) = [n for n in names if n.endswith('/LICENSE')]
+        license_text = z.read(license_name).decode()
+    mim = 'mmseg_plugins/.mim/'
+    for folder in ('configs', 'tools'):
+        assert {n[len(mim):] for n in names if n.startswith(mim + folder)} \
+            == _repository_files(folder), folder
+    assert mim + 'model-index.yml' in names
+    assert {f'{mim}configs/{f}/metafile.yaml' for f in
+            ('segformer', 'afformer', 'mpvit')} <= names
+    assert pth.strip() == ('import mmseg_plugins_mmcv_ops; '
+                           'mmseg_plugins_mmcv_ops.install()')
+    assert {'mmseg_plugins_mmcv_ops/__init__.py',
+            'mmseg_plugins_mmcv_ops/ops.py'} <= names
+    assert re.fullmatch(r'mmseg_plugins-[\d.]+\.dist-info/licenses/LICENSE',
+                        license_name)
+    with open(osp.join(ROOT, 'LICENSE')) as f:
+        assert license_text == f.read()
+    assert not any('__pycache__' in n or n.startswith('tests/')
+                   for n in names)
+
+
+def test_installed_wheel_is_what_gets_imported(user):
+    proc = _ok(user.run(['-c', (
+        'import sys, importlib.metadata as md\n'
+        "heavy = sorted(m for m in ('torch', 'mmcv', 'mmseg') "
+        'if m in sys.modules)\n'
+        'import mmseg_plugins, mmseg_plugins_mmcv_ops, os\n'
+        'print(mmseg_plugins.__file__)\n'
+        'print(mmseg_plugins_mmcv_ops.__file__)\n'
+        "print(md.distribution('mmseg_plugins').locate_file(''))\n"
+        'print(heavy)\n'
+        "print(os.path.isdir(os.path.join(os.path.dirname("
+        "mmseg_plugins.__file__), '.mim', 'configs', 'demo')))\n")]))
+    package, hook, dist, heavy, configs = proc.stdout.splitlines()[-5:]
+    for path in (package, hook, dist):
+        assert path.startswith(user.site_packages), path
+    assert heavy == '[]'  # the start-up hook imported none of them
+    assert configs == 'True'  # the README's way to the configs
+
+
+def test_startup_hook_and_mmseg_apis_from_the_wheel(user):
+    proc = _ok(user.run(['-X', 'importtime', '-c',
+                         'from mmseg.apis import MMSegInferencer']))
+    (line, ) = [ln for ln in proc.stderr.splitlines()
+                if ln.rstrip().endswith('|   mmseg_plugins_mmcv_ops')]
+    self_us, cumulative_us = (int(v) for v in re.findall(r'\d+', line)[:2])
+    assert self_us == cumulative_us  # imports nothing at start-up
+
+
+def test_mim_search_lists_the_models(user):
+    proc = _ok(user.run(['-m', 'mim', 'search', 'mmseg_plugins']))
+    for name in ('segformer_mit-b0_8xb2-160k_ade20k-512x512',
+                 'afformer_base_ade20k', 'mpvit_small_upernet_ade20k'):
+        assert f'config id: {name}' in proc.stdout
+
+
+def test_mim_train_and_test_with_the_wheels_configs_and_tools(
+        user, demo_root, tmp_path):
+    """mim finds the demo config by name in the wheel's .mim/configs and
+    runs the wheel's .mim/tools/train.py and test.py."""
+    work = str(tmp_path / 'work')
+    options = ['--cfg-options', *demo_overrides(demo_root, 2)]
+    proc = _ok(user.run(['-m', 'mim', 'train', 'mmseg_plugins', DEMO,
+                         '--work-dir', work, *options]))
+    mim = osp.join(user.site_packages, 'mmseg_plugins', '.mim')
+    assert f'will use {osp.join(mim, "configs", "demo", DEMO)}' in proc.stdout
+    assert osp.join(mim, 'tools', 'train.py') in proc.stdout
+    checkpoint = osp.join(work, 'iter_2.pth')
+    assert osp.isfile(checkpoint)
+    # LEAD: replace `mim test ... --show-dir` by the wheel's
+    # .mim/tools/inference.py on the demo images once tools/inference.py is
+    # on main (the issue asks for the inference tool from the wheel here).
+    shown = str(tmp_path / 'shown')
+    proc = _ok(user.run(['-m', 'mim', 'test', 'mmseg_plugins', DEMO,
+                         '--checkpoint', checkpoint, '--work-dir', work,
+                         '--show-dir', shown, *options,
+                         'default_hooks.visualization.interval=1']))
+    assert 'mIoU' in proc.stdout
+    assert len(os.listdir(osp.join(shown, 'vis_data', 'vis_image'))) == 16
+
+
+def test_tools_run_from_the_wheel_only(user, tmp_path):
+    """A tool of the wheel refuses bad input as in the repository."""
+    tool = osp.join(user.site_packages, 'mmseg_plugins', '.mim', 'tools',
+                    'train.py')
+    proc = user.run([tool, str(tmp_path / 'missing.py')])
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f'error: config file not found: {tmp_path / "missing.py"}']
