@@ -65,6 +65,3 @@ def test_demo_configs_use_the_dataset_class_and_test_time_augmentation():
         augs = cfg.tta_pipeline[1].transforms
         assert [t.scale_factor for t in augs[0]] == cfg.img_ratios
         assert [t.prob for t in augs[1]] == [0., 1.]  # without, with flip
-    # the number of classes tools/demo.py reads equals the class's
-    cfg = Config.fromfile(DEMO_CONFIG)
-    assert tuple(cfg.metainfo['classes']) == SHAPES_METAINFO['classes']

@@ -171,16 +171,19 @@ def test_mim_train_and_test_with_the_wheels_configs_and_tools(
     assert osp.join(mim, 'tools', 'train.py') in proc.stdout
     checkpoint = osp.join(work, 'iter_2.pth')
     assert osp.isfile(checkpoint)
-    # LEAD: replace `mim test ... --show-dir` by the wheel's
-    # .mim/tools/inference.py on the demo images once tools/inference.py is
-    # on main (the issue asks for the inference tool from the wheel here).
-    shown = str(tmp_path / 'shown')
     proc = _ok(user.run(['-m', 'mim', 'test', 'mmseg_plugins', DEMO,
                          '--checkpoint', checkpoint, '--work-dir', work,
-                         '--show-dir', shown, *options,
-                         'default_hooks.visualization.interval=1']))
+                         *options]))
     assert 'mIoU' in proc.stdout
-    assert len(os.listdir(osp.join(shown, 'vis_data', 'vis_image'))) == 16
+    # the wheel's inference tool labels the demo's validation images
+    out = str(tmp_path / 'labelled')
+    images = osp.join(demo_root, 'images', 'validation')
+    proc = _ok(user.run([osp.join(mim, 'tools', 'inference.py'),
+                         osp.join(mim, 'configs', 'demo', DEMO), checkpoint,
+                         images, '--out-dir', out]))
+    assert 'labelled 16 images' in proc.stdout
+    for kind in ('labels', 'color', 'overlay'):
+        assert len(os.listdir(osp.join(out, kind))) == 16
 
 
 def test_tools_run_from_the_wheel_only(user, tmp_path):

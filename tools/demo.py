@@ -106,7 +106,7 @@ def main():
     overlay = osp.join(args.work_dir, 'demo_overlay.png')
     save_overlay(runner, overlay)
     baseline = majority_baseline_miou(args.data_root,
-                                      len(cfg.metainfo['classes']))
+                                      len(runner.test_dataloader.dataset.metainfo['classes']))
     print(f'demo: mIoU {metrics["mIoU"]:.2f} (predicting the majority '
           f'class everywhere gives {baseline:.2f}) after {iters} iterations in '
           f'{time.time() - t0:.0f} s; checkpoint {ckpt}; overlay {overlay}')

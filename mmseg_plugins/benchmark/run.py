@@ -108,11 +108,11 @@ def collect_configs(paths: Sequence[str],
     return found
 
 
-def build_model(path: str, checkpoint: Optional[str],
-                device: str) -> nn.Module:
-    """The segmentor of a config, in eval mode on ``device``: weights from
-    ``checkpoint`` or the model's own initialisation (no pretrained
-    downloads), SyncBN reverted to BN."""
+def build_model(path: str, checkpoint: Optional[str], device: str,
+                cfg_options: Optional[dict] = None) -> nn.Module:
+    """The segmentor of a config (with ``cfg_options`` applied), in eval
+    mode on ``device``: weights from ``checkpoint`` or the model's own
+    initialisation (no pretrained downloads), SyncBN reverted to BN."""
     import logging
 
     from mmengine.logging import MMLogger
@@ -121,7 +121,7 @@ def build_model(path: str, checkpoint: Optional[str],
     from mmseg.registry import MODELS
 
     from ..tools import ToolError, load_config
-    cfg = load_config(path)
+    cfg = load_config(path, cfg_options)
     if not isinstance(cfg.get('model'), dict):
         raise ToolError(f'{path} defines no model (not a model config)')
     init_default_scope(cfg.get('default_scope', 'mmseg'))

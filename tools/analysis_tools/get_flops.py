@@ -40,23 +40,16 @@ def parse_args():
 
 def main():
     args = parse_args()
-    import mmseg_plugins  # noqa: F401
     from mmengine.analysis.print_helper import _format_size
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-    from mmseg_plugins.benchmark import (InferenceForward, count_flops,
-                                         count_params)
-    from mmseg_plugins.tools import ToolError, load_config
 
+    from mmseg_plugins.benchmark import (InferenceForward, build_model,
+                                         count_flops, count_params)
+    from mmseg_plugins.tools import ToolError
     if len(args.shape) not in (1, 2) or min(args.shape) < 1:
         raise ToolError(f'--shape takes H or H W (positive), got {args.shape}')
     shape = (args.shape[0], args.shape[-1])
-    cfg = load_config(args.config, args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
-    if getattr(model, 'auxiliary_head', None) is not None:
-        model.auxiliary_head = None
+    model = build_model(args.config, None, 'cpu', args.cfg_options)
+    model.auxiliary_head = None  # not run at test time, not counted
     inference = InferenceForward(model)
     gflops, _ = count_flops(inference, shape)
     split_line = '=' * 30

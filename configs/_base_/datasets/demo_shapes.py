@@ -3,11 +3,6 @@
 # class carries the classes and palette (METAINFO), as mmseg's datasets do.
 dataset_type = 'mmseg_plugins.DemoShapesDataset'
 data_root = 'data/demo_shapes'
-# tools/demo.py reads the number of classes from here; the datasets take
-# their classes and palette from DemoShapesDataset.METAINFO
-metainfo = dict(
-    classes=('background', 'disk', 'square', 'triangle'),
-    palette=[[0, 0, 0], [220, 60, 60], [60, 180, 75], [65, 105, 225]])
 crop_size = (128, 128)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
