@@ -9,6 +9,7 @@ training step and peak memory, beside the papers' figures.
         [--compile [MODE]] [--compile-backend B] [--channels-last]
         [--threads T] [--checkpoint FILE] [--fuse-bn] [--backbone-only]
         [--compare module.path:builder] [--out-dir DIR] [--no-plot]
+        [--backend pytorch|onnxruntime [--exporter dynamo|torchscript]]
 
 Every config (folders are searched recursively, ``_base_`` skipped,
 ``--pattern`` filters file names) gives one table row; the table is printed
@@ -26,6 +27,14 @@ the same inputs, alternating with ours call by call: it prints both
 latencies, throughputs, training steps (forward, mean of the outputs,
 backward) and peak memories, their ratios, and the largest difference of
 the outputs.
+
+``--backend onnxruntime`` (needs ``pip install 'mmseg_plugins[deploy]'``)
+exports each model to ONNX with dynamic shapes (verified against PyTorch at
+three sizes, ``mmseg_plugins/deploy``) and times ONNX Runtime (CPU, or the
+CUDA execution provider with ``--device cuda``) beside PyTorch eager on the
+same inputs, alternating call by call: latency, throughput, their ratios,
+export time, file size and the largest differences (no training step or
+peak memory).
 """
 import argparse
 import os.path as osp
@@ -80,6 +89,13 @@ def parse_args(argv=None):
                         help='measure the backbone alone')
     parser.add_argument('--compare', default=None,
                         help='module.path:builder of a reference model')
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'],
+                        default='pytorch',
+                        help='onnxruntime: time ONNX Runtime on the exported '
+                        'model beside PyTorch')
+    parser.add_argument('--exporter', choices=['dynamo', 'torchscript'],
+                        default='dynamo',
+                        help='ONNX exporter of --backend onnxruntime')
     parser.add_argument('--out-dir', default='work_dirs/benchmark')
     parser.add_argument('--no-plot', action='store_true')
     return parser.parse_args(argv)
@@ -107,19 +123,23 @@ def main(argv=None):
         checkpoint=args.checkpoint, fuse_bn=args.fuse_bn,
         backbone_only=args.backbone_only, compare=args.compare,
         compile=args.compile, compile_backend=args.compile_backend,
-        channels_last=args.channels_last)
+        channels_last=args.channels_last, backend=args.backend,
+        exporter=args.exporter)
     settings.validate()
     if args.threads:
         torch.set_num_threads(args.threads)
     configs = B.collect_configs(args.paths, args.pattern)
     rows, header, reports = B.run_benchmark(configs, settings)
-    print('\n'.join(header + ['', B.format_table(rows)]))
+    columns = B.ONNXRUNTIME_COLUMNS if args.backend == 'onnxruntime' else \
+        B.COLUMNS
+    print('\n'.join(header + ['', B.format_table(rows, columns)]))
     if reports:
         print(f'\ncomparison with {args.compare}:')
         print('\n'.join(reports))
-    md, csv_path = B.write_tables(rows, header, args.out_dir)
+    md, csv_path = B.write_tables(rows, header, args.out_dir,
+                                  columns=columns)
     print(f'\nwrote {md} and {csv_path}')
-    if not args.no_plot and 'flops' not in args.skip:
+    if not args.no_plot and 'flops' in settings.measures:
         png = B.plot_miou_vs_flops(
             rows, osp.join(args.out_dir, 'miou_vs_gflops.png'),
             title=header[2][2:])

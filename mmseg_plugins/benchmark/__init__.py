@@ -17,8 +17,10 @@ from .measures import (FlopCount, InferenceForward, InferenceTiming,
 from .references import (build_reference, load_builder,
                          mmseg_mix_vision_transformer)
 from .run import (MEASURES, BenchmarkSettings, benchmark_config,
-                  build_model, collect_configs, run_benchmark)
-from .tables import format_table, plot_miou_vs_flops, write_tables
+                  build_model, build_segmentor, collect_configs,
+                  run_benchmark)
+from .tables import (COLUMNS, ONNXRUNTIME_COLUMNS, format_table,
+                     plot_miou_vs_flops, write_tables)
 
 __all__ = [
     'PAPER_FIGURES', 'PaperFigures', 'paper_figures', 'FlopCount',
@@ -27,6 +29,7 @@ __all__ = [
     'make_seg_samples', 'max_abs_diff', 'output_tensors', 'paired_ratio',
     'peak_memory_mb', 'time_models', 'build_reference', 'load_builder',
     'mmseg_mix_vision_transformer', 'MEASURES', 'BenchmarkSettings',
-    'benchmark_config', 'build_model', 'collect_configs', 'run_benchmark',
-    'format_table', 'plot_miou_vs_flops', 'write_tables'
+    'benchmark_config', 'build_model', 'build_segmentor', 'collect_configs',
+    'run_benchmark', 'COLUMNS', 'ONNXRUNTIME_COLUMNS', 'format_table',
+    'plot_miou_vs_flops', 'write_tables'
 ]

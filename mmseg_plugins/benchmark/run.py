@@ -2,6 +2,7 @@
 :mod:`.measures` and assemble one table row per config (and, with a
 reference, the comparison lines). ``tools/benchmark.py`` parses the command
 line and calls :func:`run_benchmark`."""
+import contextlib
 import copy
 import fnmatch
 import os
@@ -23,7 +24,7 @@ from .measures import (FlopCount, InferenceForward, InferenceTiming,
 from .references import build_reference, load_builder
 
 __all__ = [
-    'MEASURES', 'BenchmarkSettings', 'collect_configs',
+    'MEASURES', 'BenchmarkSettings', 'collect_configs', 'build_segmentor',
     'build_model', 'benchmark_config', 'comparison_lines',
     'environment_lines', 'run_benchmark'
 ]
@@ -53,10 +54,17 @@ class BenchmarkSettings:
     compile: Optional[str] = None
     compile_backend: str = 'inductor'
     channels_last: bool = False
+    backend: str = 'pytorch'
+    exporter: str = 'dynamo'
     measures: Sequence[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.measures = [m for m in MEASURES if m not in self.skip]
+        # ONNX Runtime runs inference only, and its memory is not tensors
+        # the PyTorch profiler sees: no training step, no peak memory
+        pytorch_only = ('train', 'memory') if self.backend == 'onnxruntime' \
+            else ()
+        self.measures = [m for m in MEASURES
+                         if m not in self.skip and m not in pytorch_only]
 
     def validate(self) -> None:
         """Raise ``ToolError`` for settings no measurement can use."""
@@ -79,6 +87,27 @@ class BenchmarkSettings:
             check_compile(self.compile, self.compile_backend, self.device)
         if self.compare:
             load_builder(self.compare)  # fail before any measurement
+        if self.backend == 'onnxruntime':
+            self._validate_onnxruntime()
+
+    def _validate_onnxruntime(self) -> None:
+        from ..tools import ToolError
+        if self.compare or self.backbone_only:
+            raise ToolError('--backend onnxruntime measures the exported '
+                            'segmentor: no --compare, no --backbone-only')
+        if self.precision != 'fp32' or self.compile or self.channels_last:
+            raise ToolError('--backend onnxruntime times the fp32 export '
+                            'beside PyTorch eager: no --precision '
+                            'fp16/bf16, --compile or --channels-last')
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ToolError("--backend onnxruntime needs the deploy extra: "
+                            "pip install 'mmseg_plugins[deploy]'") from None
+        if self.device.startswith('cuda') and \
+                'CUDAExecutionProvider' not in ort.get_available_providers():
+            raise ToolError('--device cuda: this onnxruntime has no CUDA '
+                            'execution provider (install onnxruntime-gpu)')
 
     def autocast(self):
         """The precision context of every measured call."""
@@ -108,11 +137,16 @@ def collect_configs(paths: Sequence[str],
     return found
 
 
-def build_model(path: str, checkpoint: Optional[str], device: str,
-                cfg_options: Optional[dict] = None) -> nn.Module:
-    """The segmentor of a config (with ``cfg_options`` applied), in eval
-    mode on ``device``: weights from ``checkpoint`` or the model's own
-    initialisation (no pretrained downloads), SyncBN reverted to BN."""
+def build_segmentor(cfg, checkpoint: Optional[str],
+                    device: str) -> Tuple[nn.Module, dict]:
+    """The segmentor of a loaded config, in eval mode on ``device``:
+    weights from ``checkpoint`` (strict: every key and shape must fit) or
+    the model's own initialisation (no pretrained downloads), SyncBN
+    reverted to BN.
+
+    Returns:
+        tuple: (the model, the checkpoint's ``meta`` dict or ``{}``).
+    """
     import logging
 
     from mmengine.logging import MMLogger
@@ -120,19 +154,30 @@ def build_model(path: str, checkpoint: Optional[str], device: str,
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    from ..tools import ToolError, load_config
-    cfg = load_config(path, cfg_options)
+    from ..tools import ToolError
     if not isinstance(cfg.get('model'), dict):
-        raise ToolError(f'{path} defines no model (not a model config)')
+        raise ToolError(f'{cfg.filename} defines no model (not a model '
+                        'config)')
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     cfg.model.pop('pretrained', None)
     if cfg.model.get('backbone', {}).get('init_cfg'):
         cfg.model.backbone.init_cfg = None
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    meta = {}
     if checkpoint:
         from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
-                        logger='silent')
+
+        from ..checkpoint import CheckpointError
+        try:
+            loaded = load_checkpoint(model, checkpoint, map_location='cpu',
+                                     strict=True, logger='silent')
+        except CheckpointError:  # unreadable or unsafe: its own message
+            raise
+        except RuntimeError as err:  # missing, unexpected or resized keys
+            raise ToolError(
+                f'checkpoint {checkpoint} does not fit the model of '
+                f'{osp.basename(cfg.filename)}: {str(err).strip()}') from None
+        meta = (loaded.get('meta') or {}) if isinstance(loaded, dict) else {}
     else:
         logger = MMLogger.get_current_instance()
         level = logger.level
@@ -142,7 +187,16 @@ def build_model(path: str, checkpoint: Optional[str], device: str,
         finally:
             logger.setLevel(level)
     torch.manual_seed(0)
-    return model.to(device).eval()
+    return model.to(device).eval(), meta
+
+
+def build_model(path: str, checkpoint: Optional[str], device: str,
+                cfg_options: Optional[dict] = None) -> nn.Module:
+    """The segmentor of a config file, with ``cfg_options`` applied (see
+    :func:`build_segmentor`)."""
+    from ..tools import load_config
+    return build_segmentor(load_config(path, cfg_options), checkpoint,
+                           device)[0]
 
 
 def _with_autocast(fn: Callable, settings: BenchmarkSettings) -> Callable:
@@ -216,8 +270,11 @@ def benchmark_config(path: str, settings: BenchmarkSettings,
         tuple: (the table row, the comparison lines with a reference or
         None).
     """
+    from ..tools import load_config
     step = progress.step if progress else (lambda label='': None)
-    model = build_model(path, settings.checkpoint, settings.device)
+    cfg = load_config(path)
+    model, checkpoint_meta = build_segmentor(cfg, settings.checkpoint,
+                                             settings.device)
     target = model.backbone if settings.backbone_only else model
     paper = paper_figures(path)
     stem = osp.splitext(osp.basename(path))[0]
@@ -243,7 +300,57 @@ def benchmark_config(path: str, settings: BenchmarkSettings,
         ref = build_reference(load_builder(settings.compare), target)
         if isinstance(ref, nn.Module):
             ref = ref.to(settings.device)
-    subject = _subject(model, target, ref, settings)
+    with contextlib.ExitStack() as stack:
+        if settings.backend == 'onnxruntime':
+            subject = _onnxruntime_subject(cfg, model, checkpoint_meta,
+                                           settings, row, stack)
+            step(f'{stem}: export')
+        else:
+            subject = _subject(model, target, ref, settings)
+        lines = _measure(subject, ref, row, settings, stem, step)
+    return row, lines
+
+
+def _onnxruntime_subject(cfg, model: nn.Module, checkpoint_meta: dict,
+                         settings: BenchmarkSettings, row: Dict,
+                         stack: contextlib.ExitStack) -> Subject:
+    """Export the segmentor (dynamic shapes, logits, verified at three
+    sizes) into a temporary folder that lives as long as ``stack``; record
+    the export time, file size and largest differences in ``row``; return
+    the PyTorch module that was exported (eager, BatchNorm folded with
+    ``fuse_bn``) beside the ONNX Runtime session of the file."""
+    import tempfile
+
+    from ..deploy import (ExportableSegmentor, ExportSettings,
+                          OnnxSegmentor, export_metadata, export_onnx)
+    export_settings = ExportSettings(
+        shape=tuple(settings.shape), dynamic=True, output='logits',
+        normalize=False, exporter=settings.exporter,
+        fuse_bn=settings.fuse_bn)
+    folder = stack.enter_context(tempfile.TemporaryDirectory())
+    path = osp.join(folder, 'model.onnx')
+    cpu_model = model.to('cpu')  # the exporter traces on the CPU
+    report = export_onnx(
+        cpu_model, export_metadata(cfg, cpu_model, export_settings,
+                                   checkpoint_meta), path, export_settings)
+    model.to(settings.device)
+    row.update(export_s=report.export_seconds,
+               onnx_mib=report.file_bytes / 2**20,
+               onnx_max_diff=' / '.join(f'{c.relative:.1e}'
+                                        for c in report.checks))
+    ours = model
+    if settings.fuse_bn:
+        from mmcv.cnn import fuse_conv_bn
+        ours = fuse_conv_bn(copy.deepcopy(model).eval())
+    infer = {'ours': ExportableSegmentor(ours, False, 'logits'),
+             'onnxruntime': OnnxSegmentor(path, settings.device)}
+    return Subject(infer, {}, [], tuple(settings.shape), settings.device)
+
+
+def _measure(subject: Subject, ref, row: Dict, settings: BenchmarkSettings,
+             stem: str, step: Callable) -> Optional[str]:
+    """Take the timings and memory peaks of ``subject`` into ``row``;
+    returns the comparison lines with a reference, else None."""
     diff = None
     if ref is not None:  # before training steps change BatchNorm statistics
         x = subject.batch(1)
@@ -269,6 +376,15 @@ def benchmark_config(path: str, settings: BenchmarkSettings,
     if 'throughput' in timings:
         row['throughput'] = settings.throughput_batch / \
             timings['throughput'][0].median
+    if settings.backend == 'onnxruntime':  # ratios: PyTorch time / ORT's
+        if 'latency' in timings:
+            ours, ort = timings['latency']
+            row.update(ort_latency_ms=ort.median * 1e3,
+                       ort_latency_ratio=paired_ratio(ours, ort))
+        if 'throughput' in timings:
+            ours, ort = timings['throughput']
+            row.update(ort_throughput=settings.throughput_batch / ort.median,
+                       ort_throughput_ratio=paired_ratio(ours, ort))
     if 'train' in timings:
         row['train_ms'] = timings['train'][0].median * 1e3
     peaks = {}
@@ -278,9 +394,8 @@ def benchmark_config(path: str, settings: BenchmarkSettings,
         step(f'{stem}: memory')
         row['peak_infer_mb'] = peaks[('ours', 'infer')]
         row['peak_train_mb'] = peaks[('ours', 'train')]
-    lines = comparison_lines(timings, peaks, diff, settings) \
+    return comparison_lines(timings, peaks, diff, settings) \
         if ref is not None else None
-    return row, lines
 
 
 def comparison_lines(timings: Dict[str, List[Timing]],
@@ -329,7 +444,7 @@ def environment_lines(settings: BenchmarkSettings) -> List[str]:
                  f'{os.cpu_count()} cores, {torch.get_num_threads()} '
                  'threads)')
     h, w = settings.shape
-    return [
+    lines = [
         f'- device: {where}; precision {settings.precision}',
         f'- torch {torch.__version__}, mmseg {mmseg.__version__}, mmengine '
         f'{mmengine.__version__}, mmcv {mmcv.__version__}, python '
@@ -348,6 +463,25 @@ def environment_lines(settings: BenchmarkSettings) -> List[str]:
         'convention (mmengine FlopAnalyzer), inference path, at the '
         "paper's input size; peak memory: live tensors during one call",
     ]
+    if settings.backend == 'onnxruntime':
+        import onnxruntime as ort
+
+        from ..deploy.export import verification_shapes
+        shapes = ', '.join(f'{s[1]}x{s[2]} (batch {s[0]})' for s in
+                           verification_shapes(settings.shape, 32, True))
+        lines.append(
+            f'- onnxruntime {ort.__version__} '
+            f'({"CUDA" if settings.device.startswith("cuda") else "CPU"} '
+            f'execution provider, {torch.get_num_threads()} threads) beside '
+            'PyTorch eager, alternating call by call on the same input; '
+            'both run the exported computation (backbone, decode head, '
+            'resize of the logits to the input); ORT times include the '
+            'tensor <-> numpy copies; ratios: median of the paired PyTorch '
+            f'/ ORT times (> 1: ORT faster); {settings.exporter} exporter, '
+            'dynamic shapes, export time = exporter + save, without the '
+            'verification; max diff: largest |ORT - PyTorch| relative to '
+            f'the largest logit, at {shapes} (random inputs)')
+    return lines
 
 
 def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings
@@ -362,7 +496,8 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings
     if settings.compare and len(configs) != 1:
         raise ToolError(f'--compare needs exactly one config, got '
                         f'{len(configs)}')
-    phases = 1 + sum(m != 'flops' for m in settings.measures)
+    phases = 1 + sum(m != 'flops' for m in settings.measures) + (
+        settings.backend == 'onnxruntime')
     progress = Progress(phases * len(configs), 'measurements')
     rows, reports = [], []
     try:

@@ -8,7 +8,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..fileio import atomic_write
 
-__all__ = ['COLUMNS', 'format_table', 'write_tables', 'plot_miou_vs_flops']
+__all__ = [
+    'COLUMNS', 'ONNXRUNTIME_COLUMNS', 'format_table', 'write_tables',
+    'plot_miou_vs_flops'
+]
 
 #: (key, header) of the table columns, in order.
 COLUMNS = (
@@ -27,6 +30,23 @@ COLUMNS = (
     ('paper_miou', 'paper mIoU'),
 )
 
+#: The columns of ``--backend onnxruntime``: PyTorch eager beside ONNX
+#: Runtime on the exported file.
+ONNXRUNTIME_COLUMNS = (
+    ('config', 'config'),
+    ('model', 'model'),
+    ('params_m', 'params (M)'),
+    ('export_s', 'export (s)'),
+    ('onnx_mib', 'ONNX file (MiB)'),
+    ('onnx_max_diff', 'max diff ORT vs PyTorch (3 sizes)'),
+    ('latency_ms', 'PyTorch latency b1 (ms)'),
+    ('ort_latency_ms', 'ORT latency b1 (ms)'),
+    ('ort_latency_ratio', 'ORT speed-up (latency)'),
+    ('throughput', 'PyTorch throughput (img/s)'),
+    ('ort_throughput', 'ORT throughput (img/s)'),
+    ('ort_throughput_ratio', 'ORT speed-up (throughput)'),
+)
+
 
 def _fmt(value) -> str:
     if value is None:
@@ -38,31 +58,33 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def format_table(rows: Sequence[Dict]) -> str:
+def format_table(rows: Sequence[Dict], columns=COLUMNS) -> str:
     """Markdown table of the rows (missing values as an em dash)."""
-    head = '| ' + ' | '.join(h for _, h in COLUMNS) + ' |'
-    rule = '|' + '|'.join('---' for _ in COLUMNS) + '|'
+    head = '| ' + ' | '.join(h for _, h in columns) + ' |'
+    rule = '|' + '|'.join('---' for _ in columns) + '|'
     lines = [head, rule]
     for row in rows:
-        lines.append('| ' + ' | '.join(_fmt(row.get(k)) for k, _ in COLUMNS) +
+        lines.append('| ' + ' | '.join(_fmt(row.get(k)) for k, _ in columns) +
                      ' |')
     return '\n'.join(lines)
 
 
 def write_tables(rows: Sequence[Dict], header_lines: Sequence[str],
-                 out_dir: str, stem: str = 'benchmark') -> Tuple[str, str]:
+                 out_dir: str, stem: str = 'benchmark',
+                 columns=COLUMNS) -> Tuple[str, str]:
     """Write ``<stem>.md`` (header lines + table) and ``<stem>.csv``
     atomically; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
     md = osp.join(out_dir, f'{stem}.md')
-    text = '\n'.join(list(header_lines) + ['', format_table(rows), ''])
+    text = '\n'.join(list(header_lines) + ['', format_table(rows, columns),
+                                           ''])
     atomic_write(md, lambda f: f.write(text.encode()))
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow([k for k, _ in COLUMNS])
+    writer.writerow([k for k, _ in columns])
     for row in rows:
         writer.writerow(['' if row.get(k) is None else row.get(k)
-                         for k, _ in COLUMNS])
+                         for k, _ in columns])
     path = osp.join(out_dir, f'{stem}.csv')
     atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
     return md, path

@@ -39,7 +39,7 @@ from ..registry import MODELS
 from .backbone_base import ConvStemBackbone
 from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
                      FactorizedAttentionEncoder)
-from .ops import gelu_linear, nchw_to_nlc, nlc_to_nchw
+from .ops import adaptive_avg_pool2d, gelu_linear, nchw_to_nlc, nlc_to_nchw
 from .validation import check_in_channels
 
 __all__ = ['AFFORMER_ARCHS', 'AFFormer', 'AFFormerHead']
@@ -87,7 +87,9 @@ class DWConvResidualMlp(nn.Module):
 class LowPassPyramid(nn.Module):
     """Parameter-free low-pass filter: the channels are cut into
     ``len(sizes)`` equal groups, group ``i`` is average-pooled to
-    ``sizes[i] x sizes[i]`` and upsampled back (bilinear), then ReLU.
+    ``sizes[i] x sizes[i]`` (adaptive pooling, in its shape-generic form
+    while exporting: :func:`~.ops.adaptive_avg_pool2d`) and upsampled back
+    (bilinear), then ReLU.
 
     Args:
         sizes (Sequence[int]): Pooled sizes. Default: (1, 2, 3, 6).
@@ -105,7 +107,7 @@ class LowPassPyramid(nn.Module):
         groups = torch.split(x, c // len(self.sizes), dim=1)
         out = [
             F.interpolate(
-                F.adaptive_avg_pool2d(g, s), size=size, mode='bilinear',
+                adaptive_avg_pool2d(g, s), size=size, mode='bilinear',
                 align_corners=False) for g, s in zip(groups, self.sizes)
         ]
         return F.relu(torch.cat(out, dim=1))
@@ -175,6 +177,9 @@ class AFFormerStage(nn.Module):
                 [DWConvResidualMlp(dim, hidden) for _ in range(depth)],
                 drop_paths)
         self.aggregate = ConvBN(dim, out_dim, act=nn.Hardswish)
+        # decided by the stride, not by comparing shapes: a comparison of
+        # input-dependent sizes is a guard that exporters cannot prove
+        self.resize_global = strides[1] > 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x0 = self.patch_embeds[0](x)  # (B, C, H_s, W_s)
@@ -183,7 +188,7 @@ class AFFormerStage(nn.Module):
             return self.aggregate(self.local(x0 + x1))
         local = self.local(x0)
         glob = self.encoder(x1)  # (B, C, H_s / s1, W_s / s1)
-        if glob.shape[2:] != local.shape[2:]:
+        if self.resize_global:
             glob = F.interpolate(glob, size=local.shape[2:], mode='bilinear',
                                  align_corners=True)
         return self.aggregate(local + glob)

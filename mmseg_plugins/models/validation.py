@@ -73,7 +73,15 @@ def check_out_indices(family: str, out_indices: Sequence[int],
 
 
 def check_min_input_size(x: torch.Tensor, min_size: int, family: str) -> None:
-    """Raise a clear error for inputs smaller than ``min_size`` on a side."""
+    """Raise a clear error for inputs smaller than ``min_size`` on a side.
+
+    Skipped while the TorchScript tracer runs: a traced graph cannot raise
+    (the check would only be a warning about a recorded constant); ONNX
+    files of this package store the minimum and their runner checks it.
+    Under dynamo export the check bounds the exported dimensions.
+    """
+    if torch.jit.is_tracing():
+        return
     h, w = x.shape[-2:]
     if h < min_size or w < min_size:
         raise ValueError(f'{family} needs inputs of at least {min_size}x'

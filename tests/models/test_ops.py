@@ -4,7 +4,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmseg_plugins.models.ops import (_GeluLinear, gelu_linear, nchw_to_nlc,
+from mmseg_plugins.models.ops import (_GeluLinear, adaptive_avg_pool2d,
+                                      adaptive_pooling_matrix,
+                                      exportable_adaptive_avg_pool2d,
+                                      exporting, gelu_linear, nchw_to_nlc,
                                       nlc_to_nchw)
 
 
@@ -46,3 +49,71 @@ def test_token_and_map_layouts_are_views():
     assert back.data_ptr() == x.data_ptr() and torch.equal(back, x)
     with pytest.raises(AssertionError, match='does not match 4x4'):
         nlc_to_nchw(x, (4, 4))
+
+
+# sizes 1 to 7 (smaller than the 6 bins, equal, larger), primes, powers of
+# two and their neighbours
+POOL_SIZES = [1, 2, 3, 5, 6, 7, 11, 13, 17, 31, 32, 33, 64, 97]
+
+
+@pytest.mark.parametrize('bins', [1, 2, 3, 6, (2, 3), (None, 3), (6, None)])
+def test_exportable_adaptive_pool_equals_pytorch_on_size_grid(bins):
+    g = torch.Generator().manual_seed(0)
+    for h in POOL_SIZES:
+        for w in POOL_SIZES:
+            x = torch.randn(2, 3, h, w, dtype=torch.float64, generator=g)
+            torch.testing.assert_close(
+                exportable_adaptive_avg_pool2d(x, bins),
+                F.adaptive_avg_pool2d(x, bins), rtol=0, atol=1e-12,
+                msg=f'{h}x{w} -> {bins}')
+
+
+def test_adaptive_pooling_matrix_rows_are_the_bins():
+    # 5 positions into 3 bins: [0, 2), [1, 4), [3, 5) (overlapping)
+    m = adaptive_pooling_matrix(5, 3, torch.empty(0, dtype=torch.float64))
+    expected = torch.tensor([[1, 1, 0, 0, 0], [0, 1, 1, 1, 0],
+                             [0, 0, 0, 1, 1]], dtype=torch.float64)
+    torch.testing.assert_close(m, expected / expected.sum(1, keepdim=True))
+    # 2 positions into 6 bins: every position repeated three times
+    m = adaptive_pooling_matrix(2, 6, torch.empty(0))
+    assert m.tolist() == [[1., 0.]] * 3 + [[0., 1.]] * 3
+
+
+class _Pyramid(nn.Module):
+    """The pooling pyramid of AFFormer and UPerHead, through the
+    dispatching :func:`adaptive_avg_pool2d`."""
+
+    def forward(self, x):
+        return torch.cat([adaptive_avg_pool2d(x, s).flatten(1)
+                          for s in (1, 2, 3, 6)], dim=1)
+
+
+@pytest.mark.parametrize('dynamo', [True, False], ids=['dynamo',
+                                                       'torchscript'])
+def test_adaptive_pool_stays_size_generic_through_both_exporters(
+        tmp_path, dynamo):
+    """Exported at 64x64, the pools give PyTorch's bins at other sizes,
+    including sizes no bin count divides and sizes below 6 (where
+    ``F.adaptive_avg_pool2d``'s own export freezes the traced bins)."""
+    ort = pytest.importorskip('onnxruntime')
+    assert not exporting()
+    path = str(tmp_path / 'pool.onnx')
+    x = torch.randn(2, 4, 64, 64)
+    if dynamo:
+        dim = torch.export.Dim.DYNAMIC
+        torch.onnx.export(_Pyramid(), (x, ), path, dynamo=True,
+                          dynamic_shapes=({0: dim, 2: dim, 3: dim}, ),
+                          input_names=['x'], verbose=False)
+    else:
+        torch.onnx.export(_Pyramid(), (x, ), path, dynamo=False,
+                          input_names=['x'],
+                          dynamic_axes={'x': {0: 'b', 2: 'h', 3: 'w'}})
+    session = ort.InferenceSession(path)
+    for shape in [(1, 4, 64, 64), (3, 4, 17, 5), (1, 4, 2, 100),
+                  (2, 4, 97, 61), (1, 4, 384, 640)]:
+        xi = torch.randn(*shape)
+        ours = session.run(None, {'x': xi.numpy()})[0]
+        expected = torch.cat([F.adaptive_avg_pool2d(xi, s).flatten(1)
+                              for s in (1, 2, 3, 6)], dim=1)
+        torch.testing.assert_close(torch.from_numpy(ours), expected,
+                                   rtol=1e-5, atol=1e-5, msg=str(shape))

@@ -1,0 +1,154 @@
+"""What an exported model computes and how to feed it, stored in the ONNX
+file itself (``metadata_props``), so that a runtime needs only the file.
+
+Every field of :class:`ExportMetadata` is one ``metadata_props`` entry whose
+value is JSON; the entry ``mmseg_plugins`` holds the format version and
+marks the file as ours. ``onnxruntime`` exposes the entries as
+``session.get_modelmeta().custom_metadata_map``; Netron and
+``onnx.load(path).metadata_props`` show them too.
+"""
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+__all__ = [
+    'FORMAT_KEY', 'FORMAT_VERSION', 'ExportMetadata', 'dataset_classes',
+    'plain'
+]
+
+#: The ``metadata_props`` key that marks a file as exported by this package.
+FORMAT_KEY = 'mmseg_plugins'
+#: Version of the set of fields below.
+FORMAT_VERSION = '1'
+
+
+def plain(value: Any) -> Any:
+    """A config value as plain JSON types (ConfigDicts become dicts, tuples
+    lists)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, 'tolist'):  # numpy and torch values
+        return value.tolist()
+    return value
+
+
+@dataclass
+class ExportMetadata:
+    """How to use an exported segmentor.
+
+    Args:
+        output (str): ``'logits'`` (B, K, H, W) float32 or ``'mask'``
+            (B, H, W) int64.
+        normalize (bool): The graph swaps BGR to RGB (if ``bgr_to_rgb``) and
+            normalises with ``mean``/``std``: it takes raw images (BGR,
+            0..255 as OpenCV reads them). Else it takes preprocessed ones.
+        mean (list[float]): The config's data-preprocessor mean (RGB order
+            when ``bgr_to_rgb``).
+        std (list[float]): Its std.
+        bgr_to_rgb (bool): Whether the preprocessor swaps the channel
+            order.
+        num_classes (int): Classes of the decode head.
+        align_corners (bool): ``align_corners`` of the decode head's resize
+            (for resizing logits to the original image outside the graph).
+        test_cfg (dict): The config's ``model.test_cfg`` (``mode`` ``whole``
+            or ``slide`` with ``crop_size``/``stride``): the graph computes
+            one whole image; sliding windows are the caller's.
+        min_input_size (int): Smallest input side the model accepts.
+        classes (list[str], optional): Class names.
+        palette (list[list[int]], optional): RGB colour per class.
+        config (str): File name of the config exported.
+        exporter (str): ``'dynamo'`` or ``'torchscript'``.
+        opset (int): ONNX opset of the default domain.
+        dynamic (bool): Batch, height and width are free; else the graph
+            takes exactly ``shape`` at batch 1.
+        shape (list[int]): (H, W) of the export.
+        fuse_bn (bool): BatchNorm folded into the convolutions.
+        quantization (str, optional): How the weights and activations were
+            quantized (None: float32).
+    """
+    output: str
+    normalize: bool
+    mean: List[float]
+    std: List[float]
+    bgr_to_rgb: bool
+    num_classes: int
+    align_corners: bool
+    test_cfg: Dict[str, Any]
+    min_input_size: int
+    classes: Optional[List[str]] = None
+    palette: Optional[List[List[int]]] = None
+    config: str = ''
+    exporter: str = ''
+    opset: int = 0
+    dynamic: bool = True
+    shape: List[int] = field(default_factory=list)
+    fuse_bn: bool = False
+    quantization: Optional[str] = None
+
+    def to_props(self) -> Dict[str, str]:
+        """``{key: JSON value}`` for ``metadata_props``, with the format
+        marker."""
+        props = {k: json.dumps(plain(v)) for k, v in asdict(self).items()}
+        props[FORMAT_KEY] = FORMAT_VERSION
+        return props
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str],
+                   source: str) -> 'ExportMetadata':
+        """Read the fields back.
+
+        Raises:
+            ValueError: ``source`` was not exported by this package, or by
+                a version with other fields.
+        """
+        if FORMAT_KEY not in props:
+            raise ValueError(
+                f'{source} is an ONNX model but not one exported by '
+                'mmseg_plugins (its metadata has no "mmseg_plugins" entry); '
+                'export it with tools/deployment/pytorch2onnx.py')
+        if props[FORMAT_KEY] != FORMAT_VERSION:
+            raise ValueError(
+                f'{source} has mmseg_plugins metadata version '
+                f'{props[FORMAT_KEY]!r}; this version reads '
+                f'{FORMAT_VERSION!r}: export it again')
+        names = [f.name for f in fields(cls)]
+        try:
+            return cls(**{k: json.loads(props[k]) for k in names
+                          if k in props})
+        except (TypeError, json.JSONDecodeError) as err:
+            raise ValueError(f'{source}: unreadable mmseg_plugins metadata '
+                             f'({err})') from None
+
+    def write_to(self, model) -> None:
+        """Replace the entries of an ``onnx.ModelProto`` by these."""
+        props = self.to_props()
+        kept = [p for p in model.metadata_props if p.key not in props]
+        del model.metadata_props[:]
+        model.metadata_props.extend(kept)
+        for key, value in props.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+
+
+def dataset_classes(cfg, checkpoint_meta: Mapping
+                    ) -> Tuple[Optional[list], Optional[list]]:
+    """Class names and palette of a model: from the checkpoint (mmengine
+    stores the training set's ``dataset_meta``), else from the config's test
+    dataset (its ``metainfo`` or its class's ``METAINFO``).
+
+    Returns:
+        tuple: (classes, palette), each None where unknown.
+    """
+    meta = checkpoint_meta.get('dataset_meta') or {}
+    if not meta.get('classes'):
+        dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+        meta = dataset.get('metainfo') or {}
+        if not meta.get('classes') and dataset.get('type'):
+            from mmseg.registry import DATASETS
+            dataset_class = DATASETS.get(dataset['type'])
+            meta = getattr(dataset_class, 'METAINFO', None) or {}
+    classes, palette = meta.get('classes'), meta.get('palette')
+    return (plain(classes) if classes else None,
+            plain(palette) if palette else None)
