@@ -27,7 +27,10 @@ SHAPES_METAINFO = dict(
 
 #: Centre colour (RGB) of each foreground class; samples vary by +-60.
 _CLASS_RGB = {1: (200, 90, 80), 2: (90, 190, 100), 3: (90, 110, 210)}
-_SPLITS = {'training': 48, 'validation': 16}
+#: Images per split. 240 training images (about 13 MiB): with the 48 of the
+#: first demo, AFFormer-tiny overfitted (training loss 0.08, validation mIoU
+#: 57-67); with 240 it reaches 84 in the same time.
+_SPLITS = {'training': 240, 'validation': 16}
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -268,7 +268,7 @@ class Segmenter:
         self.meta = dataset_meta(self.cfg, dict(dataset_meta=dict(
             classes=runner.classes, palette=runner.palette)) if getattr(
                 runner, 'classes', None) else None, self.num_classes)
-        self.min_input_size = DEFAULT_MIN_INPUT_SIZE
+        self.min_input_size = runner.min_input_size
         # the graph normalises raw BGR images itself when it was exported so
         self.inputs_normalised = not runner.normalize
 

@@ -39,3 +39,67 @@ def demo_checkpoint(tmp_path_factory):
                 'meta': {'dataset_meta': dict(DemoShapesDataset.METAINFO)}},
                path)
     return path
+
+
+# The demo models of the three families (tiny variants, random weights) and
+# their verified ONNX exports, built once per session (deployment and tool
+# tests).
+DEMO_CONFIGS = dict(
+    afformer='configs/demo/afformer_tiny_shapes-128x128.py',
+    segformer='configs/demo/segformer_mit-b0_shapes-128x128.py',
+    mpvit='configs/demo/mpvit_tiny_upernet_shapes-128x128.py')
+
+
+@pytest.fixture(scope='session')
+def demo_configs():
+    """``{family: absolute path of its demo config}``."""
+    from helpers import ROOT
+    return {k: osp.join(ROOT, v) for k, v in DEMO_CONFIGS.items()}
+
+
+@pytest.fixture(scope='session')
+def demo_segmentor():
+    """``demo_segmentor(family) -> (cfg, model)``: the demo config's model
+    in eval mode, every parameter and BatchNorm statistic random (so that
+    every layer changes the logits)."""
+    import mhca_reference as ref
+    from helpers import ROOT
+    from mmseg_plugins.benchmark.run import build_segmentor
+    from mmseg_plugins.tools import load_config
+    cache = {}
+
+    def make(family):
+        if family not in cache:
+            cfg = load_config(osp.join(ROOT, DEMO_CONFIGS[family]))
+            model, _ = build_segmentor(cfg, None, 'cpu')
+            cache[family] = cfg, ref.randomise(model, seed=0, scale=0.1)
+        return cache[family]
+
+    return make
+
+
+@pytest.fixture(scope='session')
+def demo_export(demo_segmentor, tmp_path_factory):
+    """``demo_export(family, **settings) -> (path, report)``: a verified
+    export of the demo model (64x64; TorchScript exporter unless
+    ``exporter='dynamo'``), made once per set of settings."""
+    from mmseg_plugins.deploy import (ExportSettings, export_metadata,
+                                      export_onnx)
+    folder = tmp_path_factory.mktemp('exports')
+    cache = {}
+
+    def make(family, **options):
+        key = (family, tuple(sorted(options.items())))
+        if key not in cache:
+            options = dict(dict(shape=(64, 64), exporter='torchscript'),
+                           **options)
+            settings = ExportSettings(**options)
+            cfg, model = demo_segmentor(family)
+            path = str(folder / f'{family}_{len(cache)}.onnx')
+            report = export_onnx(
+                model, export_metadata(cfg, model, settings, {}), path,
+                settings)
+            cache[key] = path, report
+        return cache[key]
+
+    return make

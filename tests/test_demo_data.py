@@ -25,7 +25,7 @@ def test_layout_size_and_determinism(tmp_path, demo_root):
     assert _digest(demo_root) == _digest(str(other))
     total = sum(os.path.getsize(os.path.join(d, f))
                 for d, _, fs in os.walk(demo_root) for f in fs)
-    assert total < 5 * 2**20
+    assert total < 16 * 2**20
     assert not dataset_is_complete(str(tmp_path / 'missing'))
 
 

@@ -1,8 +1,8 @@
-# The project's default runtime (mmseg's plus RNGStateHook), plus one to two
+# The project's default runtime (mmseg's plus RNGStateHook), plus two to three
 # minutes of CPU training from scratch: AdamW 1e-3, short warmup, poly decay,
 # evaluation and a checkpoint at the end.
 _base_ = ['./default_runtime.py']
-max_iters = 600
+max_iters = 1000
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(

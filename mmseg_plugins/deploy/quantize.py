@@ -9,11 +9,13 @@ QuantizeLinear/DequantizeLinear pairs (QDQ format): weights int8 per output
 channel, activations uint8 with ranges observed on the calibration images.
 ONNX Runtime runs the quantized operators with integer kernels.
 """
+import contextlib
+import logging
 import os
 import os.path as osp
 import tempfile
 from dataclasses import dataclass
-from typing import Iterable, List, Optional
+from typing import Callable, Iterable, List, Optional
 
 import numpy as np
 import torch
@@ -113,6 +115,9 @@ def quantize_int8(fp32_path: str, dst: str,
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat,
                                           QuantType, quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
+    if not 0 <= min_agreement <= 1:
+        raise ToolError(f'the minimum agreement is a share of pixels '
+                        f'between 0 and 1, got {min_agreement}')
     if method not in CALIBRATION_METHODS:
         raise ToolError(f'unknown calibration method {method!r}; choose '
                         f'from {", ".join(CALIBRATION_METHODS)}')
@@ -129,14 +134,17 @@ def quantize_int8(fp32_path: str, dst: str,
     with tempfile.TemporaryDirectory(prefix='.quantize.', dir=parent) as work:
         prepared = osp.join(work, 'prepared.onnx')
         quantized = osp.join(work, 'int8.onnx')
-        quant_pre_process(fp32_path, prepared)
-        quantize_static(
-            prepared, quantized, _Calibration(fp32.input_name, batches),
-            quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=getattr(CalibrationMethod, {
-                'minmax': 'MinMax', 'entropy': 'Entropy',
-                'percentile': 'Percentile'}[method]))
+        with _root_logger_at(logging.ERROR):
+            # the quantizer logs, on the root logger, one warning per 1-D
+            # weight it leaves per-tensor (norm scales, biases)
+            _pre_process(quant_pre_process, fp32_path, prepared, work)
+            quantize_static(
+                prepared, quantized, _Calibration(fp32.input_name, batches),
+                quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                calibrate_method=getattr(CalibrationMethod, {
+                    'minmax': 'MinMax', 'entropy': 'Entropy',
+                    'percentile': 'Percentile'}[method]))
         _write_metadata(quantized, fp32, f'static int8 (QDQ, {method} '
                         f'calibration on {len(batches)} images'
                         f'{" of " + description if description else ""})')
@@ -154,6 +162,36 @@ def quantize_int8(fp32_path: str, dst: str,
             os.replace(quantized, tmp)
     return QuantizeReport(dst, len(batches), len(images), agreement, size,
                           method)
+
+
+@contextlib.contextmanager
+def _root_logger_at(level: int):
+    """Raise the root logger's level while the block runs."""
+    logger = logging.getLogger()
+    previous = logger.level
+    logger.setLevel(max(level, previous))
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def _pre_process(quant_pre_process: Callable, src: str, dst: str,
+                 work: str) -> None:
+    """ONNX Runtime's ``quant_pre_process`` run inside ``work``: when its
+    symbolic shape inference cannot infer every shape it writes
+    ``sym_shape_infer_temp.onnx`` (and a data file) into the working
+    directory and raises; then the step runs again without it (ONNX's own
+    shape inference and the graph optimisation still run)."""
+    src, dst, cwd = osp.abspath(src), osp.abspath(dst), os.getcwd()
+    os.chdir(work)
+    try:
+        try:
+            quant_pre_process(src, dst)
+        except Exception:  # "Incomplete symbolic shape inference"
+            quant_pre_process(src, dst, skip_symbolic_shape=True)
+    finally:
+        os.chdir(cwd)
 
 
 def _write_metadata(path: str, fp32: OnnxSegmentor,

@@ -18,7 +18,7 @@ def demo_cfg(demo_root, demo_configs):
 
 def test_splits_come_through_the_test_pipeline(demo_cfg):
     train = build_split(demo_cfg, 'train')
-    assert len(train) == 48
+    assert len(train) == 240
     # no RandomFlip: the same sample twice is the same image
     (a, gt, shape), = dataset_samples(train, 5, 1)
     (b, _, _), = dataset_samples(train, 5, 1)

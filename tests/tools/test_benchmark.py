@@ -226,3 +226,40 @@ def test_compile_options_are_checked_first(args, pattern, tmp_path):
                 str(tmp_path), *args])
     assert_refused(proc, pattern)
     assert not list(tmp_path.iterdir())
+
+
+def test_onnxruntime_backend_beside_pytorch(tmp_path):
+    """``--backend onnxruntime``: the verified export's size, time and
+    differences at three sizes, and ORT timed beside PyTorch."""
+    pytest.importorskip('onnxruntime')
+    out = tmp_path / 'bench'
+    proc = run([PYTHON, TOOL, DEMO, *FAST, '--backend', 'onnxruntime',
+                '--exporter', 'torchscript', '--skip', 'flops', '--out-dir',
+                str(out)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'ORT latency b1 (ms)' in proc.stdout
+    assert 'onnxruntime ' in proc.stdout and 'CPU execution provider' in \
+        proc.stdout
+    (row, ) = _rows(out)
+    diffs = [float(d) for d in row['onnx_max_diff'].split(' / ')]
+    assert len(diffs) == 3 and max(diffs) < 1e-4
+    for key in ('export_s', 'onnx_mib', 'latency_ms', 'ort_latency_ms',
+                'ort_latency_ratio', 'throughput', 'ort_throughput',
+                'ort_throughput_ratio'):
+        assert float(row[key]) > 0, key
+    assert 'train_ms' not in row  # ORT runs inference only
+    assert sorted(p.name for p in out.iterdir()) == ['benchmark.csv',
+                                                     'benchmark.md']
+
+
+@pytest.mark.parametrize('args,pattern', [
+    (['--compare', 'os.path:join'], 'no --compare, no --backbone-only'),
+    (['--channels-last'], 'no --precision fp16/bf16, --compile or '
+     '--channels-last'),
+])
+def test_onnxruntime_backend_refuses_pytorch_options(args, pattern, tmp_path):
+    pytest.importorskip('onnxruntime')
+    proc = run([PYTHON, TOOL, DEMO, '--backend', 'onnxruntime', '--out-dir',
+                str(tmp_path), *args])
+    assert_refused(proc, pattern)
+    assert not list(tmp_path.iterdir())

@@ -116,3 +116,62 @@ def test_bad_invocations_are_refused(checkpoint, tmp_path, demo_root):
                         'fp16', '--device', 'cpu']),
                    r'fp16 \(autocast\) needs a CUDA device')
     assert sorted(os.listdir(tmp_path)) == ['empty', 'mpvit.pth', 'taken']
+
+
+def test_onnx_model_gives_the_checkpoints_labels(checkpoint, tmp_path,
+                                                 demo_root):
+    """The same images through the checkpoint and through its verified
+    ONNX export (ONNX Runtime, normalisation inside the graph): the same
+    label PNGs, also at a size the export was not traced at."""
+    pytest.importorskip('onnxruntime')
+    export = osp.join(ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
+    onnx_file = tmp_path / 'demo.onnx'
+    proc = run([PYTHON, export, CONFIG, checkpoint, str(onnx_file),
+                '--shape', '64', '64', '--dynamic', '--exporter',
+                'torchscript'])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    images = tmp_path / 'images'
+    images.mkdir()
+    for name in sorted(os.listdir(osp.join(demo_root, 'images',
+                                           'validation')))[:2]:
+        shutil.copy(osp.join(demo_root, 'images', 'validation', name),
+                    images / name)
+    odd = cv2.imread(str(next(images.iterdir())))[:75, :101]
+    cv2.imwrite(str(images / 'odd.png'), odd)
+    labels = {}
+    for kind, weights in (('pth', checkpoint), ('onnx', str(onnx_file))):
+        out = tmp_path / kind
+        proc = run([PYTHON, TOOL, CONFIG, weights, str(images), '--out-dir',
+                    str(out)])
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        labels[kind] = {p: cv2.imread(osp.join(out, p), cv2.IMREAD_UNCHANGED)
+                        for p in _outputs(str(out)) if p.endswith('.png')}
+    assert labels['pth'].keys() == labels['onnx'].keys()
+    assert len(labels['pth']) == 9  # label, colour, overlay per image
+    for name, ours in labels['pth'].items():
+        same = (ours == labels['onnx'][name]).mean()
+        assert same > 0.999, (name, same)  # pixels may differ at near-ties
+
+
+def test_onnx_mask_export_and_foreign_onnx_are_refused(checkpoint, tmp_path,
+                                                       demo_root):
+    pytest.importorskip('onnxruntime')
+    import torch.nn as nn
+    image = sorted(glob.glob(osp.join(demo_root, 'images', 'training',
+                                      '*.png')))[0]
+    export = osp.join(ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
+    mask_file = tmp_path / 'mask.onnx'
+    proc = run([PYTHON, export, CONFIG, checkpoint, str(mask_file),
+                '--shape', '64', '64', '--output', 'mask', '--exporter',
+                'torchscript'])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_refused(run([PYTHON, TOOL, CONFIG, str(mask_file), image,
+                        '--out-dir', str(tmp_path / 'o1')]),
+                   'outputs mask; the inference tool needs logits')
+    foreign = tmp_path / 'conv.onnx'
+    torch.onnx.export(nn.Conv2d(3, 2, 1), (torch.randn(1, 3, 8, 8), ),
+                      str(foreign), dynamo=False)
+    assert_refused(run([PYTHON, TOOL, CONFIG, str(foreign), image,
+                        '--out-dir', str(tmp_path / 'o2')]),
+                   'not one exported by mmseg_plugins')
+    assert sorted(os.listdir(tmp_path)) == ['conv.onnx', 'mask.onnx']
