@@ -1,6 +1,7 @@
 """The main job on the embedded default: train, evaluate, save, visualise.
 
     python tools/demo.py [--config CONFIG] [--work-dir DIR] [--iters N]
+        [--cfg-options k=v ...]
 
 1. writes the deterministic demo dataset to ``data/demo_shapes`` (if it is
    not already complete);
@@ -31,6 +32,10 @@ def parse_args():
     parser.add_argument('--data-root', default='data/demo_shapes')
     parser.add_argument(
         '--iters', type=int, default=None, help='override max_iters')
+    from mmengine.config import DictAction
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings in the config, key=value '
+                        '(e.g. model.backbone.arch=base)')
     return parser.parse_args()
 
 
@@ -96,6 +101,7 @@ def main():
             'default_hooks.checkpoint.interval': args.iters,
             'param_scheduler.1.end': args.iters,
         })
+    opts.update(args.cfg_options or {})
     cfg = load_config(args.config, opts)
     cfg.work_dir = args.work_dir
     runner = Runner.from_cfg(cfg)

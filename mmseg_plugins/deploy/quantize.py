@@ -32,10 +32,9 @@ __all__ = [
 CALIBRATION_METHODS = ('minmax', 'entropy', 'percentile')
 
 #: Default smallest share of pixels on which the int8 and float masks must
-#: agree. The int8 demo models agree with their float models on 99.4-99.9%
-#: of the validation pixels; a quantization calibrated on wrong inputs
-#: (images normalised twice) agrees on about 30% (see the README and
-#: ``tests/deploy/test_quantize.py``).
+#: agree. The int8 demo models (AFFormer-tiny/base, SegFormer-B0) agreed
+#: with their float models on 99.41-99.88% of the pixels of 8 held-out
+#: validation images (README, Deployment).
 MIN_AGREEMENT = 0.98
 
 

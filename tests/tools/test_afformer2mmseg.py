@@ -13,6 +13,9 @@ from mmseg_plugins.models import AFFormer, AFFormerHead
 
 CONVERTER = osp.join(ROOT, 'tools', 'model_converters', 'afformer2mmseg.py')
 DEMO = osp.join(ROOT, 'configs', 'demo', 'afformer_tiny_shapes-128x128.py')
+# the official AFFormer head: the last stage (216 channels for every variant)
+OFFICIAL_HEAD = {'model.decode_head.in_channels': [216],
+                 'model.decode_head.in_index': [3]}
 
 
 def _official_files(tmp_path, arch='tiny', num_classes=4):
@@ -40,12 +43,15 @@ def test_segmentation_file_to_test_tool(tmp_path, demo_root):
     assert proc.returncode == 0, proc.stderr
     assert 'segmentation checkpoint of variant tiny' in proc.stdout
     assert 'align block' in proc.stdout and 'alias of a shared' in proc.stdout
-    # loads strictly into the model the demo config builds
+    # loads strictly into the model the demo config builds once its head
+    # reads the last stage only, as the official head does (the demo's own
+    # head also reads stage 1, so the official head would not fit it)
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
     init_default_scope('mmseg')
     cfg = Config.fromfile(DEMO)
+    cfg.merge_from_dict(OFFICIAL_HEAD)
     built = MODELS.build(cfg.model)
     missing, unexpected = built.load_state_dict(
         safe_load(str(dst))['state_dict'], strict=True)
@@ -53,7 +59,8 @@ def test_segmentation_file_to_test_tool(tmp_path, demo_root):
     # and mmseg-style testing with it works, without key warnings
     proc = run([PYTHON, osp.join(ROOT, 'tools', 'test.py'), DEMO, str(dst),
                 '--work-dir', str(tmp_path / 'w'), '--cfg-options',
-                *demo_overrides(demo_root, 2)])
+                *demo_overrides(demo_root, 2),
+                *[f'{k}={v}'.replace(' ', '') for k, v in OFFICIAL_HEAD.items()]])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'mIoU' in proc.stdout
     assert 'missing keys' not in proc.stdout + proc.stderr

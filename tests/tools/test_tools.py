@@ -84,9 +84,14 @@ def test_two_process_cpu_torchrun(demo_root, official_run, tmp_path):
 def test_demo_tool(tmp_path):
     work, data = str(tmp_path / 'work'), str(tmp_path / 'data')
     proc = _ok(run([PYTHON, osp.join(ROOT, 'tools', 'demo.py'), '--work-dir',
-                    work, '--data-root', data, '--iters', '6']))
+                    work, '--data-root', data, '--iters', '6',
+                    '--cfg-options', 'model.backbone.arch=base',
+                    'model.decode_head.in_channels=[96,216]']))
     assert 'demo: mIoU' in proc.stdout
-    assert osp.isfile(osp.join(work, 'iter_6.pth'))
+    # the options reached the model: AFFormer-base's first stage is 96 wide
+    from mmseg_plugins.checkpoint import safe_load
+    state = safe_load(osp.join(work, 'iter_6.pth'))['state_dict']
+    assert state['decode_head.squeeze.conv.weight'].shape[1] == 96 + 216
     import cv2
     overlay = cv2.imread(osp.join(work, 'demo_overlay.png'))
     assert overlay.shape == (128, 256, 3)  # ground truth | prediction
