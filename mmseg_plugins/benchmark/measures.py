@@ -304,16 +304,26 @@ class FlopCount:
 
 @dataclass
 class InferenceTiming:
-    """Wall time of inference calls on a batch of ``batch`` images, every
-    model of the subject alternating (``repeats`` timed calls after
-    ``warmup``)."""
+    """Wall time of inference calls on a batch of ``batch`` images
+    (``repeats`` timed calls after ``warmup``): every model of the subject
+    alternating call by call, or with ``alternate=False`` one model after
+    the other, each model's ``close()`` (where it has one) called after its
+    phase."""
     batch: int
     repeats: int
     warmup: int
+    alternate: bool = True
 
     def measure(self, subject: Subject) -> List[Timing]:
-        return time_models(subject.infer, subject.batch(self.batch),
-                           self.repeats, self.warmup)
+        x = subject.batch(self.batch)
+        if self.alternate:
+            return time_models(subject.infer, x, self.repeats, self.warmup)
+        timings = []
+        for name, call in subject.infer.items():
+            timings += time_models({name: call}, x, self.repeats,
+                                   self.warmup)
+            getattr(call, 'close', lambda: None)()
+        return timings
 
 
 @dataclass

@@ -41,6 +41,33 @@ def test_inference_timing_runs_warmup_and_repeats_without_grad():
     assert model.calls == [(3, False, False)] * 6
 
 
+@pytest.mark.parametrize('alternate', [True, False])
+def test_inference_timing_alternates_or_runs_one_phase_per_model(alternate):
+    log = []
+
+    class Call:
+        def __init__(self, name):
+            self.name = name
+
+        def __call__(self, x):
+            log.append(self.name)
+
+        def close(self):
+            log.append(f'close {self.name}')
+
+    subject = Subject(dict(ours=Call('ours'), other=Call('other')), {}, [],
+                      (8, 8))
+    timings = InferenceTiming(batch=1, repeats=2, warmup=1,
+                              alternate=alternate).measure(subject)
+    assert [t.name for t in timings] == ['ours', 'other']
+    assert all(len(t.times) == 2 for t in timings)
+    if alternate:  # warm-up of each, then call by call; nothing closed
+        assert log == ['ours', 'other'] + ['ours', 'other'] * 2
+    else:  # each model's phase ends with its close()
+        assert log == ['ours'] * 3 + ['close ours'] + \
+            ['other'] * 3 + ['close other']
+
+
 def test_train_step_timing_trains_then_restores_eval_mode():
     model = _Recorder().eval()
     TrainStepTiming(batch=2, repeats=2).measure(_subject(model))

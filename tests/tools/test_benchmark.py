@@ -240,6 +240,7 @@ def test_onnxruntime_backend_beside_pytorch(tmp_path):
     assert 'ORT latency b1 (ms)' in proc.stdout
     assert 'onnxruntime ' in proc.stdout and 'CPU execution provider' in \
         proc.stdout
+    assert 'PyTorch first, then ORT' in proc.stdout
     (row, ) = _rows(out)
     diffs = [float(d) for d in row['onnx_max_diff'].split(' / ')]
     assert len(diffs) == 3 and max(diffs) < 1e-4
