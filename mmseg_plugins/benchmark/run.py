@@ -388,13 +388,17 @@ def _measure(subject: Subject, ref, row: Dict, settings: BenchmarkSettings,
 
     timings: Dict[str, List[Timing]] = {}
     # ONNX Runtime is timed after PyTorch, not alternating (see
-    # _SessionPerPhase)
+    # _SessionPerPhase); a fresh session's memory arena grows over its first
+    # calls at a new batch size (SegFormer-B0, batch 8: 1.4, 1.7, then
+    # 1.0 s), so its throughput phase gets the full warm-up
     alternate = settings.backend != 'onnxruntime'
     measurements = dict(
         latency=InferenceTiming(1, settings.repeats, settings.warmup,
                                 alternate),
         throughput=InferenceTiming(settings.throughput_batch,
-                                   settings.throughput_repeats, 1, alternate),
+                                   settings.throughput_repeats,
+                                   1 if alternate else settings.warmup,
+                                   alternate),
         train=TrainStepTiming(settings.train_batch, settings.train_repeats))
     for name, measurement in measurements.items():
         if name in settings.measures:
@@ -502,9 +506,11 @@ def environment_lines(settings: BenchmarkSettings) -> List[str]:
             f'- onnxruntime {ort.__version__} '
             f'({"CUDA" if settings.device.startswith("cuda") else "CPU"} '
             f'execution provider, {torch.get_num_threads()} threads) beside '
-            'PyTorch eager on the same input, PyTorch first, then ORT (a '
-            "live ORT session's memory arena slows PyTorch in the same "
-            'process, so they do not alternate); both run the exported '
+            'PyTorch eager on the same input, PyTorch first, then ORT in '
+            'a session opened for each timing (a live session\'s memory '
+            'arena slows PyTorch in the same process, so they do not '
+            f'alternate); throughput after {settings.warmup} warm-up calls '
+            'each; both run the exported '
             'computation (backbone, decode head, resize of the logits to '
             'the input); ORT times include the tensor <-> numpy copies; '
             'ratios: median PyTorch time / median ORT time (> 1: ORT '
