@@ -29,12 +29,36 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
-    'InferenceForward', 'Segmenter', 'segment', 'dataset_meta', 'colorize',
-    'overlay'
+    'InferenceForward', 'Segmenter', 'segment', 'normalize_images',
+    'slide_logits', 'dataset_meta', 'colorize', 'overlay'
 ]
 
 #: Input side below which the backbones of this package refuse an image.
 DEFAULT_MIN_INPUT_SIZE = 32
+
+
+def normalize_images(images: torch.Tensor, mean: Optional[torch.Tensor],
+                     std: Optional[torch.Tensor],
+                     bgr_to_rgb: bool) -> torch.Tensor:
+    """mmseg's ``SegDataPreProcessor`` normalisation, in its order: the
+    channel swap, then ``(x - mean) / std``. Stated once for the paths that
+    run it outside the preprocessor (:class:`Segmenter`, the ONNX Runtime
+    runner, the exported graph).
+
+    Args:
+        images (Tensor): (B, 3, H, W) float images as OpenCV reads them
+            (BGR, 0..255).
+        mean (Tensor, optional): The preprocessor's 3 means (in the
+            order after the swap); None: no mean/std step.
+        std (Tensor, optional): Its 3 standard deviations.
+        bgr_to_rgb (bool): Swap the channels to RGB first.
+    """
+    if bgr_to_rgb:
+        images = images[:, [2, 1, 0]]
+    if mean is not None:
+        images = (images - mean.reshape(1, -1, 1, 1)) / std.reshape(
+            1, -1, 1, 1)
+    return images
 
 
 def dataset_meta(cfg, checkpoint_meta: Optional[dict] = None,
@@ -81,13 +105,21 @@ def overlay(image: np.ndarray, label: np.ndarray,
             color * alpha).round().astype(np.uint8)
 
 
-def _slide(logits_fn: Callable[[torch.Tensor], torch.Tensor],
-           inputs: torch.Tensor, num_classes: int,
-           crop_size: Tuple[int, int], stride: Tuple[int, int]
-           ) -> torch.Tensor:
-    """Overlapping windows averaged, as mmseg's
-    ``EncoderDecoder.slide_inference`` (a window larger than the image is
-    cut to the image)."""
+def slide_logits(logits_fn: Callable[[torch.Tensor], torch.Tensor],
+                 inputs: torch.Tensor, num_classes: int,
+                 crop_size: Tuple[int, int], stride: Tuple[int, int]
+                 ) -> torch.Tensor:
+    """Logits (B, K, H, W) of ``inputs`` (B, 3, H, W) from overlapping
+    windows averaged, as mmseg's ``EncoderDecoder.slide_inference`` (a
+    window larger than the image is cut to the image).
+
+    Args:
+        logits_fn (callable): (B, 3, h, w) -> (B, K, h, w) logits.
+        inputs (Tensor): The preprocessed batch.
+        num_classes (int): K.
+        crop_size (tuple[int, int]): Window (h, w).
+        stride (tuple[int, int]): Window step (h, w).
+    """
     h_stride, w_stride = stride
     h_crop, w_crop = crop_size
     batch, _, h_img, w_img = inputs.shape
@@ -300,9 +332,8 @@ class Segmenter:
         x = data['inputs'].float()  # (3, h, w), BGR
         meta = data['data_samples'].metainfo
         if self.inputs_normalised:
-            if self.bgr_to_rgb:
-                x = x[[2, 1, 0]]
-            x = (x - self.mean[0]) / self.std[0]
+            x = normalize_images(x[None], self.mean, self.std,
+                                 self.bgr_to_rgb)[0]
         return x, dict(ori_shape=tuple(meta['ori_shape']),
                        img_shape=tuple(x.shape[1:]))
 
@@ -336,7 +367,7 @@ class Segmenter:
         by sliding window (the config's ``test_cfg``)."""
         batch = batch.to(self.device)
         if self.mode == 'slide':
-            return _slide(self._network_logits, batch, self.num_classes,
+            return slide_logits(self._network_logits, batch, self.num_classes,
                           self.crop_size, self.stride)
         return self._network_logits(batch)
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from helpers import ROOT
-from mmseg_plugins.inference import Segmenter, colorize, overlay, segment
+from mmseg_plugins.inference import (Segmenter, colorize, normalize_images,
+                                     overlay, segment)
 
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'afformer_tiny_shapes-128x128.py')
 
@@ -101,3 +102,19 @@ def test_colorize_and_overlay():
     assert color[0, 0].tolist() == [0, 0, 255]  # BGR
     image = np.zeros((2, 2, 3), np.uint8)
     assert overlay(image, label, palette, 0.5)[1, 0].tolist() == [128, 0, 0]
+
+
+@pytest.mark.parametrize('bgr_to_rgb', [True, False])
+@pytest.mark.parametrize('with_mean_std', [True, False])
+def test_normalize_images_equals_the_data_preprocessor(bgr_to_rgb,
+                                                       with_mean_std):
+    from mmseg.models import SegDataPreProcessor
+    mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+    pre = SegDataPreProcessor(mean=mean if with_mean_std else None,
+                              std=std if with_mean_std else None,
+                              bgr_to_rgb=bgr_to_rgb)
+    images = torch.rand(2, 3, 5, 7) * 255
+    expected = pre(dict(inputs=list(images)))['inputs']
+    got = normalize_images(images, torch.tensor(mean) if with_mean_std
+                           else None, torch.tensor(std), bgr_to_rgb)
+    torch.testing.assert_close(got, expected)

@@ -6,6 +6,7 @@ from typing import Callable, Iterator, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..inference import slide_logits
 from ..tools import ToolError, check_data_paths
 from .onnx_runtime import OnnxSegmentor
 
@@ -62,14 +63,26 @@ def dataset_samples(dataset, start: int = 0,
 def predict_mask(segmentor: OnnxSegmentor, image: torch.Tensor,
                  ori_shape: Tuple[int, int]) -> torch.Tensor:
     """(3, H, W) image as the test pipeline gives it -> (H0, W0) class
-    indices at the original size: logits are resized bilinearly (with the
-    head's ``align_corners``) before the argmax, as mmseg does; a mask
-    graph's output is resized by nearest neighbour."""
-    if segmentor.test_cfg.get('mode', 'whole') != 'whole':
-        raise ToolError(f'{segmentor.path} was exported from a config that '
-                        f'tests with mode={segmentor.test_cfg["mode"]!r}; '
-                        'only whole-image evaluation is implemented here')
-    out = segmentor(segmentor.prepare(image))
+    indices at the original size, whole or by the sliding windows of the
+    exported config's ``test_cfg`` (averaged as mmseg's
+    ``slide_inference``): logits are resized bilinearly (with the head's
+    ``align_corners``) before the argmax, as mmseg does; a mask graph's
+    output is resized by nearest neighbour."""
+    mode = segmentor.test_cfg.get('mode', 'whole')
+    if mode not in ('whole', 'slide'):
+        raise ToolError(f'{segmentor.path}: unknown test mode {mode!r} in '
+                        'its test_cfg (whole or slide)')
+    x = segmentor.prepare(image)  # (1, 3, H, W)
+    if mode == 'slide':
+        if segmentor.output == 'mask':
+            raise ToolError(f'{segmentor.path} outputs masks, and its '
+                            'config tests with sliding windows, which '
+                            'average logits: export with --output logits')
+        out = slide_logits(segmentor, x, segmentor.num_classes,
+                           tuple(segmentor.test_cfg['crop_size']),
+                           tuple(segmentor.test_cfg['stride']))
+    else:
+        out = segmentor(x)
     if segmentor.output == 'mask':
         if tuple(out.shape[1:]) != tuple(ori_shape):
             out = F.interpolate(out[:, None].float(), size=ori_shape,

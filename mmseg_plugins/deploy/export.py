@@ -37,8 +37,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from ..benchmark.measures import InferenceForward
 from ..fileio import atomic_path
+from ..inference import InferenceForward, normalize_images
 from ..models.ops import exportable_adaptive_avg_pool2d
 from ..tools import ToolError
 from .metadata import ExportMetadata, dataset_classes, plain
@@ -152,11 +152,10 @@ class ExportableSegmentor(nn.Module):
         """(B, 3, H, W) float images -> logits (B, K, H, W) or mask
         (B, H, W)."""
         x = images
-        if self.normalize:  # the order of mmseg's SegDataPreProcessor
-            if self.bgr_to_rgb:
-                x = x[:, [2, 1, 0]]
-            if self.with_mean_std:
-                x = (x - self.mean) / self.std
+        if self.normalize:
+            x = normalize_images(
+                x, self.mean if self.with_mean_std else None,
+                self.std if self.with_mean_std else None, self.bgr_to_rgb)
         logits = self.inference(x)  # (B, K, H, W)
         return logits.argmax(dim=1) if self.output == 'mask' else logits
 

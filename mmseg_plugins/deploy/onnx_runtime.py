@@ -5,6 +5,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ..inference import normalize_images
 from .metadata import ExportMetadata
 
 __all__ = ['OnnxSegmentor', 'onnxruntime_providers', 'is_onnx_model']
@@ -102,11 +103,8 @@ class OnnxSegmentor:
         x = x.float()
         if self.normalize:
             return x
-        if self.bgr_to_rgb:
-            x = x[:, [2, 1, 0]]
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
-        return (x - mean) / std
+        return normalize_images(x, torch.tensor(self.mean),
+                                torch.tensor(self.std), self.bgr_to_rgb)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) float32 (see :meth:`prepare`) -> logits

@@ -53,6 +53,44 @@ def test_predict_mask_resizes_to_the_original_size(demo_export):
     resized = torch.nn.functional.interpolate(logits, size=(128, 192),
                                               mode='bilinear')
     assert torch.equal(mask, resized[0].argmax(0))
-    session.metadata.test_cfg = dict(mode='slide')
-    with pytest.raises(ToolError, match='only whole-image'):
+
+
+def test_predict_mask_slides_as_mmseg(demo_export, demo_segmentor):
+    """A config that tests with sliding windows: the mask equals mmseg's
+    ``slide_inference`` of the PyTorch model."""
+    import copy
+
+    from mmseg.structures import SegDataSample
+    path, _ = demo_export('afformer', dynamic=True)
+    session = OnnxSegmentor(path)
+    test_cfg = dict(mode='slide', crop_size=(64, 64), stride=(40, 40))
+    session.metadata.test_cfg = test_cfg
+    _, model = demo_segmentor('afformer')
+    model = copy.deepcopy(model)
+    model.test_cfg = type(model.test_cfg)(test_cfg)
+    image = torch.randint(0, 256, (3, 96, 150), dtype=torch.uint8)
+    meta = dict(ori_shape=(96, 150), img_shape=(96, 150),
+                pad_shape=(96, 150))
+    with torch.no_grad():
+        data = model.data_preprocessor(dict(
+            inputs=[image], data_samples=[SegDataSample(metainfo=meta)]))
+        logits = model.slide_inference(data['inputs'], [meta])
+    expected = logits[0].argmax(0)
+    mask = predict_mask(session, image, (96, 150))
+    assert (mask == expected).float().mean() > 0.999
+    whole = predict_mask(OnnxSegmentor(path), image, (96, 150))
+    assert (whole != expected).any()  # the windows make a difference
+
+
+def test_predict_mask_refuses_what_it_cannot_compute(demo_export):
+    image = torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8)
+    session = OnnxSegmentor(demo_export('afformer', dynamic=True)[0])
+    session.metadata.test_cfg = dict(mode='mosaic')
+    with pytest.raises(ToolError, match="unknown test mode 'mosaic'"):
         predict_mask(session, image, (64, 96))
+    masks = OnnxSegmentor(demo_export('afformer', dynamic=True,
+                                      output='mask')[0])
+    masks.metadata.test_cfg = dict(mode='slide', crop_size=(64, 64),
+                                   stride=(32, 32))
+    with pytest.raises(ToolError, match='export with --output logits'):
+        predict_mask(masks, image, (64, 96))
