@@ -367,8 +367,8 @@ class Segmenter:
         by sliding window (the config's ``test_cfg``)."""
         batch = batch.to(self.device)
         if self.mode == 'slide':
-            return slide_logits(self._network_logits, batch, self.num_classes,
-                          self.crop_size, self.stride)
+            return slide_logits(self._network_logits, batch,
+                                self.num_classes, self.crop_size, self.stride)
         return self._network_logits(batch)
 
     def __call__(self, images: Sequence[np.ndarray],

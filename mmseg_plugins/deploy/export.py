@@ -143,19 +143,19 @@ class ExportableSegmentor(nn.Module):
         self.normalize, self.output = normalize, output
         pre = segmentor.data_preprocessor
         self.bgr_to_rgb = bool(getattr(pre, 'channel_conversion', False))
-        self.with_mean_std = bool(getattr(pre, '_enable_normalize', False))
-        if self.with_mean_std:  # (1, 3, 1, 1) each
-            self.register_buffer('mean', pre.mean.detach().clone()[None])
-            self.register_buffer('std', pre.std.detach().clone()[None])
+        with_mean_std = bool(getattr(pre, '_enable_normalize', False))
+        # (1, 3, 1, 1) each, or None buffers (no mean/std step)
+        self.register_buffer('mean', pre.mean.detach().clone()[None]
+                             if with_mean_std else None)
+        self.register_buffer('std', pre.std.detach().clone()[None]
+                             if with_mean_std else None)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) float images -> logits (B, K, H, W) or mask
         (B, H, W)."""
         x = images
         if self.normalize:
-            x = normalize_images(
-                x, self.mean if self.with_mean_std else None,
-                self.std if self.with_mean_std else None, self.bgr_to_rgb)
+            x = normalize_images(x, self.mean, self.std, self.bgr_to_rgb)
         logits = self.inference(x)  # (B, K, H, W)
         return logits.argmax(dim=1) if self.output == 'mask' else logits
 
