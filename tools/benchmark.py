@@ -8,7 +8,8 @@ training step and peak memory, beside the papers' figures.
         [--device auto|cpu|cuda] [--precision fp32|fp16|bf16]
         [--compile [MODE]] [--compile-backend B] [--channels-last]
         [--threads T] [--checkpoint FILE] [--fuse-bn] [--backbone-only]
-        [--compare module.path:builder] [--out-dir DIR] [--no-plot]
+        [--compare module.path:builder] [--versus-eager]
+        [--out-dir DIR] [--no-plot]
         [--backend pytorch|onnxruntime [--exporter dynamo|torchscript]]
 
 Every config (folders are searched recursively, ``_base_`` skipped,
@@ -27,6 +28,13 @@ the same inputs, alternating with ours call by call: it prints both
 latencies, throughputs, training steps (forward, mean of the outputs,
 backward) and peak memories, their ratios, and the largest difference of
 the outputs.
+
+``--versus-eager`` times the model as measured (``--compile``,
+``--precision``, ``--channels-last``, ``--fuse-bn``) beside a copy of it as
+built (eager float32, contiguous), alternating call by call, and adds the
+speed-ups of latency, throughput and training step over that copy and the
+logits' difference relative to it: the GPU options' gains and their cost in
+accuracy, measured side by side in one run.
 
 ``--backend onnxruntime`` (needs ``pip install 'mmseg_plugins[deploy]'``)
 exports each model to ONNX with dynamic shapes (verified against PyTorch at
@@ -89,6 +97,9 @@ def parse_args(argv=None):
                         help='measure the backbone alone')
     parser.add_argument('--compare', default=None,
                         help='module.path:builder of a reference model')
+    parser.add_argument('--versus-eager', action='store_true',
+                        help='also time the eager fp32 model beside, with '
+                        'speed-ups and the logits\' relative difference')
     parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'],
                         default='pytorch',
                         help='onnxruntime: time ONNX Runtime on the exported '
@@ -124,14 +135,14 @@ def main(argv=None):
         backbone_only=args.backbone_only, compare=args.compare,
         compile=args.compile, compile_backend=args.compile_backend,
         channels_last=args.channels_last, backend=args.backend,
-        exporter=args.exporter)
+        exporter=args.exporter, versus_eager=args.versus_eager)
     settings.validate()
     if args.threads:
         torch.set_num_threads(args.threads)
     configs = B.collect_configs(args.paths, args.pattern)
     rows, header, reports = B.run_benchmark(configs, settings)
     columns = B.ONNXRUNTIME_COLUMNS if args.backend == 'onnxruntime' else \
-        B.COLUMNS
+        B.COLUMNS + (B.VERSUS_EAGER_COLUMNS if args.versus_eager else ())
     print('\n'.join(header + ['', B.format_table(rows, columns)]))
     if reports:
         print(f'\ncomparison with {args.compare}:')

@@ -19,8 +19,8 @@ from .references import (build_reference, load_builder,
 from .run import (MEASURES, BenchmarkSettings, benchmark_config,
                   build_model, build_segmentor, collect_configs,
                   run_benchmark)
-from .tables import (COLUMNS, ONNXRUNTIME_COLUMNS, format_table,
-                     plot_miou_vs_flops, write_tables)
+from .tables import (COLUMNS, ONNXRUNTIME_COLUMNS, VERSUS_EAGER_COLUMNS,
+                     format_table, plot_miou_vs_flops, write_tables)
 
 __all__ = [
     'PAPER_FIGURES', 'PaperFigures', 'paper_figures', 'FlopCount',
@@ -30,6 +30,7 @@ __all__ = [
     'peak_memory_mb', 'time_models', 'build_reference', 'load_builder',
     'mmseg_mix_vision_transformer', 'MEASURES', 'BenchmarkSettings',
     'benchmark_config', 'build_model', 'build_segmentor', 'collect_configs',
-    'run_benchmark', 'COLUMNS', 'ONNXRUNTIME_COLUMNS', 'format_table',
+    'run_benchmark', 'COLUMNS', 'ONNXRUNTIME_COLUMNS',
+    'VERSUS_EAGER_COLUMNS', 'format_table',
     'plot_miou_vs_flops', 'write_tables'
 ]

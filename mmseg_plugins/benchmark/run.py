@@ -56,6 +56,7 @@ class BenchmarkSettings:
     channels_last: bool = False
     backend: str = 'pytorch'
     exporter: str = 'dynamo'
+    versus_eager: bool = False
     measures: Sequence[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +88,11 @@ class BenchmarkSettings:
             check_compile(self.compile, self.compile_backend, self.device)
         if self.compare:
             load_builder(self.compare)  # fail before any measurement
+        if self.versus_eager and (self.compare or
+                                  self.backend == 'onnxruntime'):
+            raise ToolError('--versus-eager times our model beside its own '
+                            'eager fp32 copy: no --compare, no --backend '
+                            'onnxruntime')
         if self.backend == 'onnxruntime':
             self._validate_onnxruntime()
 
@@ -211,7 +217,11 @@ def _subject(model: nn.Module, target: nn.Module, ref,
     """Our inference call (BatchNorm folded with ``fuse_bn``) and training
     step, and the reference's: ``model.loss`` (all heads) for a whole
     segmentor alone, the same generic step (mean of the outputs) for both
-    models when comparing or for a backbone."""
+    models when comparing or for a backbone. With ``versus_eager`` a copy
+    of the model taken before any option is applied runs beside ours as
+    ``'eager'``: float32, no autocast, not compiled, contiguous layout,
+    BatchNorm not folded."""
+    eager = copy.deepcopy(model) if settings.versus_eager else None
     infer_target = target
     if settings.fuse_bn:
         from mmcv.cnn import fuse_conv_bn
@@ -228,25 +238,21 @@ def _subject(model: nn.Module, target: nn.Module, ref,
         for part in parts.values():
             compile_in_place(part, settings.compile,
                              settings.compile_backend, settings.device)
-    ours_infer = infer_target if settings.backbone_only else \
-        (lambda x: infer_target(x, mode='tensor'))
-    infer = {'ours': ours_infer}
-    if ref is not None or settings.backbone_only:
-        train = {'ours': generic_train_step(target,
-                                            list(target.parameters()))}
-    else:
-        samples = make_seg_samples(settings.train_batch,
-                                   tuple(settings.shape),
-                                   model.decode_head.num_classes,
-                                   settings.device)
-
-        def loss_step(x):
-            losses = model.loss(x, samples)
-            sum(v for k, v in losses.items() if 'loss' in k).backward()
-            model.zero_grad(set_to_none=True)
-
-        train = {'ours': loss_step}
+    infer = {'ours': _infer_call(model, infer_target, settings)}
+    train = {'ours': _train_step(model, target, ref, settings)}
     modules = [target]
+    plain = {}  # callables measured without autocast
+    if eager is not None:
+        eager_target = eager.backbone if settings.backbone_only else eager
+        eager_infer = _infer_call(eager, eager_target, settings)
+        eager_train = _train_step(eager, eager_target, None, settings)
+        if settings.channels_last:  # the input too is contiguous
+            plain = dict(
+                eager=lambda x: eager_infer(x.contiguous()),
+                eager_train=lambda x: eager_train(x.contiguous()))
+        else:
+            plain = dict(eager=eager_infer, eager_train=eager_train)
+        modules.append(eager_target)
     if ref is not None:
         infer['reference'] = ref
         ref_params = list(ref.parameters()) if isinstance(ref, nn.Module) \
@@ -254,11 +260,39 @@ def _subject(model: nn.Module, target: nn.Module, ref,
         train['reference'] = generic_train_step(ref, ref_params)
         if isinstance(ref, nn.Module):
             modules.append(ref)
-    wrap = {k: _with_autocast(v, settings) for k, v in infer.items()}
-    return Subject(wrap, {k: _with_autocast(v, settings)
-                          for k, v in train.items()}, modules,
-                   tuple(settings.shape), settings.device,
-                   settings.channels_last)
+    infer = {k: _with_autocast(v, settings) for k, v in infer.items()}
+    train = {k: _with_autocast(v, settings) for k, v in train.items()}
+    if plain:
+        infer['eager'], train['eager'] = plain['eager'], plain['eager_train']
+    return Subject(infer, train, modules, tuple(settings.shape),
+                   settings.device, settings.channels_last)
+
+
+def _infer_call(model: nn.Module, target: nn.Module,
+                settings: BenchmarkSettings) -> Callable:
+    """The inference call of ``target``: the backbone itself, or the
+    segmentor's ``mode='tensor'`` forward."""
+    return target if settings.backbone_only else \
+        (lambda x: target(x, mode='tensor'))
+
+
+def _train_step(model: nn.Module, target: nn.Module, ref,
+                settings: BenchmarkSettings) -> Callable:
+    """``model.loss`` (all heads) plus backward for a whole segmentor
+    measured alone; the generic step (mean of the outputs) beside a
+    reference or for a backbone."""
+    if ref is not None or settings.backbone_only:
+        return generic_train_step(target, list(target.parameters()))
+    samples = make_seg_samples(settings.train_batch, tuple(settings.shape),
+                               model.decode_head.num_classes,
+                               settings.device)
+
+    def loss_step(x):
+        losses = model.loss(x, samples)
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
+        model.zero_grad(set_to_none=True)
+
+    return loss_step
 
 
 def benchmark_config(path: str, settings: BenchmarkSettings,
@@ -377,14 +411,12 @@ def _measure(subject: Subject, ref, row: Dict, settings: BenchmarkSettings,
     """Take the timings and memory peaks of ``subject`` into ``row``;
     returns the comparison lines with a reference, else None."""
     diff = None
-    if ref is not None:  # before training steps change BatchNorm statistics
-        x = subject.batch(1)
-        with torch.no_grad():
-            theirs = subject.infer['reference'](x)
-            diff = max_abs_diff(subject.infer['ours'](x), theirs)
-        if diff is not None:
-            scale = max(t.abs().max().item() for t in output_tensors(theirs))
-            diff = (diff, diff / max(scale, 1e-12))
+    # before training steps change BatchNorm statistics
+    if ref is not None:
+        diff = _output_difference(subject, 'reference')
+    if settings.versus_eager:
+        eager_diff = _output_difference(subject, 'eager')
+        row['eager_rel_diff'] = None if eager_diff is None else eager_diff[1]
 
     timings: Dict[str, List[Timing]] = {}
     # ONNX Runtime is timed after PyTorch, not alternating (see
@@ -420,6 +452,16 @@ def _measure(subject: Subject, ref, row: Dict, settings: BenchmarkSettings,
                        ort_throughput_ratio=ours.median / ort.median)
     if 'train' in timings:
         row['train_ms'] = timings['train'][0].median * 1e3
+    if settings.versus_eager:  # speed-ups: eager time / ours, paired
+        for name in ('latency', 'throughput', 'train'):
+            if name in timings:
+                ours, eager = timings[name]
+                row[f'{name}_speedup'] = paired_ratio(eager, ours)
+                if name == 'throughput':
+                    row['eager_throughput'] = \
+                        settings.throughput_batch / eager.median
+                else:
+                    row[f'eager_{name}_ms'] = eager.median * 1e3
     peaks = {}
     if 'memory' in settings.measures:
         peaks = PeakMemory(settings.throughput_batch,
@@ -429,6 +471,20 @@ def _measure(subject: Subject, ref, row: Dict, settings: BenchmarkSettings,
         row['peak_train_mb'] = peaks[('ours', 'train')]
     return comparison_lines(timings, peaks, diff, settings) \
         if ref is not None else None
+
+
+def _output_difference(subject: Subject, other: str
+                       ) -> Optional[Tuple[float, float]]:
+    """Largest |ours - other| on one random batch-1 input, absolute and
+    relative to the largest |other| output value (None: shapes differ)."""
+    x = subject.batch(1)
+    with torch.no_grad():
+        theirs = subject.infer[other](x)
+        diff = max_abs_diff(subject.infer['ours'](x), theirs)
+    if diff is None:
+        return None
+    scale = max(t.abs().max().item() for t in output_tensors(theirs))
+    return diff, diff / max(scale, 1e-12)
 
 
 def comparison_lines(timings: Dict[str, List[Timing]],
@@ -496,6 +552,14 @@ def environment_lines(settings: BenchmarkSettings) -> List[str]:
         'convention (mmengine FlopAnalyzer), inference path, at the '
         "paper's input size; peak memory: live tensors during one call",
     ]
+    if settings.versus_eager:
+        lines.append(
+            '- beside eager: the same model as built (float32, no autocast, '
+            'not compiled, contiguous, BatchNorm not folded) timed '
+            'alternating call by call with the measured one; speed-up = '
+            'median over repeats of eager time / measured time (> 1: '
+            'faster than eager); rel. diff = largest |measured - eager| '
+            'logit over the largest eager logit (batch 1, random input)')
     if settings.backend == 'onnxruntime':
         import onnxruntime as ort
 

@@ -9,8 +9,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..fileio import atomic_write
 
 __all__ = [
-    'COLUMNS', 'ONNXRUNTIME_COLUMNS', 'format_table', 'write_tables',
-    'plot_miou_vs_flops'
+    'COLUMNS', 'ONNXRUNTIME_COLUMNS', 'VERSUS_EAGER_COLUMNS', 'format_table',
+    'write_tables', 'plot_miou_vs_flops'
 ]
 
 #: (key, header) of the table columns, in order.
@@ -48,10 +48,25 @@ ONNXRUNTIME_COLUMNS = (
 )
 
 
+#: The columns ``--versus-eager`` adds: the eager float32 model timed
+#: beside the measured one (compiled, autocast, channels-last, ...).
+VERSUS_EAGER_COLUMNS = (
+    ('eager_rel_diff', 'rel. diff vs eager fp32'),
+    ('eager_latency_ms', 'eager latency b1 (ms)'),
+    ('latency_speedup', 'speed-up latency'),
+    ('eager_throughput', 'eager throughput (img/s)'),
+    ('throughput_speedup', 'speed-up throughput'),
+    ('eager_train_ms', 'eager train step (ms)'),
+    ('train_speedup', 'speed-up train step'),
+)
+
+
 def _fmt(value) -> str:
     if value is None:
         return '—'
     if isinstance(value, float):
+        if 0 < abs(value) < 1e-2:  # e.g. relative differences
+            return f'{value:.1e}'
         if value >= 100:
             return f'{value:.0f}'
         return f'{value:.2f}' if value < 10 else f'{value:.1f}'

@@ -104,6 +104,8 @@ def test_compare_against_reference_builder(tmp_path):
     (['--precision', 'fp16', '--device', 'cpu'], r'fp16 \(autocast\) needs a CUDA device'),
     (['--compare', 'no_such_module_xyz:build'], "cannot import 'no_such"),
     (['--compare', 'os.path:nope'], "has no callable 'nope'"),
+    (['--compare', 'os.path:join', '--versus-eager'],
+     '--versus-eager times our model beside its own eager fp32 copy'),
 ])
 def test_bad_input_is_refused(args, pattern, tmp_path):
     proc = run([PYTHON, TOOL, DEMO, '--repeats', '1', '--out-dir',
@@ -213,6 +215,43 @@ def test_compile_channels_last_and_bf16_options(tmp_path):
     (row, ) = _rows(tmp_path)
     for key in ('latency_ms', 'throughput', 'train_ms'):
         assert float(row[key]) > 0, key
+
+
+def test_versus_eager_times_the_eager_copy_beside(tmp_path):
+    """``--versus-eager``: the compiled channels-last model beside its eager
+    copy, speed-ups and the logits' difference in the table."""
+    proc = run([PYTHON, TOOL, DEMO, *FAST, '--skip', 'flops', 'memory',
+                '--compile', '--compile-backend', 'aot_eager',
+                '--channels-last', '--versus-eager', '--out-dir',
+                str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'beside eager: the same model as built' in proc.stdout
+    assert 'speed-up latency' in proc.stdout
+    (row, ) = _rows(tmp_path)
+    for key in ('eager_latency_ms', 'latency_speedup', 'eager_throughput',
+                'throughput_speedup', 'eager_train_ms', 'train_speedup'):
+        assert float(row[key]) > 0, key
+    # same arithmetic in another layout and graph: rounding only
+    assert float(row['eager_rel_diff']) < 1e-5
+
+
+def test_versus_eager_runs_the_copy_without_autocast(monkeypatch):
+    """Under bf16 autocast the measured logits differ from the eager
+    float32 copy's by bf16 rounding (not 0: the copy runs without autocast;
+    not more: the same weights). bf16 is allowed on this CPU for the test
+    (PyTorch emulates it where the CPU lacks it)."""
+    from mmseg_plugins import accelerate
+    from mmseg_plugins.benchmark import BenchmarkSettings, run_benchmark
+    monkeypatch.setattr(accelerate, '_cpu_supports_bf16', lambda: True)
+    settings = BenchmarkSettings(
+        shape=(64, 96), repeats=1, warmup=0, throughput_batch=1,
+        throughput_repeats=1, skip=('flops', 'throughput', 'train',
+                                    'memory'),
+        precision='bf16', versus_eager=True)
+    (row, ), header, _ = run_benchmark([DEMO], settings)
+    assert 1e-4 < row['eager_rel_diff'] < 5e-2, row['eager_rel_diff']
+    assert row['latency_speedup'] > 0
+    assert any('precision bf16' in line for line in header)
 
 
 @pytest.mark.parametrize('args,pattern', [
