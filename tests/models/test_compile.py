@@ -30,3 +30,25 @@ def test_backbone_compiles_without_graph_breaks(build):
     sum(f.mean() for f in compiled(x)).backward()
     assert all(p.grad is not None for p in model.parameters()
                if p.requires_grad)
+
+
+@pytest.mark.parametrize('name', ['segformer_mit-b0_shapes-128x128',
+                                  'afformer_tiny_shapes-128x128',
+                                  'mpvit_tiny_upernet_shapes-128x128'])
+def test_segmentor_inference_is_one_graph(name):
+    """The whole inference computation (backbone, decode head -- SegFormer's
+    folded head, UPerHead's pyramid pooling -- and the segmentor's
+    plumbing) is one graph: nothing in it needs the host mid-call, which is
+    what CUDA graph capture (``--compile reduce-overhead``) requires."""
+    import torch._dynamo
+
+    from helpers import ROOT
+    from mmseg_plugins.benchmark.run import build_model
+    torch._dynamo.reset()
+    model = build_model(f'{ROOT}/configs/demo/{name}.py', None, 'cpu')
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        explanation = torch._dynamo.explain(
+            lambda t: model(t, mode='tensor'))(x)
+    assert explanation.graph_count == 1
+    assert explanation.graph_break_count == 0, explanation.break_reasons
