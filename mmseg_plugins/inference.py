@@ -293,6 +293,7 @@ class Segmenter:
             raise ToolError(f'{path} outputs {runner.output}; the inference '
                             'tool needs logits (export with --output '
                             'logits)')
+        self._check_onnx_preprocessing(runner, path)
         self.network = runner
         self.model = None
         self.channels_last = False
@@ -303,6 +304,29 @@ class Segmenter:
         self.min_input_size = runner.min_input_size
         # the graph normalises raw BGR images itself when it was exported so
         self.inputs_normalised = not runner.normalize
+
+    def _check_onnx_preprocessing(self, runner, path: str) -> None:
+        """Refuse a config whose data preprocessor differs from the one the
+        ONNX file was exported with (stored in the file): its mean/std
+        would normalise the inputs (or pad them) differently from what the
+        graph expects."""
+        from .tools import ToolError
+        ours = (self.mean.flatten().tolist(), self.std.flatten().tolist(),
+                self.bgr_to_rgb)
+        stored = (list(runner.mean), list(runner.std),
+                  bool(runner.bgr_to_rgb))
+        same = ours[2] == stored[2] and all(
+            len(a) == len(b) and all(abs(x - y) <= 1e-6 * max(1., abs(y))
+                                     for x, y in zip(a, b))
+            for a, b in zip(ours[:2], stored[:2]))
+        if not same:
+            def describe(v):
+                return (f'mean {[round(x, 4) for x in v[0]]}, std '
+                        f'{[round(x, 4) for x in v[1]]}, bgr_to_rgb {v[2]}')
+            raise ToolError(
+                f'{path} was exported with {describe(stored)}, but the '
+                f'config has {describe(ours)}: use the config it was '
+                'exported from')
 
     @staticmethod
     def _test_pipeline(cfg):

@@ -151,6 +151,15 @@ def test_onnx_model_gives_the_checkpoints_labels(checkpoint, tmp_path,
     for name, ours in labels['pth'].items():
         same = (ours == labels['onnx'][name]).mean()
         assert same > 0.999, (name, same)  # pixels may differ at near-ties
+    # a config that normalises otherwise than the exported one is refused
+    assert_refused(run([PYTHON, TOOL, CONFIG, str(onnx_file), str(images),
+                        '--out-dir', str(tmp_path / 'other'), '--cfg-options',
+                        'model.data_preprocessor.std=[1.0,1.0,1.0]']),
+                   r'demo\.onnx was exported with mean \[123\.675, '
+                   r'116\.28, 103\.53\], std \[58\.395, 57\.12, 57\.375\], '
+                   r'bgr_to_rgb True, but the config has mean .*std '
+                   r'\[1\.0, 1\.0, 1\.0\]')
+    assert not osp.exists(tmp_path / 'other')
 
 
 def test_onnx_mask_export_and_foreign_onnx_are_refused(checkpoint, tmp_path,
