@@ -10,7 +10,8 @@ import torch.nn as nn
 
 __all__ = [
     'PRECISIONS', 'COMPILE_MODES', 'resolve_device', 'check_precision',
-    'autocast', 'check_compile', 'compile_module', 'compile_in_place'
+    'autocast', 'check_amp_training', 'use_amp_optim_wrapper',
+    'check_compile', 'compile_module', 'compile_in_place'
 ]
 
 #: ``--precision`` choices: fp32, or autocast to fp16 / bf16.
@@ -74,6 +75,34 @@ def autocast(precision: str, device: str):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.split(':')[0], dtype=dtype)
+
+
+def check_amp_training(precision: str, device: str) -> None:
+    """Refuse mixed-precision training where mmengine's ``AmpOptimWrapper``
+    cannot run it: it needs a CUDA device (and bf16 a GPU with bfloat16
+    arithmetic)."""
+    if not device.startswith('cuda'):
+        raise _error('--amp trains with mmengine\'s AmpOptimWrapper, which '
+                     'needs a CUDA device; train in fp32 here')
+    check_precision(precision, device)
+
+
+def use_amp_optim_wrapper(cfg, precision: str) -> bool:
+    """Switch a config's optimiser wrapper to mmengine's
+    ``AmpOptimWrapper``: autocast to float16 or bfloat16 in the forward
+    pass, loss scaled with a dynamic scale (gradient steps with inf/NaN
+    skipped and the scale halved).
+
+    Returns:
+        bool: False when the config already trains with AMP (unchanged).
+    """
+    if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        return False
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+    cfg.optim_wrapper.dtype = dict(fp16='float16',
+                                   bf16='bfloat16')[precision]
+    return True
 
 
 def check_compile(mode: Optional[str] = 'default',

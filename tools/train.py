@@ -38,18 +38,6 @@ def parse_args():
     return parse_runner_args(parser)
 
 
-def check_amp(precision: str) -> None:
-    """mmengine's AmpOptimWrapper refuses to run without an accelerator."""
-    import torch
-
-    from mmseg_plugins.accelerate import check_precision
-    from mmseg_plugins.tools import ToolError
-    if not torch.cuda.is_available():
-        raise ToolError('--amp trains with mmengine\'s AmpOptimWrapper, '
-                        'which needs a CUDA device; train in fp32 here')
-    check_precision(precision, 'cuda')
-
-
 def compile_networks(cfg) -> None:
     """A config's ``compile`` option becomes ``mmseg_plugins.CompileHook``
     (the networks compiled, not mmengine's whole ``train_step``, which
@@ -83,16 +71,15 @@ def main():
     cfg.resume = args.resume
     check_pretrained_paths(cfg)
     if args.amp:
-        check_amp(args.amp)
-        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'AmpOptimWrapper':
+        import torch
+
+        from mmseg_plugins.accelerate import (check_amp_training,
+                                              use_amp_optim_wrapper)
+        check_amp_training(args.amp, 'cuda' if torch.cuda.is_available()
+                           else 'cpu')
+        if not use_amp_optim_wrapper(cfg, args.amp):
             print_log('AMP training is already enabled in your config.',
                       logger='current', level=logging.WARNING)
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
-            cfg.optim_wrapper.dtype = dict(
-                fp16='float16', bf16='bfloat16')[args.amp]
     compile_networks(cfg)
     prepare_launcher(cfg, args.launcher)
     if 'runner_type' not in cfg:
