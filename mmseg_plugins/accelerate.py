@@ -136,8 +136,8 @@ def check_compile(mode: Optional[str] = 'default',
                 raise _error('--compile with the inductor backend needs '
                              'Triton on CUDA; pip install triton, or use '
                              '--compile-backend aot_eager')
-        elif not any(shutil.which(cc) for cc in ('cc', 'gcc', 'clang',
-                                                  'g++', 'c++')):
+        elif not any(shutil.which(cc)
+                     for cc in ('cc', 'gcc', 'clang', 'g++', 'c++')):
             raise _error('--compile with the inductor backend needs a C++ '
                          'compiler on the CPU; install one, or use '
                          '--compile-backend aot_eager')

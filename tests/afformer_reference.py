@@ -107,4 +107,3 @@ def official_state_dict(model, head=None, align_seed=0, keep_vars=False):
     full['decode_head.align.gn.weight'] = torch.ones(c)
     full['decode_head.align.gn.bias'] = torch.zeros(c)
     return full
-

@@ -43,7 +43,6 @@ def run(cmd, cwd=None, env=None, timeout=300):
         timeout=timeout)
 
 
-
 def same_weights_copy(ours):
     """A --compare builder for tests: an independent copy of our model."""
     import copy

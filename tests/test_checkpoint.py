@@ -60,8 +60,6 @@ def test_mmengine_loader_goes_through_safe_load(tmp_path):
     assert 'message_hub' in loaded
 
 
-
-
 class _GetattrExploit:
     """Uses the allow-listed getattr name for something else."""
 

@@ -4,7 +4,7 @@ import os.path as osp
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from helpers import DEMO_CONFIG, PYTHON, ROOT, run
+from helpers import PYTHON, ROOT, run
 from mmseg_plugins.datasets import DemoShapesDataset
 from mmseg_plugins.demo_data import SHAPES_METAINFO
 

@@ -52,7 +52,7 @@ def dataset_samples(dataset, start: int = 0,
     """Samples ``start .. start + count`` (default: to the end) of a
     dataset from :func:`build_split`."""
     stop = len(dataset) if count is None else min(len(dataset),
-                                                   start + count)
+                                                  start + count)
     for i in range(start, stop):
         item = dataset[i]
         sample = item['data_samples']

@@ -231,21 +231,21 @@ def test_bad_inputs_are_refused(tmp_path):
     other = tmp_path / 'afformer.pth'
     torch.save(AFFormer('tiny').state_dict(), other)
     assert_refused(run([PYTHON, TO_MMSEG, str(other),
-                         str(tmp_path / 'o1.pth')]),
-                    'not a SegFormer checkpoint')
+                        str(tmp_path / 'o1.pth')]),
+                   'not a SegFormer checkpoint')
     b2 = tmp_path / 'mit_b2.pth'
     backbone, head = _ours('b2')
     torch.save({k[9:]: v for k, v in _nvlabs_layout(backbone, head).items()
                 if k.startswith('backbone.')}, b2)
     assert_refused(run([PYTHON, TO_MMSEG, str(b2), str(tmp_path / 'o2.pth'),
-                         '--arch', 'b0']),
-                    r"SegFormer \(nvlabs\)-b0: first offending key "
-                    r"'stages\.0\.patch_embed\.proj\.weight': shape "
-                    r"\(64, 3, 7, 7\) in the file, \(32, 3, 7, 7\)")
+                        '--arch', 'b0']),
+                   r"SegFormer \(nvlabs\)-b0: first offending key "
+                   r"'stages\.0\.patch_embed\.proj\.weight': shape "
+                   r"\(64, 3, 7, 7\) in the file, \(32, 3, 7, 7\)")
     empty = tmp_path / 'hf-no-weights'
     empty.mkdir()
     (empty / 'config.json').write_text('{}')
     assert_refused(run([PYTHON, TO_MMSEG, str(empty),
-                         str(tmp_path / 'o3.pth')]),
-                    'holds no weights: expected model.safetensors')
+                        str(tmp_path / 'o3.pth')]),
+                   'holds no weights: expected model.safetensors')
     assert not any(n.startswith('o') for n in os.listdir(tmp_path))

@@ -51,7 +51,7 @@ def test_classes_from_checkpoint_config_or_dataset_class():
     assert classes == ['background', 'disk', 'square', 'triangle']
     assert palette[3] == [65, 105, 225]
     stored = dict(dataset_meta=dict(classes=('x', 'y'), palette=[[1, 1, 1],
-                                                                [2, 2, 2]]))
+                                                                 [2, 2, 2]]))
     assert dataset_classes(demo, stored) == (['x', 'y'],
                                              [[1, 1, 1], [2, 2, 2]])
     ade = load_config(osp.join(ROOT, 'configs', 'afformer',

@@ -4,6 +4,7 @@ features (``aot_eager`` backend: graph capture and AOT autograd without
 code generation, so no compiler is needed on the test machine)."""
 import pytest
 import torch
+from torch import _dynamo
 
 from mmseg_plugins.models import AFFormer, MiT, MPViT
 
@@ -13,12 +14,11 @@ from mmseg_plugins.models import AFFormer, MiT, MPViT
                                    lambda: MPViT('tiny')],
                          ids=['mit-b0', 'afformer-tiny', 'mpvit-tiny'])
 def test_backbone_compiles_without_graph_breaks(build):
-    import torch._dynamo
-    torch._dynamo.reset()
+    _dynamo.reset()
     model = build().eval()
     x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
-        explanation = torch._dynamo.explain(model)(x)
+        explanation = _dynamo.explain(model)(x)
         assert explanation.graph_break_count == 0, explanation.break_reasons
         expected = model(x)
         compiled = torch.compile(model, backend='aot_eager', dynamic=False)
@@ -40,15 +40,14 @@ def test_segmentor_inference_is_one_graph(name):
     folded head, UPerHead's pyramid pooling -- and the segmentor's
     plumbing) is one graph: nothing in it needs the host mid-call, which is
     what CUDA graph capture (``--compile reduce-overhead``) requires."""
-    import torch._dynamo
 
     from helpers import ROOT
     from mmseg_plugins.benchmark.run import build_model
-    torch._dynamo.reset()
+    _dynamo.reset()
     model = build_model(f'{ROOT}/configs/demo/{name}.py', None, 'cpu')
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
-        explanation = torch._dynamo.explain(
+        explanation = _dynamo.explain(
             lambda t: model(t, mode='tensor'))(x)
     assert explanation.graph_count == 1
     assert explanation.graph_break_count == 0, explanation.break_reasons

@@ -34,8 +34,6 @@ def _official_files(tmp_path, arch='tiny', num_classes=4):
     return model, head, seg, imnet
 
 
-
-
 def test_segmentation_file_to_test_tool(tmp_path, demo_root):
     model, head, seg, _ = _official_files(tmp_path)
     dst = tmp_path / 'converted.pth'
@@ -86,8 +84,8 @@ def test_wrong_variant_names_first_key_and_shapes(tmp_path):
     dst = tmp_path / 'out.pth'
     proc = run([PYTHON, CONVERTER, str(seg), str(dst), '--arch', 'base'])
     assert_refused(proc, r"AFFormer-base: first offending key "
-                    r"'backbone\.stages\.0\.aggregate\.conv\.weight': shape "
-                    r"\(64, 32, 1, 1\) in the file, \(96, 32, 1, 1\)")
+                   r"'backbone\.stages\.0\.aggregate\.conv\.weight': shape "
+                   r"\(64, 32, 1, 1\) in the file, \(96, 32, 1, 1\)")
     # nothing written, not even a temporary file
     assert sorted(os.listdir(tmp_path)) == sorted(
         [seg.name, 'AFFormer_tiny_ImageNet1k.pth'])
@@ -118,9 +116,7 @@ def test_other_family_is_refused(tmp_path):
     torch.save(MiT('b0').state_dict(), src)
     proc = run([PYTHON, CONVERTER, str(src), str(tmp_path / 'o.pth')])
     assert_refused(proc, 'is not an official AFFormer checkpoint: no '
-                    "conversion rule for key 'stages.0.patch_embed")
-
-
+                   "conversion rule for key 'stages.0.patch_embed")
 
 
 @pytest.mark.parametrize('kind', ['malicious', 'garbage', 'missing'])

@@ -101,7 +101,8 @@ def test_compare_against_reference_builder(tmp_path):
 @pytest.mark.parametrize('args,pattern', [
     (['--shape', '16', '16'], 'at least 32x32'),
     (['--flops-shape', '512', '8'], 'at least 32x32'),
-    (['--precision', 'fp16', '--device', 'cpu'], r'fp16 \(autocast\) needs a CUDA device'),
+    (['--precision', 'fp16', '--device', 'cpu'],
+     r'fp16 \(autocast\) needs a CUDA device'),
     (['--compare', 'no_such_module_xyz:build'], "cannot import 'no_such"),
     (['--compare', 'os.path:nope'], "has no callable 'nope'"),
     (['--compare', 'os.path:join', '--versus-eager'],
@@ -159,7 +160,8 @@ def test_peak_memory_sees_a_temporary_tensor():
 
 
 def test_table_formatting_and_plot(tmp_path):
-    rows = [dict(config='a', model='SegFormer-B0', gflops=8.3, paper_miou=37.4),
+    rows = [dict(config='a', model='SegFormer-B0', gflops=8.3,
+                 paper_miou=37.4),
             dict(config='b', model='SegFormer-B1', gflops=15.9,
                  paper_miou=42.2),
             dict(config='c', model='AFFormer-base', gflops=4.57,

@@ -52,7 +52,7 @@ def test_missing_arguments_are_refused(script, usage):
     ('slurm_test.sh', ['cfg.py', 'ckpt.pth'], 'test.py'),
 ])
 def test_slurm_scripts_pass_mmsegs_srun_arguments(tmp_path, script,
-                                                 positional, tool):
+                                                  positional, tool):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     log = tmp_path / 'srun.args'

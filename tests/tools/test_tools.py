@@ -21,8 +21,6 @@ def _ok(proc):
     return proc
 
 
-
-
 @pytest.fixture(scope='module')
 def official_run(demo_root, tmp_path_factory):
     """mmseg's own tools/train.py: 4 iterations, then --resume to 6."""
@@ -112,7 +110,7 @@ def test_wrong_channel_list_is_refused(demo_root, tmp_path):
                 '--cfg-options', *demo_overrides(demo_root, 2),
                 'model.decode_head.in_channels=[32,64,160,512]'])
     assert_refused(proc, r'in_channels=\[32, 64, 160, 512\] but the backbone '
-             r'gives \[32, 64, 160, 256\]')
+                   r'gives \[32, 64, 160, 256\]')
 
 
 def test_missing_data_is_refused(tmp_path):
@@ -120,14 +118,12 @@ def test_missing_data_is_refused(tmp_path):
     proc = run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
                 '--cfg-options', *demo_overrides(missing, 2)])
     assert_refused(proc, r'dataset directory .*nowhere/images/training.* does not '
-             'exist')
+                   'exist')
 
 
 def test_missing_config_is_refused(tmp_path):
     assert_refused(run([PYTHON, TRAIN, str(tmp_path / 'nope.py')]),
-             'config file not found')
-
-
+                   'config file not found')
 
 
 @pytest.mark.parametrize('kind', ['malicious', 'truncated', 'garbage'])
@@ -172,7 +168,7 @@ def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
     proc = run([PYTHON, TRAIN, cfg, '--work-dir', 'w', '--cfg-options',
                 *opts], cwd=str(tmp_path))
     assert_refused(proc, "dataset directory 'data/ade/ADEChallengeData2016/images/"
-             "training'")
+                   "training'")
     rng = np.random.default_rng(0)
     root = tmp_path / 'data' / 'ade' / 'ADEChallengeData2016'
     for split in ('training', 'validation'):
