@@ -49,8 +49,9 @@ def _numpy_globals() -> List[Any]:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             from numpy.core import multiarray as legacy  # noqa: F401
-        items.extend([(legacy._reconstruct, 'numpy.core.multiarray._reconstruct'),
-                      (legacy.scalar, 'numpy.core.multiarray.scalar')])
+        items.extend([
+            (legacy._reconstruct, 'numpy.core.multiarray._reconstruct'),
+            (legacy.scalar, 'numpy.core.multiarray.scalar')])
     except Exception:  # pragma: no cover
         pass
     return items

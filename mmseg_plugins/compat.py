@@ -19,12 +19,13 @@ installed):
    skipped the ``.pth`` (``python -S``). mmcv-lite's own warning about the
    missing ``MultiScaleDeformableAttention`` (expected there) is silenced
    with it.
-2. ``safe_loader`` -- **checkpoint loading** (:func:`install_safe_checkpoint_loader`),
-   when mmengine's loader does not restrict unpickling to an allow-list
-   (every mmengine release so far: 0.10.7 calls ``torch.load`` without
-   ``weights_only``, which fails on mmengine's own checkpoints since torch
-   2.6 made ``weights_only=True`` the default and unpickles anything before;
-   0.11 passes ``weights_only=False``). mmengine's local and HTTP loaders are
+2. ``safe_loader`` -- **checkpoint loading**
+   (:func:`install_safe_checkpoint_loader`), when mmengine's loader does
+   not restrict unpickling to an allow-list (every mmengine release so far:
+   0.10.7 calls ``torch.load`` without ``weights_only``, which fails on
+   mmengine's own checkpoints since torch 2.6 made ``weights_only=True``
+   the default and unpickles anything before; 0.11 passes
+   ``weights_only=False``). mmengine's local and HTTP loaders are
    routed through :func:`mmseg_plugins.checkpoint.safe_load`:
    ``weights_only=True`` plus an explicit allow-list; other globals are
    refused.
@@ -37,8 +38,9 @@ installed):
    a config) turns a violated bound into a clear message, and
    ``pkg_resources``' own deprecation warning, which this bound makes
    expected, is silenced while mmengine needs it.
-4. ``atomic_put`` -- **half-written checkpoints** (:func:`install_atomic_local_put`),
-   when mmengine's ``LocalBackend.put`` writes straight into the final
+4. ``atomic_put`` -- **half-written checkpoints**
+   (:func:`install_atomic_local_put`), when mmengine's
+   ``LocalBackend.put`` writes straight into the final
    path: an interrupted save leaves a truncated ``iter_N.pth`` that
    ``--resume`` then picks up. The replacement writes to a temporary file
    and renames it into place.
@@ -63,8 +65,8 @@ installed):
 **Opt-out.** ``MMSEG_PLUGINS_NO_COMPAT=all`` (or a comma-separated list of
 fix names: ``mmcv_ops``, ``safe_loader``, ``atomic_put``,
 ``contiguous_draw``) leaves those parts of the environment exactly as
-installed, e.g. to reproduce an upstream bug. Without ``mmcv_ops`` and mmcv-lite, ``mmseg.models`` cannot
-be imported.
+installed, e.g. to reproduce an upstream bug. Without ``mmcv_ops`` and
+mmcv-lite, ``mmseg.models`` cannot be imported.
 """
 import inspect
 import os
@@ -261,7 +263,8 @@ def configure_cpu_distributed(cfg) -> bool:
     dist_cfg['backend'] = 'gloo'
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
     if wrapper.get('type', 'MMDistributedDataParallel') in (
-            'MMDistributedDataParallel', 'mmseg_plugins.CPUDistributedDataParallel'):
+            'MMDistributedDataParallel',
+            'mmseg_plugins.CPUDistributedDataParallel'):
         wrapper['type'] = 'mmseg_plugins.CPUDistributedDataParallel'
         wrapper.setdefault('broadcast_buffers', False)
         wrapper.setdefault('find_unused_parameters',

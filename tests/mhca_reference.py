@@ -172,7 +172,7 @@ def to_official_layout(sd, encoder_re, official_encoder, depth_of, local,
                     r'patch_embed_stages.\1.patch_embeds.\2.patch_conv.', k)
         k2 = re.sub(r'^stages\.(\d)\.local\.', rf'mhca_stages.\1.{local}.',
                     k2)
-        k2 = re.sub(r'^stages\.(\d)\.aggregate\.', r'mhca_stages.\1.aggregate.',
-                    k2)
+        k2 = re.sub(r'^stages\.(\d)\.aggregate\.',
+                    r'mhca_stages.\1.aggregate.', k2)
         out[k2] = v
     return out

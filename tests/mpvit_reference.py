@@ -45,7 +45,8 @@ def official_state_dict(model, num_classes=None, seed=0, keep_vars=False):
     differentiable copies), so gradients and BatchNorm updates of the
     functional statement land in ``model``."""
     out = to_official_layout(
-        model.state_dict(keep_vars=keep_vars), r'stages\.(\d)\.encoders\.(\d)\.',
+        model.state_dict(keep_vars=keep_vars),
+        r'stages\.(\d)\.encoders\.(\d)\.',
         lambda i, path: f'mhca_stages.{i}.mhca_blks.{path}',
         lambda i, path: len(model.stages[i].encoders[int(path)].blocks),
         'InvRes')

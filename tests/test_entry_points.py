@@ -44,12 +44,15 @@ def test_inferencer_and_inference_model_run_a_plugin_model(
                      'shapes_validation_000.png')
     code = f'''
 from mmseg.apis import MMSegInferencer, inference_model, init_model
-inferencer = MMSegInferencer({DEMO_CONFIG!r}, {demo_checkpoint!r}, device='cpu')
+inferencer = MMSegInferencer({DEMO_CONFIG!r}, {demo_checkpoint!r},
+                             device='cpu')
 out = inferencer({image!r}, out_dir={str(tmp_path)!r})
-print('inferencer', out['predictions'].shape, inferencer.model.dataset_meta['classes'])
+print('inferencer', out['predictions'].shape,
+      inferencer.model.dataset_meta['classes'])
 model = init_model({DEMO_CONFIG!r}, {demo_checkpoint!r}, device='cpu')
 result = inference_model(model, {image!r})
-print('inference_model', tuple(result.pred_sem_seg.data.shape), type(model.backbone).__module__)
+print('inference_model', tuple(result.pred_sem_seg.data.shape),
+      type(model.backbone).__module__)
 '''
     proc = _ok(run([PYTHON, '-c', code]))
     assert ("inferencer (128, 128) ('background', 'disk', 'square', "

@@ -47,7 +47,8 @@ def test_startup_import_is_one_small_module():
         int(v) for v in re.findall(r'\d+', lines[ours[0]])[:2])
     # importtime lists a module's own imports on the lines before it
     assert self_us == cumulative_us, (
-        f'the start-up module imports others: {lines[ours[0] - 3:ours[0] + 1]}')
+        f'the start-up module imports others: '
+        f'{lines[ours[0] - 3:ours[0] + 1]}')
 
 
 def test_finder_steps_aside_with_full_mmcv_and_for_other_modules(

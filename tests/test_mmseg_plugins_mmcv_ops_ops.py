@@ -13,7 +13,8 @@ def test_fallback_module_holds_the_two_ops_and_names_full_mmcv():
     assert getattr(module, FALLBACK_FLAG)
     assert module.point_sample is point_sample
     assert module.sigmoid_focal_loss is sigmoid_focal_loss
-    with pytest.raises(ModuleNotFoundError, match=r'mmcv.ops.nms: .*full mmcv'):
+    with pytest.raises(ModuleNotFoundError,
+                       match=r'mmcv.ops.nms: .*full mmcv'):
         module.nms
     with pytest.raises(AttributeError):
         module.__file__

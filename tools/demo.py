@@ -69,7 +69,8 @@ def majority_baseline_miou(data_root: str, num_classes: int) -> float:
     counts = np.zeros(num_classes, np.int64)
     for f in glob.glob(osp.join(data_root, 'annotations/validation/*.png')):
         label = cv2.imread(f, cv2.IMREAD_UNCHANGED)
-        counts += np.bincount(label.ravel(), minlength=num_classes)[:num_classes]
+        counts += np.bincount(label.ravel(),
+                              minlength=num_classes)[:num_classes]
     # IoU of the majority class = its pixel share; the others score 0
     return 100.0 * counts.max() / counts.sum() / int((counts > 0).sum())
 
@@ -111,11 +112,12 @@ def main():
     ckpt = osp.join(args.work_dir, f'iter_{iters}.pth')
     overlay = osp.join(args.work_dir, 'demo_overlay.png')
     save_overlay(runner, overlay)
-    baseline = majority_baseline_miou(args.data_root,
-                                      len(runner.test_dataloader.dataset.metainfo['classes']))
+    baseline = majority_baseline_miou(
+        args.data_root,
+        len(runner.test_dataloader.dataset.metainfo['classes']))
     print(f'demo: mIoU {metrics["mIoU"]:.2f} (predicting the majority '
-          f'class everywhere gives {baseline:.2f}) after {iters} iterations in '
-          f'{time.time() - t0:.0f} s; checkpoint {ckpt}; overlay {overlay}')
+          f'class everywhere gives {baseline:.2f}) after {iters} iterations '
+          f'in {time.time() - t0:.0f} s; checkpoint {ckpt}; overlay {overlay}')
 
 
 if __name__ == '__main__':

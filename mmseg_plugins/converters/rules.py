@@ -217,7 +217,8 @@ def _match(rules: Sequence, key: str):
 
 def convert_state_dict(
         state_dict: Mapping[str, Tensor],
-        rules: Sequence) -> Tuple['OrderedDict[str, Tensor]', ConversionReport]:
+        rules: Sequence
+) -> Tuple['OrderedDict[str, Tensor]', ConversionReport]:
     """Apply ``rules`` to every key of ``state_dict``.
 
     Args:

@@ -88,10 +88,12 @@ def _nvlabs_backbone(src: str, dst: str) -> Tuple:
                    fr'{dst}stages.{i}.patch_embed.\1.\2'),
             Rename(fr'{src}block{s}\.(\d+)\.mlp\.dwconv\.dwconv\.(.+)',
                    fr'{dst}stages.{i}.blocks.\1.mlp.dwconv.\2'),
-            Rename(fr'{src}block{s}\.(\d+)\.(norm1|norm2|attn\.(?:q|kv|proj|sr|norm)'
+            Rename(fr'{src}block{s}\.(\d+)\.(norm1|norm2|'
+                   fr'attn\.(?:q|kv|proj|sr|norm)'
                    fr'|mlp\.fc1|mlp\.fc2)\.(weight|bias)',
                    fr'{dst}stages.{i}.blocks.\1.\2.\3'),
-            Rename(fr'{src}norm{s}\.(weight|bias)', fr'{dst}stages.{i}.norm.\1'),
+            Rename(fr'{src}norm{s}\.(weight|bias)',
+                   fr'{dst}stages.{i}.norm.\1'),
         ]
     return tuple(rules)
 

@@ -53,7 +53,8 @@ _MIT_WIDE = (64, 128, 320, 512)
 #: Every MiT variant, declared once (official code; mlp ratio 4 throughout,
 #: see NVlabs/SegFormer#63 on the paper's table).
 MIT_ARCHS = {
-    'b0': dict(_MIT_COMMON, embed_dims=(32, 64, 160, 256), depths=(2, 2, 2, 2)),
+    'b0': dict(_MIT_COMMON, embed_dims=(32, 64, 160, 256),
+               depths=(2, 2, 2, 2)),
     'b1': dict(_MIT_COMMON, embed_dims=_MIT_WIDE, depths=(2, 2, 2, 2)),
     'b2': dict(_MIT_COMMON, embed_dims=_MIT_WIDE, depths=(3, 4, 6, 3)),
     'b3': dict(_MIT_COMMON, embed_dims=_MIT_WIDE, depths=(3, 4, 18, 3)),
@@ -159,7 +160,8 @@ class MiTBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = EfficientSelfAttention(dim, num_heads, sr_ratio, qkv_bias,
                                            attn_drop, drop, sr_norm_eps)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = (DropPath(drop_path)
+                          if drop_path > 0 else nn.Identity())
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = MixFFN(dim, int(dim * mlp_ratio), drop)
 

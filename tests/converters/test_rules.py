@@ -29,7 +29,8 @@ def test_rename_split_drop_and_report():
 
 
 def test_unmatched_key_is_an_error():
-    with pytest.raises(ConversionError, match="no conversion rule for key 'x'"):
+    with pytest.raises(ConversionError,
+                       match="no conversion rule for key 'x'"):
         convert_state_dict({'x': torch.zeros(1)}, [Rename('y', 'z')])
 
 

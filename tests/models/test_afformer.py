@@ -78,7 +78,8 @@ def test_reference_catches_a_wrong_layer():
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         model.stages[2].encoder.crpe.conv_list[2].bias.add_(0.05)
-        diff = (model(x)[2] - ref.backbone_forward(official, x, (1, 2, 4, 2))[2])
+        diff = (model(x)[2]
+                - ref.backbone_forward(official, x, (1, 2, 4, 2))[2])
     assert diff.abs().max() > 1e-3
 
 

@@ -293,7 +293,8 @@ def test_head_output_and_loss():
 
 def test_head_channel_mismatch_is_explained():
     head = _head(in_channels=[32, 64, 160, 512])
-    with pytest.raises(ValueError, match=r'backbone gives \[32, 64, 160, 256\]'):
+    with pytest.raises(ValueError,
+                       match=r'backbone gives \[32, 64, 160, 256\]'):
         head(_inputs())
 
 

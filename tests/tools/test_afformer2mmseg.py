@@ -58,7 +58,8 @@ def test_segmentation_file_to_test_tool(tmp_path, demo_root):
     proc = run([PYTHON, osp.join(ROOT, 'tools', 'test.py'), DEMO, str(dst),
                 '--work-dir', str(tmp_path / 'w'), '--cfg-options',
                 *demo_overrides(demo_root, 2),
-                *[f'{k}={v}'.replace(' ', '') for k, v in OFFICIAL_HEAD.items()]])
+                *[f'{k}={v}'.replace(' ', '')
+                  for k, v in OFFICIAL_HEAD.items()]])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'mIoU' in proc.stdout
     assert 'missing keys' not in proc.stdout + proc.stderr

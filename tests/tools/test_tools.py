@@ -102,7 +102,8 @@ def test_unknown_variant_is_refused(demo_root, tmp_path):
     proc = run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
                 '--cfg-options', *demo_overrides(demo_root, 2),
                 'model.backbone.arch=b9'])
-    assert_refused(proc, r"Unknown MiT arch 'b9'; valid choices: b0, b1, b2, b3")
+    assert_refused(proc,
+                   r"Unknown MiT arch 'b9'; valid choices: b0, b1, b2, b3")
 
 
 def test_wrong_channel_list_is_refused(demo_root, tmp_path):
@@ -117,8 +118,8 @@ def test_missing_data_is_refused(tmp_path):
     missing = str(tmp_path / 'nowhere')
     proc = run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
                 '--cfg-options', *demo_overrides(missing, 2)])
-    assert_refused(proc, r'dataset directory .*nowhere/images/training.* does not '
-                   'exist')
+    assert_refused(proc, r'dataset directory .*nowhere/images/training.* '
+                   'does not exist')
 
 
 def test_missing_config_is_refused(tmp_path):
@@ -167,8 +168,8 @@ def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
             'default_hooks.logger.interval=1']
     proc = run([PYTHON, TRAIN, cfg, '--work-dir', 'w', '--cfg-options',
                 *opts], cwd=str(tmp_path))
-    assert_refused(proc, "dataset directory 'data/ade/ADEChallengeData2016/images/"
-                   "training'")
+    assert_refused(proc, "dataset directory "
+                   "'data/ade/ADEChallengeData2016/images/training'")
     rng = np.random.default_rng(0)
     root = tmp_path / 'data' / 'ade' / 'ADEChallengeData2016'
     for split in ('training', 'validation'):

@@ -1,6 +1,7 @@
 """Convert an official AFFormer checkpoint for mmseg_plugins.
 
-    python tools/model_converters/afformer2mmseg.py SRC DST [--arch tiny|small|base]
+    python tools/model_converters/afformer2mmseg.py SRC DST
+        [--arch tiny|small|base]
 
 SRC is either an ImageNet backbone file (bare keys, possibly inside
 ``state_dict``) or a segmentation model (``backbone.*``/``decode_head.*``,

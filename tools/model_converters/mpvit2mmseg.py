@@ -1,6 +1,7 @@
 """Convert an official MPViT checkpoint for mmseg_plugins.
 
-    python tools/model_converters/mpvit2mmseg.py SRC DST [--arch tiny|xsmall|small|base]
+    python tools/model_converters/mpvit2mmseg.py SRC DST
+        [--arch tiny|xsmall|small|base]
 
 SRC is an official ImageNet file (``{'model': ...}`` with ``cls_head``; the
 classifier is dropped), an mmseg backbone file (bare keys, possibly inside
