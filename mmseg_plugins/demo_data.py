@@ -19,7 +19,10 @@ from typing import Dict, Tuple
 import cv2
 import numpy as np
 
-__all__ = ['SHAPES_METAINFO', 'generate_shapes_dataset', 'dataset_is_complete']
+__all__ = [
+    'SHAPES_METAINFO', 'generate_shapes_dataset', 'dataset_is_complete',
+    'ensure_shapes_dataset', 'data_root_options'
+]
 
 SHAPES_METAINFO = dict(
     classes=('background', 'disk', 'square', 'triangle'),
@@ -105,3 +108,22 @@ def generate_shapes_dataset(root: str,
             cv2.imwrite(osp.join(img_dir, name), img[..., ::-1])
             cv2.imwrite(osp.join(ann_dir, name), label)
     return dict(_SPLITS)
+
+
+def ensure_shapes_dataset(root: str) -> bool:
+    """Write the demo dataset under ``root`` unless it is complete there.
+
+    Returns:
+        bool: Whether it was written.
+    """
+    if dataset_is_complete(root):
+        return False
+    generate_shapes_dataset(root)
+    return True
+
+
+def data_root_options(root: str) -> Dict[str, str]:
+    """Config overrides (``--cfg-options`` keys) that point the train,
+    val and test dataloaders at ``root``."""
+    return {f'{split}_dataloader.dataset.data_root': root
+            for split in ('train', 'val', 'test')}

@@ -311,18 +311,23 @@ class Segmenter:
         would normalise the inputs (or pad them) differently from what the
         graph expects."""
         from .tools import ToolError
-        ours = (self.mean.flatten().tolist(), self.std.flatten().tolist(),
-                self.bgr_to_rgb)
-        stored = (list(runner.mean), list(runner.std),
-                  bool(runner.bgr_to_rgb))
-        same = ours[2] == stored[2] and all(
-            len(a) == len(b) and all(abs(x - y) <= 1e-6 * max(1., abs(y))
-                                     for x, y in zip(a, b))
-            for a, b in zip(ours[:2], stored[:2]))
-        if not same:
-            def describe(v):
-                return (f'mean {[round(x, 4) for x in v[0]]}, std '
-                        f'{[round(x, 4) for x in v[1]]}, bgr_to_rgb {v[2]}')
+        ours = dict(mean=self.mean.flatten().tolist(),
+                    std=self.std.flatten().tolist(),
+                    bgr_to_rgb=self.bgr_to_rgb)
+        stored = dict(mean=list(runner.mean), std=list(runner.std),
+                      bgr_to_rgb=bool(runner.bgr_to_rgb))
+
+        def close(a: list, b: list) -> bool:
+            return len(a) == len(b) and all(
+                abs(x - y) <= 1e-6 * max(1., abs(y)) for x, y in zip(a, b))
+
+        if ours['bgr_to_rgb'] != stored['bgr_to_rgb'] or not (
+                close(ours['mean'], stored['mean'])
+                and close(ours['std'], stored['std'])):
+            def describe(v: dict) -> str:
+                return (f'mean {[round(x, 4) for x in v["mean"]]}, std '
+                        f'{[round(x, 4) for x in v["std"]]}, bgr_to_rgb '
+                        f'{v["bgr_to_rgb"]}')
             raise ToolError(
                 f'{path} was exported with {describe(stored)}, but the '
                 f'config has {describe(ours)}: use the config it was '

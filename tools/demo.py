@@ -80,18 +80,13 @@ def main():
     t0 = time.time()
     import mmseg_plugins  # noqa: F401
     from mmengine.runner import Runner
-    from mmseg_plugins.demo_data import (dataset_is_complete,
-                                         generate_shapes_dataset)
+    from mmseg_plugins.demo_data import (data_root_options,
+                                         ensure_shapes_dataset)
     from mmseg_plugins.tools import load_config
 
-    if not dataset_is_complete(args.data_root):
-        generate_shapes_dataset(args.data_root)
+    if ensure_shapes_dataset(args.data_root):
         print(f'demo data written to {args.data_root}')
-    opts = {
-        'train_dataloader.dataset.data_root': args.data_root,
-        'val_dataloader.dataset.data_root': args.data_root,
-        'test_dataloader.dataset.data_root': args.data_root,
-    }
+    opts = data_root_options(args.data_root)
     if args.iters:
         warmup = max(1, min(30, args.iters // 10))
         opts.update({

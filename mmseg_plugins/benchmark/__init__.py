@@ -9,7 +9,8 @@ time and peak memory, beside the papers' figures (``tools/benchmark.py``).
 * :mod:`.figures`: the papers' published figures;
 * :mod:`.tables`: Markdown/CSV tables and the mIoU-vs-GFLOPs plot.
 """
-from .amp import AMP_COLUMNS, AmpRun, run_amp_check, train_and_check
+from .amp import (AMP_COLUMNS, AmpRun, check_amp_precisions, run_amp_check,
+                  train_and_check)
 from .figures import PAPER_FIGURES, PaperFigures, paper_figures
 from .measures import (FlopCount, InferenceForward, InferenceTiming,
                        PeakMemory, Subject, Timing, TrainStepTiming,
@@ -25,7 +26,8 @@ from .tables import (COLUMNS, ONNXRUNTIME_COLUMNS, VERSUS_EAGER_COLUMNS,
                      format_table, plot_miou_vs_flops, write_tables)
 
 __all__ = [
-    'AMP_COLUMNS', 'AmpRun', 'run_amp_check', 'train_and_check',
+    'AMP_COLUMNS', 'AmpRun', 'check_amp_precisions', 'run_amp_check',
+    'train_and_check',
     'PAPER_FIGURES', 'PaperFigures', 'paper_figures', 'FlopCount',
     'InferenceForward', 'InferenceTiming', 'PeakMemory', 'Subject', 'Timing',
     'TrainStepTiming', 'count_flops', 'count_params', 'generic_train_step',

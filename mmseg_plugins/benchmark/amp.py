@@ -29,8 +29,8 @@ from mmengine.hooks import Hook
 
 from ..accelerate import autocast, check_amp_training, use_amp_optim_wrapper
 
-__all__ = ['AmpRun', 'LossRecorder', 'train_and_check', 'run_amp_check',
-           'AMP_COLUMNS']
+__all__ = ['AmpRun', 'LossRecorder', 'check_amp_precisions',
+           'train_and_check', 'run_amp_check', 'AMP_COLUMNS']
 
 #: (key, header) of the check's table.
 AMP_COLUMNS = (
@@ -104,6 +104,14 @@ def _logits_rel_error(runner, precision: str, device: str) -> float:
     return float((reduced - reference).abs().max() / scale)
 
 
+def check_amp_precisions(precisions: Sequence[str], device: str) -> None:
+    """Refuse, before any training, an AMP precision ``device`` cannot
+    train in ('fp32' always runs)."""
+    for precision in precisions:
+        if precision != 'fp32':
+            check_amp_training(precision, device)
+
+
 def train_and_check(config: str, precision: str, iters: int,
                     device: str, work_dir: Optional[str] = None,
                     cfg_options: Optional[dict] = None) -> AmpRun:
@@ -125,8 +133,7 @@ def train_and_check(config: str, precision: str, iters: int,
     from mmengine.runner import Runner
 
     from ..tools import check_data_paths, load_config
-    if precision != 'fp32':
-        check_amp_training(precision, device)
+    check_amp_precisions([precision], device)
     cfg = load_config(config, cfg_options)
     check_data_paths(cfg, ('train_dataloader', 'val_dataloader'))
     stem = osp.splitext(osp.basename(config))[0]
@@ -167,9 +174,7 @@ def run_amp_check(configs: Sequence[str], precisions: Sequence[str],
     """:func:`train_and_check` for every config in float32 and in each of
     ``precisions`` (with ``cfg_options``); each AMP run's mIoU difference
     from the float32 run's is filled in."""
-    for precision in precisions:  # refuse before any training
-        if precision != 'fp32':
-            check_amp_training(precision, device)
+    check_amp_precisions(precisions, device)
     runs = []
     for config in configs:
         fp32 = None

@@ -238,21 +238,9 @@ def _subject(model: nn.Module, target: nn.Module, ref,
         for part in parts.values():
             compile_in_place(part, settings.compile,
                              settings.compile_backend, settings.device)
-    infer = {'ours': _infer_call(model, infer_target, settings)}
+    infer = {'ours': _infer_call(infer_target, settings)}
     train = {'ours': _train_step(model, target, ref, settings)}
     modules = [target]
-    plain = {}  # callables measured without autocast
-    if eager is not None:
-        eager_target = eager.backbone if settings.backbone_only else eager
-        eager_infer = _infer_call(eager, eager_target, settings)
-        eager_train = _train_step(eager, eager_target, None, settings)
-        if settings.channels_last:  # the input too is contiguous
-            plain = dict(
-                eager=lambda x: eager_infer(x.contiguous()),
-                eager_train=lambda x: eager_train(x.contiguous()))
-        else:
-            plain = dict(eager=eager_infer, eager_train=eager_train)
-        modules.append(eager_target)
     if ref is not None:
         infer['reference'] = ref
         ref_params = list(ref.parameters()) if isinstance(ref, nn.Module) \
@@ -262,13 +250,18 @@ def _subject(model: nn.Module, target: nn.Module, ref,
             modules.append(ref)
     infer = {k: _with_autocast(v, settings) for k, v in infer.items()}
     train = {k: _with_autocast(v, settings) for k, v in train.items()}
-    if plain:
-        infer['eager'], train['eager'] = plain['eager'], plain['eager_train']
+    if eager is not None:  # no autocast; a channels-last input made dense
+        eager_target = eager.backbone if settings.backbone_only else eager
+        infer_eager = _infer_call(eager_target, settings)
+        train_eager = _train_step(eager, eager_target, None, settings)
+        infer['eager'] = lambda x: infer_eager(x.contiguous())
+        train['eager'] = lambda x: train_eager(x.contiguous())
+        modules.append(eager_target)
     return Subject(infer, train, modules, tuple(settings.shape),
                    settings.device, settings.channels_last)
 
 
-def _infer_call(model: nn.Module, target: nn.Module,
+def _infer_call(target: nn.Module,
                 settings: BenchmarkSettings) -> Callable:
     """The inference call of ``target``: the backbone itself, or the
     segmentor's ``mode='tensor'`` forward."""

@@ -10,14 +10,10 @@ import pytest
 
 from helpers import PYTHON, ROOT, assert_refused, run
 from mmseg_plugins.benchmark import amp
+from mmseg_plugins.demo_data import data_root_options
 
 DEMO = osp.join(ROOT, 'configs', 'demo', 'afformer_tiny_shapes-128x128.py')
 TOOL = osp.join(ROOT, 'tools', 'analysis_tools', 'check_amp.py')
-
-
-def _data(root):
-    return {f'{loader}_dataloader.dataset.data_root': root
-            for loader in ('train', 'val', 'test')}
 
 
 def test_bf16_training_beside_fp32(monkeypatch, demo_root):
@@ -25,7 +21,7 @@ def test_bf16_training_beside_fp32(monkeypatch, demo_root):
     monkeypatch.setattr(wrapper, 'is_cuda_available', lambda: True)
     monkeypatch.setattr(amp, 'check_amp_training', lambda *args: None)
     runs = amp.run_amp_check([DEMO], ['bf16'], 6, 'cpu',
-                             cfg_options=_data(demo_root))
+                             cfg_options=data_root_options(demo_root))
     fp32, bf16 = runs
     assert [r.precision for r in runs] == ['fp32', 'bf16']
     assert fp32.losses_finite and bf16.losses_finite

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmseg_plugins.demo_data import data_root_options
 from mmseg_plugins.deploy.evaluate import (build_split, dataset_samples,
                                            evaluate_miou, predict_mask)
 from mmseg_plugins.deploy.onnx_runtime import OnnxSegmentor
@@ -11,9 +12,8 @@ from mmseg_plugins.tools import ToolError, load_config
 
 @pytest.fixture(scope='module')
 def demo_cfg(demo_root, demo_configs):
-    return load_config(demo_configs['afformer'], {
-        f'{s}_dataloader.dataset.data_root': demo_root
-        for s in ('train', 'val', 'test')})
+    return load_config(demo_configs['afformer'],
+                       data_root_options(demo_root))
 
 
 def test_splits_come_through_the_test_pipeline(demo_cfg):

@@ -53,9 +53,10 @@ def main(argv=None):
 
     import torch
 
-    from mmseg_plugins.accelerate import check_amp_training, resolve_device
-    from mmseg_plugins.benchmark import (AMP_COLUMNS, format_table,
-                                         run_amp_check, write_tables)
+    from mmseg_plugins.accelerate import resolve_device
+    from mmseg_plugins.benchmark import (AMP_COLUMNS, check_amp_precisions,
+                                         format_table, run_amp_check,
+                                         write_tables)
     from mmseg_plugins.tools import Progress, ToolError
     if args.iters < 1:
         raise ToolError(f'--iters must be positive, got {args.iters}')
@@ -63,18 +64,13 @@ def main(argv=None):
         if not osp.isfile(config):
             raise ToolError(f'config file not found: {config}')
     device = resolve_device(args.device)
-    for precision in args.precisions:
-        if precision != 'fp32':
-            check_amp_training(precision, device)
+    check_amp_precisions(args.precisions, device)  # before writing data
     cfg_options = dict(args.cfg_options or {})
     if args.demo_data:
-        from mmseg_plugins.demo_data import (dataset_is_complete,
-                                             generate_shapes_dataset)
-        if not dataset_is_complete(args.demo_data):
-            generate_shapes_dataset(args.demo_data)
-        for loader in ('train', 'val', 'test'):
-            cfg_options[f'{loader}_dataloader.dataset.data_root'] = \
-                args.demo_data
+        from mmseg_plugins.demo_data import (data_root_options,
+                                             ensure_shapes_dataset)
+        ensure_shapes_dataset(args.demo_data)
+        cfg_options.update(data_root_options(args.demo_data))
     precisions = [p for p in args.precisions if p != 'fp32']
     progress = Progress(len(args.configs) * (1 + len(precisions)), 'runs')
     try:
