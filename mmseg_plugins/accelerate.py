@@ -8,6 +8,8 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
+from .errors import InvalidInputError
+
 __all__ = [
     'PRECISIONS', 'COMPILE_MODES', 'resolve_device', 'check_precision',
     'autocast', 'check_amp_training', 'use_amp_optim_wrapper',
@@ -22,8 +24,7 @@ COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune',
 
 
 def _error(message: str) -> Exception:
-    from .tools import ToolError
-    return ToolError(message)
+    return InvalidInputError(message)
 
 
 def resolve_device(device: str = 'auto') -> str:

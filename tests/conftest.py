@@ -30,7 +30,7 @@ def demo_checkpoint(tmp_path_factory):
 
     from helpers import DEMO_CONFIG
     from mmseg_plugins.datasets import DemoShapesDataset
-    from mmseg_plugins.tools import load_config
+    from mmseg_plugins.cli import load_config
     init_default_scope('mmseg')
     model = MODELS.build(load_config(DEMO_CONFIG).model)
     model.init_weights()
@@ -64,8 +64,8 @@ def demo_segmentor():
     every layer changes the logits)."""
     import mhca_reference as ref
     from helpers import ROOT
-    from mmseg_plugins.benchmark.run import build_segmentor
-    from mmseg_plugins.tools import load_config
+    from mmseg_plugins.builder import build_segmentor
+    from mmseg_plugins.cli import load_config
     cache = {}
 
     def make(family):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmseg_plugins import accelerate
-from mmseg_plugins.tools import ToolError
+from mmseg_plugins.cli import ToolError
 
 
 def test_device_resolution(monkeypatch):

@@ -21,7 +21,7 @@ def checkpoint(tmp_path_factory):
     """A checkpoint of the demo config's model with random weights (and
     random BatchNorm statistics, so that every layer matters)."""
     import mhca_reference as ref
-    from mmseg_plugins.benchmark.run import build_model
+    from mmseg_plugins.builder import build_model
     model = ref.randomise(build_model(CONFIG, None, 'cpu'), seed=3,
                           scale=0.2)
     path = tmp_path_factory.mktemp('ckpt') / 'demo.pth'
@@ -87,7 +87,7 @@ def test_images_below_the_minimum_size_are_padded(checkpoint):
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):
     from mmseg_plugins.models import MPViT
-    from mmseg_plugins.tools import ToolError
+    from mmseg_plugins.cli import ToolError
     other = tmp_path / 'mpvit.pth'
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in
                                MPViT('tiny').state_dict().items()}}, other)

@@ -47,7 +47,7 @@ peak memory).
 import argparse
 import os.path as osp
 
-from mmseg_plugins.tools import run_tool
+from mmseg_plugins.cli import run_tool
 
 
 def parse_args(argv=None):
@@ -117,7 +117,7 @@ def main(argv=None):
     import torch
 
     from mmseg_plugins import benchmark as B
-    from mmseg_plugins.tools import ToolError
+    from mmseg_plugins.cli import ToolError
 
     if args.device == 'cuda' and not torch.cuda.is_available():
         raise ToolError('--device cuda but no CUDA device is available')

@@ -18,7 +18,7 @@ import argparse
 import os.path as osp
 import time
 
-from mmseg_plugins.tools import run_tool
+from mmseg_plugins.cli import run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(ROOT, 'configs', 'demo',
@@ -82,7 +82,7 @@ def main():
     from mmengine.runner import Runner
     from mmseg_plugins.demo_data import (data_root_options,
                                          ensure_shapes_dataset)
-    from mmseg_plugins.tools import load_config
+    from mmseg_plugins.cli import load_config
 
     if ensure_shapes_dataset(args.data_root):
         print(f'demo data written to {args.data_root}')

@@ -33,7 +33,7 @@ import sys
 import time
 from typing import Iterator, List, Tuple
 
-from mmseg_plugins.tools import run_tool
+from mmseg_plugins.cli import run_tool
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
                     '.webp', '.ppm', '.pgm')
@@ -103,7 +103,7 @@ class Inputs:
         names = {}
         for kind, path, name in self.items:
             if name in names:
-                from mmseg_plugins.tools import ToolError
+                from mmseg_plugins.cli import ToolError
                 raise ToolError(f'{path} and {names[name]} would both be '
                                 f'written as {name}.png; label them in '
                                 'separate runs or folders')
@@ -168,7 +168,7 @@ def write_outputs(out_dir: str, name: str, image, label, segmenter,
 def main(argv=None):
     args = parse_args(argv)
     from mmseg_plugins.inference import Segmenter
-    from mmseg_plugins.tools import Progress, ToolError
+    from mmseg_plugins.cli import Progress, ToolError
     if osp.exists(args.out_dir) and not osp.isdir(args.out_dir):
         raise ToolError(f'--out-dir {args.out_dir} is a file, not a folder')
     if args.batch_size < 1:

@@ -12,11 +12,11 @@ configs have them); without them it is refused.
 import argparse
 import os.path as osp
 
-from mmseg_plugins.tools import run_tool
+from mmseg_plugins.cli import run_tool
 
 
 def parse_args():
-    from mmseg_plugins.tools import add_runner_args, parse_runner_args
+    from mmseg_plugins.cli import add_runner_args, parse_runner_args
     parser = argparse.ArgumentParser(description='Test a segmentor')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -31,7 +31,7 @@ def main():
     args = parse_args()
     import mmseg_plugins  # noqa: F401
     from mmengine.runner import Runner
-    from mmseg_plugins.tools import (ToolError, check_data_paths, load_config,
+    from mmseg_plugins.cli import (ToolError, check_data_paths, load_config,
                                      prepare_launcher, setup_work_dir,
                                      shutdown_distributed)
 

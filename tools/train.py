@@ -18,11 +18,11 @@ import logging
 
 from mmengine.logging import print_log
 
-from mmseg_plugins.tools import run_tool
+from mmseg_plugins.cli import run_tool
 
 
 def parse_args():
-    from mmseg_plugins.tools import add_runner_args, parse_runner_args
+    from mmseg_plugins.cli import add_runner_args, parse_runner_args
     parser = argparse.ArgumentParser(description='Train a segmentor')
     parser.add_argument('config', help='train config file path')
     parser.add_argument(
@@ -61,7 +61,7 @@ def main():
     args = parse_args()
     import mmseg_plugins  # noqa: F401  (compat layer + registration)
     from mmengine.runner import Runner
-    from mmseg_plugins.tools import (check_data_paths, check_pretrained_paths,
+    from mmseg_plugins.cli import (check_data_paths, check_pretrained_paths,
                                      load_config, prepare_launcher,
                                      setup_work_dir, shutdown_distributed)
 

@@ -16,6 +16,11 @@ import torch.nn as nn
 
 from ..accelerate import (autocast, check_compile, check_precision,
                           compile_in_place)
+from ..builder import build_model, build_segmentor  # noqa: F401
+from ..config import load_config
+from ..errors import ConfigError, InvalidInputError
+from ..forward import SegmentorForward, folded_bn_copy
+from ..reporting import Progress
 from .figures import paper_figures
 from .measures import (FlopCount, InferenceForward, InferenceTiming,
                        PeakMemory, Subject, Timing, TrainStepTiming,
@@ -68,12 +73,11 @@ class BenchmarkSettings:
                          if m not in self.skip and m not in pytorch_only]
 
     def validate(self) -> None:
-        """Raise ``ToolError`` for settings no measurement can use."""
-        from ..tools import ToolError
+        """Raise ``InvalidInputError`` for settings no measurement can use."""
         h, w = self.shape
         sizes = [h, w] + list(self.flops_shape or [])
         if min(sizes) < 32:
-            raise ToolError(
+            raise InvalidInputError(
                 f'input sizes must be at least 32x32, got --shape {h}x{w}' +
                 (f', --flops-shape {self.flops_shape[0]}x'
                  f'{self.flops_shape[1]}' if self.flops_shape else ''))
@@ -81,7 +85,7 @@ class BenchmarkSettings:
                   self.throughput_repeats, self.train_batch,
                   self.train_repeats)
         if min(counts) < 1 or self.warmup < 0:
-            raise ToolError('batch sizes and repeats must be positive and '
+            raise InvalidInputError('batch sizes and repeats must be positive and '
                             '--warmup not negative')
         check_precision(self.precision, self.device)
         if self.compile:
@@ -90,29 +94,28 @@ class BenchmarkSettings:
             load_builder(self.compare)  # fail before any measurement
         if self.versus_eager and (self.compare or
                                   self.backend == 'onnxruntime'):
-            raise ToolError('--versus-eager times our model beside its own '
+            raise InvalidInputError('--versus-eager times our model beside its own '
                             'eager fp32 copy: no --compare, no --backend '
                             'onnxruntime')
         if self.backend == 'onnxruntime':
             self._validate_onnxruntime()
 
     def _validate_onnxruntime(self) -> None:
-        from ..tools import ToolError
         if self.compare or self.backbone_only:
-            raise ToolError('--backend onnxruntime measures the exported '
+            raise InvalidInputError('--backend onnxruntime measures the exported '
                             'segmentor: no --compare, no --backbone-only')
         if self.precision != 'fp32' or self.compile or self.channels_last:
-            raise ToolError('--backend onnxruntime times the fp32 export '
+            raise InvalidInputError('--backend onnxruntime times the fp32 export '
                             'beside PyTorch eager: no --precision '
                             'fp16/bf16, --compile or --channels-last')
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ToolError("--backend onnxruntime needs the deploy extra: "
+            raise InvalidInputError("--backend onnxruntime needs the deploy extra: "
                             "pip install 'mmseg_plugins[deploy]'") from None
         if self.device.startswith('cuda') and \
                 'CUDAExecutionProvider' not in ort.get_available_providers():
-            raise ToolError('--device cuda: this onnxruntime has no CUDA '
+            raise InvalidInputError('--device cuda: this onnxruntime has no CUDA '
                             'execution provider (install onnxruntime-gpu)')
 
     def autocast(self):
@@ -124,7 +127,6 @@ def collect_configs(paths: Sequence[str],
                     patterns: Sequence[str]) -> List[str]:
     """Config files named in ``paths``, or found recursively in folders
     (``_base_`` skipped) with a file name matching one of ``patterns``."""
-    from ..tools import ToolError
     found = []
     for path in paths:
         if osp.isfile(path):
@@ -136,73 +138,11 @@ def collect_configs(paths: Sequence[str],
                           if f.endswith('.py') and any(
                               fnmatch.fnmatch(f, p) for p in patterns)]
         else:
-            raise ToolError(f'config file not found: {path}')
+            raise ConfigError(f'config file not found: {path}')
     if not found:
-        raise ToolError(f'no config matching {list(patterns)} under '
+        raise ConfigError(f'no config matching {list(patterns)} under '
                         f'{list(paths)}')
     return found
-
-
-def build_segmentor(cfg, checkpoint: Optional[str],
-                    device: str) -> Tuple[nn.Module, dict]:
-    """The segmentor of a loaded config, in eval mode on ``device``:
-    weights from ``checkpoint`` (strict: every key and shape must fit) or
-    the model's own initialisation (no pretrained downloads), SyncBN
-    reverted to BN.
-
-    Returns:
-        tuple: (the model, the checkpoint's ``meta`` dict or ``{}``).
-    """
-    import logging
-
-    from mmengine.logging import MMLogger
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-
-    from ..tools import ToolError
-    if not isinstance(cfg.get('model'), dict):
-        raise ToolError(f'{cfg.filename} defines no model (not a model '
-                        'config)')
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    cfg.model.pop('pretrained', None)
-    if cfg.model.get('backbone', {}).get('init_cfg'):
-        cfg.model.backbone.init_cfg = None
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
-    meta = {}
-    if checkpoint:
-        from mmengine.runner import load_checkpoint
-
-        from ..checkpoint import CheckpointError
-        try:
-            loaded = load_checkpoint(model, checkpoint, map_location='cpu',
-                                     strict=True, logger='silent')
-        except CheckpointError:  # unreadable or unsafe: its own message
-            raise
-        except RuntimeError as err:  # missing, unexpected or resized keys
-            raise ToolError(
-                f'checkpoint {checkpoint} does not fit the model of '
-                f'{osp.basename(cfg.filename)}: {str(err).strip()}') from None
-        meta = (loaded.get('meta') or {}) if isinstance(loaded, dict) else {}
-    else:
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel(logging.WARNING)  # no per-parameter init report
-        try:
-            model.init_weights()
-        finally:
-            logger.setLevel(level)
-    torch.manual_seed(0)
-    return model.to(device).eval(), meta
-
-
-def build_model(path: str, checkpoint: Optional[str], device: str,
-                cfg_options: Optional[dict] = None) -> nn.Module:
-    """The segmentor of a config file, with ``cfg_options`` applied (see
-    :func:`build_segmentor`)."""
-    from ..tools import load_config
-    return build_segmentor(load_config(path, cfg_options), checkpoint,
-                           device)[0]
 
 
 def _with_autocast(fn: Callable, settings: BenchmarkSettings) -> Callable:
@@ -224,8 +164,7 @@ def _subject(model: nn.Module, target: nn.Module, ref,
     eager = copy.deepcopy(model) if settings.versus_eager else None
     infer_target = target
     if settings.fuse_bn:
-        from mmcv.cnn import fuse_conv_bn
-        infer_target = fuse_conv_bn(copy.deepcopy(target).eval())
+        infer_target = folded_bn_copy(target)
     if settings.channels_last:
         for m in {id(m): m for m in (target, infer_target)}.values():
             m.to(memory_format=torch.channels_last)
@@ -264,9 +203,9 @@ def _subject(model: nn.Module, target: nn.Module, ref,
 def _infer_call(target: nn.Module,
                 settings: BenchmarkSettings) -> Callable:
     """The inference call of ``target``: the backbone itself, or the
-    segmentor's ``mode='tensor'`` forward."""
-    return target if settings.backbone_only else \
-        (lambda x: target(x, mode='tensor'))
+    segmentor's inference computation (:class:`SegmentorForward`: logits
+    resized to the input, what FLOPs count and ONNX Runtime runs)."""
+    return target if settings.backbone_only else SegmentorForward(target)
 
 
 def _train_step(model: nn.Module, target: nn.Module, ref,
@@ -297,7 +236,6 @@ def benchmark_config(path: str, settings: BenchmarkSettings,
         tuple: (the table row, the comparison lines with a reference or
         None).
     """
-    from ..tools import load_config
     step = progress.step if progress else (lambda label='': None)
     cfg = load_config(path)
     model, checkpoint_meta = build_segmentor(cfg, settings.checkpoint,
@@ -317,7 +255,7 @@ def benchmark_config(path: str, settings: BenchmarkSettings,
         row.update(model=f'{row["model"]} (backbone)', paper_params_m=None,
                    paper_gflops=None, paper_miou=None)
     if 'flops' in settings.measures:
-        counted = target if settings.backbone_only else InferenceForward(model)
+        counted = target if settings.backbone_only else SegmentorForward(model)
         row['gflops'] = FlopCount(flops_shape).measure(counted,
                                                        settings.device)
     step(f'{stem}: flops')
@@ -348,8 +286,7 @@ def _onnxruntime_subject(cfg, model: nn.Module, checkpoint_meta: dict,
     ``fuse_bn``) beside the ONNX Runtime session of the file."""
     import tempfile
 
-    from ..deploy import (ExportableSegmentor, ExportSettings,
-                          export_metadata, export_onnx)
+    from ..deploy import ExportSettings, export_metadata, export_onnx
     export_settings = ExportSettings(
         shape=tuple(settings.shape), dynamic=True, output='logits',
         normalize=False, exporter=settings.exporter,
@@ -367,9 +304,8 @@ def _onnxruntime_subject(cfg, model: nn.Module, checkpoint_meta: dict,
                                         for c in report.checks))
     ours = model
     if settings.fuse_bn:
-        from mmcv.cnn import fuse_conv_bn
-        ours = fuse_conv_bn(copy.deepcopy(model).eval())
-    infer = {'ours': ExportableSegmentor(ours, False, 'logits'),
+        ours = folded_bn_copy(model)
+    infer = {'ours': SegmentorForward(ours),
              'onnxruntime': _SessionPerPhase(path, settings.device)}
     return Subject(infer, {}, [], tuple(settings.shape), settings.device)
 
@@ -585,10 +521,9 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings
     Returns:
         tuple: (rows, header lines, comparison reports).
     """
-    from ..tools import Progress, ToolError
     settings.validate()
     if settings.compare and len(configs) != 1:
-        raise ToolError(f'--compare needs exactly one config, got '
+        raise InvalidInputError(f'--compare needs exactly one config, got '
                         f'{len(configs)}')
     phases = 1 + sum(m != 'flops' for m in settings.measures) + (
         settings.backend == 'onnxruntime')

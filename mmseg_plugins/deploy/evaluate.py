@@ -6,8 +6,9 @@ from typing import Callable, Iterator, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..inference import slide_logits
-from ..tools import ToolError, check_data_paths
+from ..forward import slide_logits
+from ..config import check_data_paths
+from ..errors import ConfigError, DatasetError, InvalidInputError
 from .onnx_runtime import OnnxSegmentor
 
 __all__ = ['build_split', 'dataset_samples', 'predict_mask', 'evaluate_miou']
@@ -38,7 +39,7 @@ def build_split(cfg, split: str = 'test'):
     from mmseg.registry import DATASETS
     key = f'{split}_dataloader'
     if not cfg.get(key):
-        raise ToolError(f'config {cfg.filename} has no {key}')
+        raise ConfigError(f'config {cfg.filename} has no {key}')
     check_data_paths(cfg, (key, ))
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     dataset_cfg = copy.deepcopy(_innermost(cfg[key].dataset))
@@ -70,12 +71,12 @@ def predict_mask(segmentor: OnnxSegmentor, image: torch.Tensor,
     output is resized by nearest neighbour."""
     mode = segmentor.test_cfg.get('mode', 'whole')
     if mode not in ('whole', 'slide'):
-        raise ToolError(f'{segmentor.path}: unknown test mode {mode!r} in '
+        raise ConfigError(f'{segmentor.path}: unknown test mode {mode!r} in '
                         'its test_cfg (whole or slide)')
     x = segmentor.prepare(image)  # (1, 3, H, W)
     if mode == 'slide':
         if segmentor.output == 'mask':
-            raise ToolError(f'{segmentor.path} outputs masks, and its '
+            raise InvalidInputError(f'{segmentor.path} outputs masks, and its '
                             'config tests with sliding windows, which '
                             'average logits: export with --output logits')
         out = slide_logits(segmentor, x, segmentor.num_classes,
@@ -110,12 +111,12 @@ def evaluate_miou(predict: Callable[[torch.Tensor, Tuple[int, int]],
     metric.dataset_meta = dataset.metainfo
     for image, gt, ori_shape in dataset_samples(dataset):
         if gt is None:
-            raise ToolError('the dataset has no ground truth (no '
+            raise DatasetError('the dataset has no ground truth (no '
                             'LoadAnnotations in the test pipeline)')
         metric.process({}, [dict(pred_sem_seg=dict(data=predict(
             image, ori_shape)[None]), gt_sem_seg=dict(data=gt[None]))])
     if not metric.results:
-        raise ToolError('the dataset is empty')
+        raise DatasetError('the dataset is empty')
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)  # IoUMetric prints a per-class table

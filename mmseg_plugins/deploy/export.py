@@ -1,14 +1,15 @@
 """ONNX export of a segmentor's inference path, verified with ONNX Runtime
 before anything is written.
 
-:class:`ExportableSegmentor` is what the graph computes for a batch of
+:class:`~mmseg_plugins.forward.SegmentorForward` (exported under the name
+``ExportableSegmentor``) is what the graph computes for a batch of
 images: mmseg's whole-image inference of an ``EncoderDecoder``, i.e. the
 data preprocessor's BGR->RGB swap and normalisation (optional), backbone,
 decode head, bilinear resize of the logits to the input size, and
 optionally the argmax. :func:`export_onnx` exports it with either exporter,
 stores :class:`~.metadata.ExportMetadata` in the file, runs the file with
 ONNX Runtime at the export size and at two other sizes, compares with
-PyTorch, and refuses (``ToolError``, nothing written) when they differ by
+PyTorch, and refuses (``ExportError``, nothing written) when they differ by
 more than the tolerance.
 
 Where the exporters fail on the models as written, the copy that is
@@ -38,9 +39,13 @@ import torch
 import torch.nn as nn
 
 from ..fileio import atomic_path
-from ..inference import InferenceForward, normalize_images
+from ..errors import ExportError, InvalidInputError, first_line
+from ..forward import SegmentorForward, folded_bn_copy, min_input_size
 from ..models.ops import exportable_adaptive_avg_pool2d
-from ..tools import ToolError
+from ..reporting import quiet_logger
+
+#: The exported module under the name this package has always used.
+ExportableSegmentor = SegmentorForward
 from .metadata import ExportMetadata, dataset_classes, plain
 
 __all__ = [
@@ -94,70 +99,25 @@ class ExportSettings:
     tolerance: float = 1e-4
 
     def validate(self, min_input_size: int) -> None:
-        """Raise ``ToolError`` for settings no export can satisfy."""
+        """Raise ``InvalidInputError`` for settings no export can satisfy."""
         if self.exporter not in EXPORTERS:
-            raise ToolError(f'unknown exporter {self.exporter!r}; choose '
+            raise InvalidInputError(f'unknown exporter {self.exporter!r}; choose '
                             f'from {", ".join(EXPORTERS)}')
         if self.output not in ('logits', 'mask'):
-            raise ToolError(f'output must be logits or mask, got '
+            raise InvalidInputError(f'output must be logits or mask, got '
                             f'{self.output!r}')
         low, high = OPSETS[self.exporter]
         if self.opset is not None and not low <= self.opset <= high:
-            raise ToolError(
+            raise InvalidInputError(
                 f'opset {self.opset} is not supported by the {self.exporter} '
                 f'exporter (supported: {low} to {high})')
         h, w = self.shape
         if min(h, w) < min_input_size:
-            raise ToolError(f'--shape {h} {w}: the model needs inputs of at '
+            raise InvalidInputError(f'--shape {h} {w}: the model needs inputs of at '
                             f'least {min_input_size}x{min_input_size}')
         if not self.tolerance > 0:
-            raise ToolError(f'tolerance must be positive, got '
+            raise InvalidInputError(f'tolerance must be positive, got '
                             f'{self.tolerance}')
-
-
-class ExportableSegmentor(nn.Module):
-    """A segmentor's whole-image inference on a batch of images, as one
-    module: what the ONNX graph computes.
-
-    Args:
-        segmentor (nn.Module): An mmseg ``EncoderDecoder`` in eval mode.
-        normalize (bool): Apply the data preprocessor's BGR->RGB swap and
-            mean/std normalisation to the input first.
-        output (str): ``'logits'`` (B, K, H, W) or ``'mask'`` (B, H, W),
-            the argmax over classes.
-    """
-
-    def __init__(self, segmentor: nn.Module, normalize: bool,
-                 output: str) -> None:
-        super().__init__()
-        head = getattr(segmentor, 'decode_head', None)
-        if not isinstance(head, nn.Module) or isinstance(head,
-                                                         nn.ModuleList):
-            raise ToolError(f'{type(segmentor).__name__} is not a '
-                            'single-head EncoderDecoder; only those export')
-        if output == 'mask' and head.out_channels == 1:
-            raise ToolError('--output mask takes the argmax over classes; '
-                            'this head has one sigmoid output channel: '
-                            'export logits')
-        self.inference = InferenceForward(segmentor)
-        self.normalize, self.output = normalize, output
-        pre = segmentor.data_preprocessor
-        self.bgr_to_rgb = bool(getattr(pre, 'channel_conversion', False))
-        with_mean_std = bool(getattr(pre, '_enable_normalize', False))
-        # (1, 3, 1, 1) each, or None buffers (no mean/std step)
-        self.register_buffer('mean', pre.mean.detach().clone()[None]
-                             if with_mean_std else None)
-        self.register_buffer('std', pre.std.detach().clone()[None]
-                             if with_mean_std else None)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) float images -> logits (B, K, H, W) or mask
-        (B, H, W)."""
-        x = images
-        if self.normalize:
-            x = normalize_images(x, self.mean, self.std, self.bgr_to_rgb)
-        logits = self.inference(x)  # (B, K, H, W)
-        return logits.argmax(dim=1) if self.output == 'mask' else logits
 
 
 class ExportableAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
@@ -295,28 +255,13 @@ def export_metadata(cfg, segmentor: nn.Module, settings: ExportSettings,
         fuse_bn=settings.fuse_bn)
 
 
-def first_line(err: BaseException) -> str:
-    """The first non-empty line of an exception's message, without the
-    graph dump some exporters and runtimes append in brackets."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    return (lines[0] if lines else type(err).__name__).split(' [Caused by')[0]
-
-
-def min_input_size(segmentor: nn.Module) -> int:
-    """The smallest input side of the segmentor's backbone (32 for
-    backbones that do not declare one)."""
-    return int(getattr(segmentor.backbone, 'min_input_size', 32))
-
-
 def _graph_module(segmentor: nn.Module,
-                  settings: ExportSettings) -> ExportableSegmentor:
+                  settings: ExportSettings) -> SegmentorForward:
     """The module that is exported: a copy, with export replacements."""
-    model = copy.deepcopy(segmentor).eval()
+    model = folded_bn_copy(segmentor) if settings.fuse_bn else \
+        copy.deepcopy(segmentor).eval()
     replace_adaptive_pools(model)
-    if settings.fuse_bn:
-        from mmcv.cnn import fuse_conv_bn
-        model = fuse_conv_bn(model)
-    return ExportableSegmentor(model, settings.normalize,
+    return SegmentorForward(model, settings.normalize,
                                settings.output).eval()
 
 
@@ -328,18 +273,6 @@ def _example(batch: int, h: int, w: int, normalize: bool,
     if normalize:
         return torch.rand(batch, 3, h, w, generator=g) * 255
     return torch.randn(batch, 3, h, w, generator=g)
-
-
-@contextlib.contextmanager
-def _quiet_logger(name: str):
-    """Raise a library logger to errors only while the block runs."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _export_graph(module: nn.Module, example: torch.Tensor,
@@ -363,7 +296,7 @@ def _export_graph(module: nn.Module, example: torch.Tensor,
                              3: dim(min=min_size)}
             }
         # the optimizer logs every Split it leaves unfolded
-        with _quiet_logger('onnxscript.optimizer'):
+        with quiet_logger('onnxscript.optimizer', logging.ERROR):
             program = torch.onnx.export(
                 module, (example, ), dynamo=True,
                 dynamic_shapes=dynamic_shapes, opset_version=settings.opset,
@@ -428,7 +361,7 @@ def verify(path: str, reference: nn.Module, settings: ExportSettings,
            min_size: int) -> List[Check]:
     """Run the ONNX file with ONNX Runtime (CPU) at the
     :func:`verification_shapes` and compare with ``reference`` (an
-    :class:`ExportableSegmentor` of the original model giving logits)."""
+    :class:`SegmentorForward` of the original model giving logits)."""
     from .onnx_runtime import OnnxSegmentor
     session = OnnxSegmentor(path, 'cpu')
     checks = []
@@ -462,16 +395,16 @@ def export_onnx(segmentor: nn.Module, metadata: ExportMetadata, dst: str,
         ExportReport: Times, size and the verification checks.
 
     Raises:
-        ToolError: Bad settings, a missing output directory, an exporter
-            failure, or ONNX Runtime outputs that differ from PyTorch by
+        InvalidInputError: Bad settings or a missing output directory.
+        ExportError: An exporter failure, or ONNX Runtime outputs that differ from PyTorch by
             more than ``settings.tolerance``. Nothing is written then.
     """
     min_size = min_input_size(segmentor)
     settings.validate(min_size)
     parent = osp.dirname(osp.abspath(dst))
     if not osp.isdir(parent):
-        raise ToolError(f'output directory {parent} does not exist')
-    reference = ExportableSegmentor(segmentor, settings.normalize, 'logits')
+        raise InvalidInputError(f'output directory {parent} does not exist')
+    reference = SegmentorForward(segmentor, settings.normalize, 'logits')
     module = _graph_module(segmentor, settings)
     example = _example(2 if settings.dynamic else 1, *settings.shape,
                        settings.normalize, seed=0)
@@ -483,7 +416,7 @@ def export_onnx(segmentor: nn.Module, metadata: ExportMetadata, dst: str,
             with torch.no_grad():
                 model = _export_graph(module, example, settings, min_size)
         except Exception as err:  # exporters raise many types
-            raise ToolError(f'the {settings.exporter} exporter failed: '
+            raise ExportError(f'the {settings.exporter} exporter failed: '
                             f'{type(err).__name__}: {first_line(err)}'
                             ) from None
         metadata.opset = next(o.version for o in model.opset_import
@@ -501,7 +434,7 @@ def export_onnx(segmentor: nn.Module, metadata: ExportMetadata, dst: str,
                               external, checks)
         failed = [c for c in checks if not c.passed]
         if failed:
-            raise ToolError(
+            raise ExportError(
                 f'refusing to write {dst}: onnxruntime and PyTorch differ '
                 f'beyond the tolerance ({settings.tolerance:g} of the '
                 'largest logit) at ' + '; '.join(

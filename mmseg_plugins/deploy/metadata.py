@@ -11,6 +11,10 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from ..config import declared_classes as dataset_classes  # noqa: F401
+from ..config import plain
+from ..errors import InvalidInputError
+
 __all__ = [
     'FORMAT_KEY', 'FORMAT_VERSION', 'ExportMetadata', 'dataset_classes',
     'plain'
@@ -20,18 +24,6 @@ __all__ = [
 FORMAT_KEY = 'mmseg_plugins'
 #: Version of the set of fields below.
 FORMAT_VERSION = '1'
-
-
-def plain(value: Any) -> Any:
-    """A config value as plain JSON types (ConfigDicts become dicts, tuples
-    lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if hasattr(value, 'tolist'):  # numpy and torch values
-        return value.tolist()
-    return value
 
 
 @dataclass
@@ -104,12 +96,12 @@ class ExportMetadata:
                 a version with other fields.
         """
         if FORMAT_KEY not in props:
-            raise ValueError(
+            raise InvalidInputError(
                 f'{source} is an ONNX model but not one exported by '
                 'mmseg_plugins (its metadata has no "mmseg_plugins" entry); '
                 'export it with tools/deployment/pytorch2onnx.py')
         if props[FORMAT_KEY] != FORMAT_VERSION:
-            raise ValueError(
+            raise InvalidInputError(
                 f'{source} has mmseg_plugins metadata version '
                 f'{props[FORMAT_KEY]!r}; this version reads '
                 f'{FORMAT_VERSION!r}: export it again')
@@ -118,7 +110,7 @@ class ExportMetadata:
             return cls(**{k: json.loads(props[k]) for k in names
                           if k in props})
         except (TypeError, json.JSONDecodeError) as err:
-            raise ValueError(f'{source}: unreadable mmseg_plugins metadata '
+            raise InvalidInputError(f'{source}: unreadable mmseg_plugins metadata '
                              f'({err})') from None
 
     def write_to(self, model) -> None:
@@ -130,25 +122,3 @@ class ExportMetadata:
         for key, value in props.items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
-
-
-def dataset_classes(cfg, checkpoint_meta: Mapping
-                    ) -> Tuple[Optional[list], Optional[list]]:
-    """Class names and palette of a model: from the checkpoint (mmengine
-    stores the training set's ``dataset_meta``), else from the config's test
-    dataset (its ``metainfo`` or its class's ``METAINFO``).
-
-    Returns:
-        tuple: (classes, palette), each None where unknown.
-    """
-    meta = checkpoint_meta.get('dataset_meta') or {}
-    if not meta.get('classes'):
-        dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
-        meta = dataset.get('metainfo') or {}
-        if not meta.get('classes') and dataset.get('type'):
-            from mmseg.registry import DATASETS
-            dataset_class = DATASETS.get(dataset['type'])
-            meta = getattr(dataset_class, 'METAINFO', None) or {}
-    classes, palette = meta.get('classes'), meta.get('palette')
-    return (plain(classes) if classes else None,
-            plain(palette) if palette else None)

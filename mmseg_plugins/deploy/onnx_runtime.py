@@ -5,7 +5,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..inference import normalize_images
+from ..errors import InvalidInputError, first_line
+from ..forward import normalize_images
 from .metadata import ExportMetadata
 
 __all__ = ['OnnxSegmentor', 'onnxruntime_providers', 'is_onnx_model']
@@ -65,7 +66,7 @@ class OnnxSegmentor:
                  threads: Optional[int] = None) -> None:
         import onnxruntime as ort
         if not osp.isfile(path):
-            raise ValueError(f'ONNX file not found: {path}')
+            raise InvalidInputError(f'ONNX file not found: {path}')
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         # idle threads sleep instead of spinning, which would take the cores
@@ -79,8 +80,7 @@ class OnnxSegmentor:
             self.session = ort.InferenceSession(
                 path, options, providers=onnxruntime_providers(device))
         except Exception as err:  # onnxruntime raises its own types
-            from .export import first_line
-            raise ValueError(f'{path} is not a loadable ONNX model '
+            raise InvalidInputError(f'{path} is not a loadable ONNX model '
                              f'({first_line(err)})') from None
         self.path = path
         self.metadata = ExportMetadata.from_props(
@@ -111,15 +111,15 @@ class OnnxSegmentor:
         (B, K, H, W) float32 or mask (B, H, W) int64, on ``batch``'s
         device."""
         if batch.dim() != 4 or batch.shape[1] != 3:
-            raise ValueError(f'expected a (B, 3, H, W) batch, got '
+            raise InvalidInputError(f'expected a (B, 3, H, W) batch, got '
                              f'{tuple(batch.shape)}')
         h, w = batch.shape[2:]
         if min(h, w) < self.min_input_size:
-            raise ValueError(
+            raise InvalidInputError(
                 f'{self.path} needs inputs of at least {self.min_input_size}x'
                 f'{self.min_input_size} pixels, got {h}x{w}')
         if not self.dynamic and (batch.shape[0], h, w) != (1, *self.shape):
-            raise ValueError(
+            raise InvalidInputError(
                 f'{self.path} was exported for one {self.shape[0]}x'
                 f'{self.shape[1]} image at a time (static shapes), got '
                 f'{tuple(batch.shape)}')

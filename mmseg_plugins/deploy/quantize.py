@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from ..fileio import atomic_path
-from ..tools import ToolError
+from ..errors import ExportError, InvalidInputError
+from ..reporting import quiet_logger
 from .onnx_runtime import OnnxSegmentor
 
 __all__ = [
@@ -108,32 +109,32 @@ def quantize_int8(fp32_path: str, dst: str,
             in the file's metadata.
 
     Raises:
-        ToolError: Bad input, or an agreement below ``min_agreement``;
+        InvalidInputError: Bad input. ExportError: an agreement below ``min_agreement``;
             nothing is written then.
     """
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat,
                                           QuantType, quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
     if not 0 <= min_agreement <= 1:
-        raise ToolError(f'the minimum agreement is a share of pixels '
+        raise InvalidInputError(f'the minimum agreement is a share of pixels '
                         f'between 0 and 1, got {min_agreement}')
     if method not in CALIBRATION_METHODS:
-        raise ToolError(f'unknown calibration method {method!r}; choose '
+        raise InvalidInputError(f'unknown calibration method {method!r}; choose '
                         f'from {", ".join(CALIBRATION_METHODS)}')
     parent = osp.dirname(osp.abspath(dst))
     if not osp.isdir(parent):
-        raise ToolError(f'output directory {parent} does not exist')
+        raise InvalidInputError(f'output directory {parent} does not exist')
     fp32 = OnnxSegmentor(fp32_path)
     if fp32.metadata.quantization:
-        raise ToolError(f'{fp32_path} is already quantized '
+        raise InvalidInputError(f'{fp32_path} is already quantized '
                         f'({fp32.metadata.quantization})')
     batches = [fp32.prepare(image).numpy() for image in calibration]
     if not batches:
-        raise ToolError('no calibration images')
+        raise InvalidInputError('no calibration images')
     with tempfile.TemporaryDirectory(prefix='.quantize.', dir=parent) as work:
         prepared = osp.join(work, 'prepared.onnx')
         quantized = osp.join(work, 'int8.onnx')
-        with _root_logger_at(logging.ERROR):
+        with quiet_logger('', logging.ERROR):
             # the quantizer logs, on the root logger, one warning per 1-D
             # weight it leaves per-tensor (norm scales, biases)
             _pre_process(quant_pre_process, fp32_path, prepared, work)
@@ -151,7 +152,7 @@ def quantize_int8(fp32_path: str, dst: str,
         images = list(verification)
         agreement = mask_agreement(fp32, int8, images)
         if agreement < min_agreement:
-            raise ToolError(
+            raise ExportError(
                 f'refusing to write {dst}: the int8 masks agree with the '
                 f'float model on {agreement:.2%} of the pixels of '
                 f'{len(images)} images, below the minimum '
@@ -161,18 +162,6 @@ def quantize_int8(fp32_path: str, dst: str,
             os.replace(quantized, tmp)
     return QuantizeReport(dst, len(batches), len(images), agreement, size,
                           method)
-
-
-@contextlib.contextmanager
-def _root_logger_at(level: int):
-    """Raise the root logger's level while the block runs."""
-    logger = logging.getLogger()
-    previous = logger.level
-    logger.setLevel(max(level, previous))
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
 
 
 def _pre_process(quant_pre_process: Callable, src: str, dst: str,

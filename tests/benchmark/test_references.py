@@ -7,7 +7,7 @@ from helpers import DEMO_CONFIG
 from mmseg_plugins.benchmark import max_abs_diff
 from mmseg_plugins.benchmark.references import (hf_segformer,
                                                 mmseg_mix_vision_transformer)
-from mmseg_plugins.benchmark.run import build_model
+from mmseg_plugins.builder import build_model
 from mmseg_plugins.models import MiT
 
 

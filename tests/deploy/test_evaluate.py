@@ -7,7 +7,7 @@ from mmseg_plugins.demo_data import data_root_options
 from mmseg_plugins.deploy.evaluate import (build_split, dataset_samples,
                                            evaluate_miou, predict_mask)
 from mmseg_plugins.deploy.onnx_runtime import OnnxSegmentor
-from mmseg_plugins.tools import ToolError, load_config
+from mmseg_plugins.cli import ToolError, load_config
 
 
 @pytest.fixture(scope='module')

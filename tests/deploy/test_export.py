@@ -16,7 +16,7 @@ from mmseg_plugins.deploy.export import (ExportableAdaptiveAvgPool2d,
                                          replace_adaptive_pools,
                                          verification_shapes)
 from mmseg_plugins.models import AFFORMER_ARCHS, MPViT, blocks
-from mmseg_plugins.tools import ToolError
+from mmseg_plugins.cli import ToolError
 
 pytest.importorskip('onnxruntime')
 
@@ -61,8 +61,8 @@ def test_dynamic_dynamo_export_matches_onnxruntime(family, demo_configs,
     to the traced size (silently wrong at other sizes); one block per stage
     keeps this export fast (the modules are the tiny variant's).
     SegFormer-B0 in full."""
-    from mmseg_plugins.benchmark.run import build_segmentor
-    from mmseg_plugins.tools import load_config
+    from mmseg_plugins.builder import build_segmentor
+    from mmseg_plugins.cli import load_config
     cfg = load_config(demo_configs[family])
     if family == 'afformer':
         cfg.model.backbone.arch = dict(AFFORMER_ARCHS['tiny'],

@@ -6,7 +6,7 @@ import pytest
 from helpers import ROOT
 from mmseg_plugins.deploy.metadata import (FORMAT_KEY, ExportMetadata,
                                            dataset_classes)
-from mmseg_plugins.tools import load_config
+from mmseg_plugins.cli import load_config
 
 
 def _metadata(**changes):

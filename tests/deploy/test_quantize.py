@@ -7,7 +7,7 @@ import torch
 
 from mmseg_plugins.deploy.onnx_runtime import OnnxSegmentor
 from mmseg_plugins.deploy.quantize import mask_agreement, quantize_int8
-from mmseg_plugins.tools import ToolError
+from mmseg_plugins.cli import ToolError
 
 pytest.importorskip('onnxruntime')
 

@@ -42,7 +42,7 @@ def test_segmentor_inference_is_one_graph(name):
     what CUDA graph capture (``--compile reduce-overhead``) requires."""
 
     from helpers import ROOT
-    from mmseg_plugins.benchmark.run import build_model
+    from mmseg_plugins.builder import build_model
     _dynamo.reset()
     model = build_model(f'{ROOT}/configs/demo/{name}.py', None, 'cpu')
     x = torch.randn(1, 3, 64, 96)

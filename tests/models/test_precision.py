@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers import ROOT
-from mmseg_plugins.benchmark.run import build_model
+from mmseg_plugins.builder import build_model
 
 CONFIGS = ['segformer_mit-b0_shapes-128x128', 'afformer_tiny_shapes-128x128',
            'mpvit_tiny_upernet_shapes-128x128']

@@ -47,7 +47,7 @@ def test_height_width_cfg_options_and_no_auxiliary_head():
     from mmseg.registry import MODELS
 
     from mmseg_plugins.benchmark import count_params
-    from mmseg_plugins.tools import load_config
+    from mmseg_plugins.cli import load_config
     init_default_scope('mmseg')
     model = MODELS.build(load_config(MPVIT_DEMO).model)
     without_aux = count_params(model) - count_params(model.auxiliary_head)

@@ -19,7 +19,7 @@ CONFIG = osp.join(ROOT, 'configs', 'demo', 'afformer_tiny_shapes-128x128.py')
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
     import mhca_reference as ref
-    from mmseg_plugins.benchmark.run import build_model
+    from mmseg_plugins.builder import build_model
     model = ref.randomise(build_model(CONFIG, None, 'cpu'), seed=3)
     path = tmp_path_factory.mktemp('ckpt') / 'demo.pth'
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)

@@ -21,8 +21,8 @@ SEGFORMER = osp.join(ROOT, 'configs', 'demo',
 def _checkpoint(config, path, arch=None):
     """A random-weight checkpoint of a config's model (optionally another
     backbone variant), as mmengine saves it."""
-    from mmseg_plugins.benchmark.run import build_segmentor
-    from mmseg_plugins.tools import load_config
+    from mmseg_plugins.builder import build_segmentor
+    from mmseg_plugins.cli import load_config
     cfg = load_config(config)
     if arch:
         cfg.model.backbone.arch = arch
@@ -45,10 +45,10 @@ def checkpoints(tmp_path_factory):
 def test_export_gives_pytorch_masks(checkpoints, tmp_path, demo_root):
     from mmseg.structures import SegDataSample
 
-    from mmseg_plugins.benchmark.run import build_segmentor
+    from mmseg_plugins.builder import build_segmentor
     from mmseg_plugins.deploy import OnnxSegmentor
     from mmseg_plugins.deploy.evaluate import build_split, dataset_samples
-    from mmseg_plugins.tools import load_config
+    from mmseg_plugins.cli import load_config
     out = tmp_path / 'afformer.onnx'
     proc = run([PYTHON, TOOL, AFFORMER, checkpoints['tiny'], str(out),
                 '--shape', '64', '64', '--dynamic', '--output', 'mask',

@@ -190,7 +190,7 @@ def test_load_config_explains_missing_pkg_resources(monkeypatch):
     import sys
 
     import mmengine
-    from mmseg_plugins.tools import ToolError, load_config
+    from mmseg_plugins.cli import ToolError, load_config
     monkeypatch.setattr(mmengine, '__version__', '0.10.7')
     monkeypatch.setitem(sys.modules, 'pkg_resources', None)
     with pytest.raises(ToolError, match=r'pip install "setuptools<82"'):

@@ -24,7 +24,7 @@ in ``--out-dir``; the exit code is 1 when any loss was not finite.
 import argparse
 import sys
 
-from mmseg_plugins.tools import run_tool
+from mmseg_plugins.cli import run_tool
 
 
 def parse_args(argv=None):
@@ -57,7 +57,7 @@ def main(argv=None):
     from mmseg_plugins.benchmark import (AMP_COLUMNS, check_amp_precisions,
                                          format_table, run_amp_check,
                                          write_tables)
-    from mmseg_plugins.tools import Progress, ToolError
+    from mmseg_plugins.cli import Progress, ToolError
     if args.iters < 1:
         raise ToolError(f'--iters must be positive, got {args.iters}')
     for config in args.configs:

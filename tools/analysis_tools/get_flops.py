@@ -16,7 +16,7 @@ counts with latency, throughput and memory.
 """
 import argparse
 
-from mmseg_plugins.tools import run_tool
+from mmseg_plugins.cli import run_tool
 
 
 def parse_args():
@@ -44,7 +44,7 @@ def main():
 
     from mmseg_plugins.benchmark import (InferenceForward, build_model,
                                          count_flops, count_params)
-    from mmseg_plugins.tools import ToolError
+    from mmseg_plugins.cli import ToolError
     if len(args.shape) not in (1, 2) or min(args.shape) < 1:
         raise ToolError(f'--shape takes H or H W (positive), got {args.shape}')
     shape = (args.shape[0], args.shape[-1])

@@ -25,7 +25,7 @@ in the file's metadata (``mmseg_plugins.deploy.OnnxSegmentor`` reads them).
 """
 import argparse
 
-from mmseg_plugins.tools import run_tool
+from mmseg_plugins.cli import run_tool
 
 
 def parse_args(argv=None):
@@ -63,11 +63,11 @@ def main(argv=None):
     import os.path as osp
 
     import mmseg_plugins  # noqa: F401
-    from mmseg_plugins.benchmark.run import build_segmentor
+    from mmseg_plugins.builder import build_segmentor
     from mmseg_plugins.deploy import (ExportSettings, export_metadata,
                                       export_onnx)
     from mmseg_plugins.deploy.onnx_runtime import is_onnx_model
-    from mmseg_plugins.tools import ToolError, load_config
+    from mmseg_plugins.cli import ToolError, load_config
 
     cfg = load_config(args.config, args.cfg_options)
     parent = osp.dirname(osp.abspath(args.out))

@@ -23,7 +23,7 @@ the int8 speed-up (median of the paired float / int8 times).
 """
 import argparse
 
-from mmseg_plugins.tools import run_tool
+from mmseg_plugins.cli import run_tool
 
 
 def parse_args(argv=None):
@@ -68,7 +68,7 @@ def main(argv=None):
                                                evaluate_miou, predict_mask)
     from mmseg_plugins.deploy.onnx_runtime import OnnxSegmentor
     from mmseg_plugins.deploy.quantize import MIN_AGREEMENT, quantize_int8
-    from mmseg_plugins.tools import ToolError, load_config
+    from mmseg_plugins.cli import ToolError, load_config
 
     if args.threads:
         torch.set_num_threads(args.threads)

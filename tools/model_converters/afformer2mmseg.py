@@ -16,7 +16,7 @@ says so. DST is written atomically: on any error nothing is written.
 from mmseg_plugins.converters.afformer import convert_afformer
 from mmseg_plugins.converters.cli import converter_cli
 from mmseg_plugins.models import AFFORMER_ARCHS
-from mmseg_plugins.tools import run_tool
+from mmseg_plugins.cli import run_tool
 
 
 def main():

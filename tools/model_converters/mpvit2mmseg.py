@@ -18,7 +18,7 @@ error nothing is written.
 from mmseg_plugins.converters.cli import converter_cli
 from mmseg_plugins.converters.mpvit import convert_mpvit
 from mmseg_plugins.models import MPVIT_ARCHS
-from mmseg_plugins.tools import run_tool
+from mmseg_plugins.cli import run_tool
 
 
 def main():

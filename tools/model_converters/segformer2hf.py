@@ -13,7 +13,7 @@ empty; it appears only when complete.
 """
 import argparse
 
-from mmseg_plugins.tools import run_tool
+from mmseg_plugins.cli import run_tool
 
 
 def main():

@@ -19,7 +19,7 @@ from mmseg_plugins.converters.cli import converter_cli
 from mmseg_plugins.converters.segformer import (SEGFORMER_RULES,
                                                 convert_segformer)
 from mmseg_plugins.models import MIT_ARCHS
-from mmseg_plugins.tools import run_tool
+from mmseg_plugins.cli import run_tool
 
 
 def main():

@@ -21,138 +21,20 @@ the logits, so any size works.
 """
 import copy
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = [
-    'InferenceForward', 'Segmenter', 'segment', 'normalize_images',
-    'slide_logits', 'dataset_meta', 'colorize', 'overlay'
-]
+from ..accelerate import autocast, check_precision, resolve_device
+from ..builder import build_segmentor
+from ..config import dataset_meta, load_config
+from ..errors import CheckpointError, InvalidInputError
+from ..forward import (SegmentorForward, min_input_size, normalize_images,
+                       slide_logits)
 
-#: Input side below which the backbones of this package refuse an image.
-DEFAULT_MIN_INPUT_SIZE = 32
-
-
-def normalize_images(images: torch.Tensor, mean: Optional[torch.Tensor],
-                     std: Optional[torch.Tensor],
-                     bgr_to_rgb: bool) -> torch.Tensor:
-    """mmseg's ``SegDataPreProcessor`` normalisation, in its order: the
-    channel swap, then ``(x - mean) / std``. Stated once for the paths that
-    run it outside the preprocessor (:class:`Segmenter`, the ONNX Runtime
-    runner, the exported graph).
-
-    Args:
-        images (Tensor): (B, 3, H, W) float images as OpenCV reads them
-            (BGR, 0..255).
-        mean (Tensor, optional): The preprocessor's 3 means (in the
-            order after the swap); None: no mean/std step.
-        std (Tensor, optional): Its 3 standard deviations.
-        bgr_to_rgb (bool): Swap the channels to RGB first.
-    """
-    if bgr_to_rgb:
-        images = images[:, [2, 1, 0]]
-    if mean is not None:
-        images = (images - mean.reshape(1, -1, 1, 1)) / std.reshape(
-            1, -1, 1, 1)
-    return images
-
-
-def dataset_meta(cfg, checkpoint_meta: Optional[dict] = None,
-                 num_classes: Optional[int] = None) -> Dict:
-    """Class names and palette: from the checkpoint's ``dataset_meta`` if it
-    has one, else from the config's test dataset (its ``metainfo`` or its
-    class's ``METAINFO``), else numbered classes with a fixed palette."""
-    meta = dict((checkpoint_meta or {}).get('dataset_meta') or {})
-    if not meta.get('classes'):
-        dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
-        meta = dict(dataset.get('metainfo') or {})
-        if not meta.get('classes') and dataset.get('type'):
-            from mmseg.registry import DATASETS
-            try:
-                meta = dict(getattr(DATASETS.get(dataset['type']),
-                                    'METAINFO', {}) or {})
-            except KeyError:
-                meta = {}
-    classes = list(meta.get('classes') or [])
-    if num_classes and len(classes) != num_classes:
-        classes = [f'class {i}' for i in range(num_classes)]
-    palette = meta.get('palette')
-    if not palette or len(palette) < len(classes):
-        rng = np.random.default_rng(0)  # fixed colours for unnamed classes
-        palette = rng.integers(0, 256, (len(classes), 3)).tolist()
-    return dict(classes=tuple(classes),
-                palette=[list(map(int, c)) for c in palette[:len(classes)]])
-
-
-def colorize(label: np.ndarray, palette: Sequence[Sequence[int]]
-             ) -> np.ndarray:
-    """(H, W) class indices -> (H, W, 3) BGR image of the palette (RGB)."""
-    lut = np.zeros((max(len(palette), int(label.max()) + 1), 3), np.uint8)
-    lut[:len(palette)] = np.asarray(palette, np.uint8)[:, ::-1]
-    return lut[label]
-
-
-def overlay(image: np.ndarray, label: np.ndarray,
-            palette: Sequence[Sequence[int]], alpha: float = 0.5
-            ) -> np.ndarray:
-    """The BGR image blended with the colours of its labels."""
-    color = colorize(label, palette).astype(np.float32)
-    return (image.astype(np.float32) * (1 - alpha) +
-            color * alpha).round().astype(np.uint8)
-
-
-def slide_logits(logits_fn: Callable[[torch.Tensor], torch.Tensor],
-                 inputs: torch.Tensor, num_classes: int,
-                 crop_size: Tuple[int, int], stride: Tuple[int, int]
-                 ) -> torch.Tensor:
-    """Logits (B, K, H, W) of ``inputs`` (B, 3, H, W) from overlapping
-    windows averaged, as mmseg's ``EncoderDecoder.slide_inference`` (a
-    window larger than the image is cut to the image).
-
-    Args:
-        logits_fn (callable): (B, 3, h, w) -> (B, K, h, w) logits.
-        inputs (Tensor): The preprocessed batch.
-        num_classes (int): K.
-        crop_size (tuple[int, int]): Window (h, w).
-        stride (tuple[int, int]): Window step (h, w).
-    """
-    h_stride, w_stride = stride
-    h_crop, w_crop = crop_size
-    batch, _, h_img, w_img = inputs.shape
-    h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
-    w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
-    preds = inputs.new_zeros((batch, num_classes, h_img, w_img))
-    count = inputs.new_zeros((batch, 1, h_img, w_img))
-    for h_idx in range(h_grids):
-        for w_idx in range(w_grids):
-            y2 = min(h_idx * h_stride + h_crop, h_img)
-            x2 = min(w_idx * w_stride + w_crop, w_img)
-            y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
-            preds[:, :, y1:y2, x1:x2] += logits_fn(
-                inputs[:, :, y1:y2, x1:x2])
-            count[:, :, y1:y2, x1:x2] += 1
-    return preds / count
-
-
-class InferenceForward(nn.Module):
-    """What a segmentor computes at test time for a batch: backbone, decode
-    head, the logits resized to the input (no auxiliary head). It is
-    mmseg's ``encode_decode`` without its metadata, what the ONNX export
-    holds (apart from normalisation) and what the benchmark counts."""
-
-    def __init__(self, segmentor: nn.Module) -> None:
-        super().__init__()
-        self.segmentor = segmentor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        seg = self.segmentor
-        logits = seg.decode_head(seg.extract_feat(x))  # (B, K, h, w)
-        return F.interpolate(logits, size=x.shape[2:], mode='bilinear',
-                             align_corners=seg.align_corners)
+__all__ = ['Segmenter', 'segment']
 
 
 class Segmenter:
@@ -177,8 +59,10 @@ class Segmenter:
             ``{'model.test_cfg.mode': 'slide', ...}``.
 
     Raises:
-        ToolError: the config has no model, the checkpoint does not fit it,
-            or an option cannot be honoured here.
+        ConfigError: the config has no model or cannot be built.
+        CheckpointError: the checkpoint is missing, unsafe, or does not fit
+            the model.
+        InvalidInputError: an option cannot be honoured here.
     """
 
     def __init__(self,
@@ -190,20 +74,13 @@ class Segmenter:
                  compile: Optional[str] = None,
                  compile_backend: str = 'inductor',
                  cfg_options: Optional[dict] = None) -> None:
-        from mmengine.config import Config
-
-        from .accelerate import check_precision, resolve_device
-        from .tools import ToolError, load_config
-        cfg = load_config(config, cfg_options) if not isinstance(
-            config, Config) else copy.deepcopy(config)
-        if cfg_options and isinstance(config, Config):
-            cfg.merge_from_dict(cfg_options)
+        cfg = load_config(config, cfg_options)
         self.cfg = cfg
         self.device = resolve_device(device)
         check_precision(precision, self.device)
         self.precision = precision
         if not osp.isfile(checkpoint):
-            raise ToolError(f'checkpoint not found: {checkpoint}')
+            raise CheckpointError(f'checkpoint not found: {checkpoint}')
         self.onnx = checkpoint.endswith('.onnx')
         preprocessor = cfg.model.get('data_preprocessor') or {}
         self.mean = torch.tensor(preprocessor.get('mean') or [0., 0., 0.],
@@ -230,67 +107,37 @@ class Segmenter:
     # ----------------------------------------------------------- loading
     def _load_torch(self, checkpoint: str, channels_last: bool,
                     compile: Optional[str], compile_backend: str) -> None:
-        from mmengine.model import revert_sync_batchnorm
-        from mmengine.registry import init_default_scope
-        from mmengine.runner.checkpoint import _load_checkpoint_to_model
-        from mmseg.registry import MODELS
-
-        from .checkpoint import CheckpointError, safe_load
-        from .tools import ToolError
-        cfg = self.cfg
-        init_default_scope(cfg.get('default_scope', 'mmseg'))
-        model_cfg = copy.deepcopy(cfg.model)
-        model_cfg.pop('pretrained', None)
-        model_cfg.train_cfg = None
-        if model_cfg.get('backbone', {}).get('init_cfg'):
-            model_cfg.backbone.init_cfg = None
-        try:
-            model = revert_sync_batchnorm(MODELS.build(model_cfg))
-        except (KeyError, ValueError, TypeError) as err:
-            raise ToolError(f'cannot build the model of the config: {err}')
-        ckpt = safe_load(checkpoint)
-        if not isinstance(ckpt, dict):
-            raise CheckpointError(f'{checkpoint} holds no state dict')
-        try:
-            _load_checkpoint_to_model(model, ckpt, strict=True)
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()
-            raise ToolError(
-                f'{checkpoint} does not fit the model of the config: '
-                f'{" ".join(first[1:3]) if len(first) > 1 else first[0]}'
-            ) from None
+        model, meta = build_segmentor(self.cfg, checkpoint, 'cpu')
         self.num_classes = model.decode_head.out_channels
-        self.meta = dataset_meta(cfg, ckpt.get('meta'), self.num_classes)
+        self.meta = dataset_meta(self.cfg, meta, self.num_classes)
         model = model.to(self.device).eval()
-        self.min_input_size = getattr(model.backbone, 'min_input_size',
-                                      DEFAULT_MIN_INPUT_SIZE)
-        network = InferenceForward(model)
+        self.min_input_size = min_input_size(model)
+        network = SegmentorForward(model)
         self.channels_last = channels_last
         if channels_last:
             network = network.to(memory_format=torch.channels_last)
         self.model = model
         self.network = network
         if compile:
-            from .accelerate import compile_module
+            from ..accelerate import compile_module
             self.network = compile_module(network, compile, compile_backend,
                                           self.device)
         self.inputs_normalised = True
 
     def _load_onnx(self, path: str, precision: str, channels_last: bool,
                    compile: Optional[str]) -> None:
-        from .tools import ToolError
         if precision != 'fp32' or channels_last or compile:
-            raise ToolError('--precision, --channels-last and --compile '
+            raise InvalidInputError('--precision, --channels-last and --compile '
                             'apply to PyTorch checkpoints, not to an ONNX '
                             'model')
         try:
-            from .deploy.onnx_runtime import OnnxSegmentor
+            from ..deploy.onnx_runtime import OnnxSegmentor
         except ImportError as err:
-            raise ToolError(f'running an ONNX model needs onnxruntime '
+            raise InvalidInputError(f'running an ONNX model needs onnxruntime '
                             f"(pip install 'mmseg_plugins[deploy]'): {err}")
         runner = OnnxSegmentor(path, self.device)
         if runner.output != 'logits':
-            raise ToolError(f'{path} outputs {runner.output}; the inference '
+            raise InvalidInputError(f'{path} outputs {runner.output}; the inference '
                             'tool needs logits (export with --output '
                             'logits)')
         self._check_onnx_preprocessing(runner, path)
@@ -310,7 +157,6 @@ class Segmenter:
         ONNX file was exported with (stored in the file): its mean/std
         would normalise the inputs (or pad them) differently from what the
         graph expects."""
-        from .tools import ToolError
         ours = dict(mean=self.mean.flatten().tolist(),
                     std=self.std.flatten().tolist(),
                     bgr_to_rgb=self.bgr_to_rgb)
@@ -328,7 +174,7 @@ class Segmenter:
                 return (f'mean {[round(x, 4) for x in v["mean"]]}, std '
                         f'{[round(x, 4) for x in v["std"]]}, bgr_to_rgb '
                         f'{v["bgr_to_rgb"]}')
-            raise ToolError(
+            raise InvalidInputError(
                 f'{path} was exported with {describe(stored)}, but the '
                 f'config has {describe(ours)}: use the config it was '
                 'exported from')
@@ -385,7 +231,6 @@ class Segmenter:
             big = pad.expand(x.shape[0], 3, h + ph, w + pw).clone()
             big[:, :, :h, :w] = x
             return self._network_logits(big)[:, :, :h, :w]
-        from .accelerate import autocast
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), autocast(self.precision, self.device):

@@ -1,0 +1,173 @@
+"""The one model builder: config (+ checkpoint) -> segmentor.
+
+Inference (:class:`mmseg_plugins.inference.Segmenter`), the benchmark, the
+ONNX exporter, the tools and the tests build their models here, and this is
+the one place a whole-segmentor checkpoint is loaded outside mmengine's
+runner: strictly, so a checkpoint that leaves any parameter or buffer of
+the model unloaded, or brings keys the model does not have, is refused with
+a :class:`~mmseg_plugins.errors.CheckpointError` that counts the missing,
+unexpected and mis-shaped keys and names the first few.
+"""
+import copy
+import os.path as osp
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from .checkpoint import safe_load, unwrap_state_dict
+from .errors import CheckpointError, ConfigError
+from .reporting import quiet_logger
+
+__all__ = [
+    'KeyReport', 'compare_keys', 'load_state_dict_strictly',
+    'load_segmentor_checkpoint', 'build_segmentor', 'build_model'
+]
+
+#: How many key names an error message lists per kind.
+NAMES_SHOWN = 3
+
+
+class KeyReport:
+    """How a state dict fits a module: the module's keys it lacks, the keys
+    the module does not have, and the keys whose shapes differ."""
+
+    def __init__(self, missing: List[str], unexpected: List[str],
+                 mismatched: List[Tuple[str, tuple, tuple]]) -> None:
+        self.missing, self.unexpected = missing, unexpected
+        self.mismatched = mismatched
+
+    @property
+    def fits(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def describe(self) -> str:
+        """One line: the counts and the first names of each kind."""
+        def names(keys):
+            shown = ', '.join(keys[:NAMES_SHOWN])
+            return shown + (', ...' if len(keys) > NAMES_SHOWN else '')
+        parts = []
+        if self.missing:
+            parts.append(f'{len(self.missing)} missing ({names(self.missing)})')
+        if self.unexpected:
+            parts.append(f'{len(self.unexpected)} unexpected '
+                         f'({names(self.unexpected)})')
+        if self.mismatched:
+            shown = [f'size mismatch for {k}: {tuple(a)} in the file, '
+                     f'{tuple(b)} in the model'
+                     for k, a, b in self.mismatched[:NAMES_SHOWN]]
+            parts.append(f'{len(self.mismatched)} mis-shaped ('
+                         + '; '.join(shown) +
+                         (', ...' if len(self.mismatched) > NAMES_SHOWN
+                          else '') + ')')
+        return ', '.join(parts) + ' keys' if parts else 'all keys fit'
+
+
+def compare_keys(module: nn.Module, state_dict: Mapping[str, torch.Tensor]
+                 ) -> KeyReport:
+    """Compare ``state_dict`` with ``module.state_dict()`` (parameters and
+    persistent buffers)."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [(k, tuple(v.shape), tuple(own[k].shape))
+                  for k, v in state_dict.items()
+                  if k in own and hasattr(v, 'shape')
+                  and tuple(v.shape) != tuple(own[k].shape)]
+    return KeyReport(missing, unexpected, mismatched)
+
+
+def load_state_dict_strictly(module: nn.Module,
+                             state_dict: Mapping[str, torch.Tensor],
+                             source: str, target: str) -> None:
+    """Load ``state_dict`` into ``module`` only if it fits exactly.
+
+    Raises:
+        CheckpointError: ``source does not fit the model of target: <the
+            KeyReport>``; ``module`` is not changed then.
+    """
+    report = compare_keys(module, state_dict)
+    if not report.fits:
+        raise CheckpointError(f'checkpoint {source} does not fit the model '
+                              f'of {target}: {report.describe()}')
+    module.load_state_dict(state_dict, strict=True)
+
+
+def _strip_prefix(state_dict: Mapping, prefix: str) -> Dict:
+    """``module.`` of DataParallel/DDP checkpoints, as mmengine strips it."""
+    if state_dict and all(k.startswith(prefix) for k in state_dict):
+        return {k[len(prefix):]: v for k, v in state_dict.items()}
+    return dict(state_dict)
+
+
+def load_segmentor_checkpoint(model: nn.Module, checkpoint: str,
+                              target: str) -> dict:
+    """Load a whole-segmentor checkpoint (an mmengine ``.pth`` file) into
+    ``model``, strictly.
+
+    Args:
+        model (nn.Module): The segmentor.
+        checkpoint (str): The file.
+        target (str): What the model is, for messages (a config's name).
+
+    Returns:
+        dict: The checkpoint's ``meta`` (``{}`` if it has none).
+
+    Raises:
+        CheckpointError: missing, unreadable or unsafe file, or one that
+            does not fit the model.
+    """
+    loaded = safe_load(checkpoint)
+    state_dict = _strip_prefix(unwrap_state_dict(loaded), 'module.')
+    load_state_dict_strictly(model, state_dict, checkpoint, target)
+    return dict(loaded.get('meta') or {}) if isinstance(loaded, dict) else {}
+
+
+def build_segmentor(cfg, checkpoint: Optional[str] = None,
+                    device: str = 'cpu') -> Tuple[nn.Module, dict]:
+    """The segmentor of a loaded config, in eval mode on ``device``, SyncBN
+    reverted to BN: weights from ``checkpoint`` (strict:
+    :func:`load_segmentor_checkpoint`) or the model's own initialisation
+    without its pretrained weights (no downloads). ``cfg`` is not changed.
+
+    Returns:
+        tuple: (the model, the checkpoint's ``meta`` dict or ``{}``).
+
+    Raises:
+        ConfigError: the config has no model, or it cannot be built.
+        CheckpointError: see :func:`load_segmentor_checkpoint`.
+    """
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    name = osp.basename(cfg.filename or 'the config')
+    if not isinstance(cfg.get('model'), dict):
+        raise ConfigError(f'{cfg.filename} defines no model (not a model '
+                          'config)')
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.pop('pretrained', None)
+    if model_cfg.get('backbone', {}).get('init_cfg'):
+        model_cfg.backbone.init_cfg = None
+    try:
+        model = revert_sync_batchnorm(MODELS.build(model_cfg))
+    except (KeyError, ValueError, TypeError) as err:
+        raise ConfigError(f'cannot build the model of {name}: {err}'
+                          ) from None
+    meta = {}
+    if checkpoint:
+        meta = load_segmentor_checkpoint(model, checkpoint, name)
+    else:
+        with quiet_logger():  # no per-parameter init report
+            model.init_weights()
+    torch.manual_seed(0)
+    return model.to(device).eval(), meta
+
+
+def build_model(path, checkpoint: Optional[str] = None, device: str = 'cpu',
+                cfg_options: Optional[dict] = None) -> nn.Module:
+    """The segmentor of a config file (or :class:`Config`), with
+    ``cfg_options`` applied (see :func:`build_segmentor`)."""
+    from .config import load_config
+    return build_segmentor(load_config(path, cfg_options), checkpoint,
+                           device)[0]

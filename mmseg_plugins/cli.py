@@ -1,0 +1,131 @@
+"""Command-line support for the scripts in ``tools/``: the top layer.
+
+The scripts stay thin: they parse arguments and call these functions and
+the library, so the same checks run in ``tools/train.py``, ``tools/test.py``
+and ``tools/demo.py``, and tests can call them directly. Every script
+exposes ``main(argv=None)`` and ends with ``run_tool(main)``, which turns
+the package's errors (:mod:`mmseg_plugins.errors`) into one ``error:`` line
+and exit code 2. Nothing below this module imports it.
+"""
+import os
+import os.path as osp
+import sys
+import warnings
+from typing import Callable, Iterable, List, Optional
+
+from mmengine.config import Config
+
+from .config import (check_data_paths, check_pretrained_paths,  # noqa: F401
+                     load_config)
+from .errors import InvalidInputError, MMSegPluginsError
+from .reporting import Progress  # noqa: F401  (the tools' progress bar)
+
+__all__ = [
+    'ToolError', 'load_config', 'check_data_paths', 'check_pretrained_paths',
+    'setup_work_dir', 'add_runner_args', 'parse_runner_args',
+    'prepare_launcher', 'shutdown_distributed', 'quiet_known_warnings',
+    'Progress', 'run_tool'
+]
+
+
+class ToolError(InvalidInputError):
+    """Bad command-line input found by a tool script itself; reported as one
+    line, exit code 2 (library code raises :mod:`mmseg_plugins.errors`)."""
+
+
+def setup_work_dir(cfg: Config, config_path: str,
+                   work_dir: Optional[str]) -> None:
+    """mmseg's rule: CLI > config > ``./work_dirs/<config name>``."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config_path))[0])
+
+
+def shutdown_distributed() -> None:
+    """After a finished multi-process run: wait for every rank, then tear
+    the process group down, so that no communication thread is still alive
+    when the interpreter exits (gloo aborts the process otherwise, now and
+    then, with 'terminate called without an active exception')."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def prepare_launcher(cfg: Config, launcher: str) -> None:
+    """Set ``cfg.launcher``; for multi-process runs without CUDA, switch to
+    gloo and the CPU-aware DDP wrapper (see :mod:`mmseg_plugins.compat`)."""
+    cfg.launcher = launcher
+    if launcher == 'none':
+        return
+    os.environ.setdefault('LOCAL_RANK', '0')
+    from .compat import configure_cpu_distributed
+    configure_cpu_distributed(cfg)
+
+
+def add_runner_args(parser) -> None:
+    """The arguments mmseg's train/test scripts share: ``--work-dir``,
+    ``--cfg-options``, ``--launcher`` and ``--local-rank``."""
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser):
+    """Parse, and export ``LOCAL_RANK`` as mmseg's scripts do."""
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+#: Warnings that mmseg 1.2.2 prints on every run of a tool and that say
+#: nothing about the user's setup: (message regex, category).
+KNOWN_NOISY_WARNINGS = (
+    # CrossEntropyLoss informs about a default it keeps for compatibility
+    (r'Default ``avg_non_ignore`` is False', UserWarning),
+    # mmseg's own heads call its deprecated build_loss
+    (r'``build_loss`` would be deprecated soon', UserWarning),
+    # the visualization hook of mmseg's default runtime is off unless asked
+    (r'The draw is False, it means that the hook for visualization',
+     UserWarning),
+)
+
+
+def quiet_known_warnings() -> None:
+    """Silence :data:`KNOWN_NOISY_WARNINGS` (every other warning, e.g. a
+    deprecation that concerns the user's code or environment, is shown)."""
+    for message, category in KNOWN_NOISY_WARNINGS:
+        warnings.filterwarnings('ignore', message=message, category=category)
+
+
+def run_tool(main: Callable[[], None],
+             debug_env: str = 'MMSEG_PLUGINS_DEBUG') -> None:
+    """Run a tool's ``main()``: known noisy warnings silenced, bad input
+    reported as one ``error:`` line with exit code 2.
+
+    Set the environment variable ``MMSEG_PLUGINS_DEBUG=1`` to get the full
+    traceback instead.
+    """
+    quiet_known_warnings()
+    try:
+        main()
+    except (MMSegPluginsError, FileNotFoundError, ValueError, KeyError,
+            TypeError, SyntaxError) as err:
+        if os.environ.get(debug_env):
+            raise
+        msg = ' '.join(str(err).split()) or type(err).__name__
+        print(f'error: {msg}', file=sys.stderr)
+        sys.exit(2)

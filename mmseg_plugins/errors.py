@@ -1,0 +1,61 @@
+"""The package's exceptions, at the bottom of its layers.
+
+Library code raises these; it never prints or exits. The command-line tools
+(:func:`mmseg_plugins.cli.run_tool`) turn an :class:`MMSegPluginsError` into
+one ``error:`` line and exit code 2, and Python callers catch them by type:
+
+- :class:`InvalidInputError`: an argument, option or setting that cannot be
+  honoured (a size below the network's minimum, an unknown precision, a
+  CUDA device on a machine without one ...).
+- :class:`ConfigError`: a config that is missing, unreadable or lacks what
+  the caller needs (a model, a dataset directory ...).
+- :class:`CheckpointError`: a file that is not a readable checkpoint, holds
+  pickled objects outside the allow-list, or does not fit the model.
+- :class:`ExportError`: an export or quantization that failed or did not
+  pass its numerical verification (nothing was written).
+- :class:`DatasetError`: a user's dataset that would train wrong or cannot
+  be read.
+
+Each also derives from the built-in exception a caller would expect
+(``ValueError``, ``FileNotFoundError`` is not used: a missing file is the
+error of the kind of file it is), so ``except ValueError`` keeps working
+around input checks.
+"""
+
+__all__ = [
+    'MMSegPluginsError', 'InvalidInputError', 'ConfigError',
+    'CheckpointError', 'ExportError', 'DatasetError', 'first_line'
+]
+
+
+class MMSegPluginsError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class InvalidInputError(MMSegPluginsError, ValueError):
+    """An argument or setting that cannot be honoured."""
+
+
+class ConfigError(MMSegPluginsError, ValueError):
+    """A config that is missing, unreadable or incomplete."""
+
+
+class CheckpointError(MMSegPluginsError, RuntimeError):
+    """A file could not be read as a checkpoint, was refused, or does not
+    fit the model it is loaded into."""
+
+
+class ExportError(MMSegPluginsError, RuntimeError):
+    """An export or quantization failed or did not verify."""
+
+
+class DatasetError(MMSegPluginsError, ValueError):
+    """A dataset that cannot be read or would train wrong."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-empty line of an exception's message (its type name if
+    the message is empty), without the graph dump some exporters and
+    runtimes append in brackets: what one ``error:`` line can carry."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(err).__name__).split(' [Caused by')[0]
