@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, first_line
 
 __all__ = [
     'PRECISIONS', 'COMPILE_MODES', 'resolve_device', 'check_precision',
@@ -156,7 +156,7 @@ def check_compile(mode: Optional[str] = 'default',
     except Exception as err:  # any failure of the toolchain
         # dynamo wraps the backend's own failure (inner_exception)
         err = getattr(err, 'inner_exception', None) or err
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = first_line(err)
         raise _error(f'torch.compile backend {backend!r} does not work on '
                      f'{device}: {first}') from None
 

@@ -12,23 +12,22 @@ Writers use :func:`atomic_save`: the file appears under its final name only
 once it is complete.
 """
 import os
+import os.path as osp
 import pickle
 import warnings
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 import torch
 
+from .errors import CheckpointError
 from .fileio import atomic_write
 
 __all__ = [
     'CheckpointError', 'safe_load', 'atomic_save', 'allowed_globals',
-    'unwrap_state_dict'
+    'unwrap_state_dict', 'read_hf_folder'
 ]
 
-
-class CheckpointError(RuntimeError):
-    """A file could not be read as a checkpoint, or was refused."""
 
 
 def _numpy_globals() -> List[Any]:
@@ -165,3 +164,25 @@ def atomic_save(obj: Any,
     """
     save_fn = save_fn or torch.save
     atomic_write(dst, lambda f: save_fn(obj, f))
+
+
+def read_hf_folder(path: str) -> Dict[str, torch.Tensor]:
+    """Weights of a Hugging Face model folder (``model.safetensors``, read
+    with the safetensors package, or ``pytorch_model.bin`` through the safe
+    loader).
+
+    Raises:
+        CheckpointError: the folder has no config.json or no weights.
+    """
+    if not osp.isfile(osp.join(path, 'config.json')):
+        raise CheckpointError(f'{path} is not a Hugging Face model folder: no '
+                         'config.json')
+    st = osp.join(path, 'model.safetensors')
+    if osp.isfile(st):
+        from safetensors.torch import load_file
+        return load_file(st)
+    binary = osp.join(path, 'pytorch_model.bin')
+    if osp.isfile(binary):
+        return safe_load(binary)
+    raise CheckpointError(f'Hugging Face folder {path} holds no weights: expected '
+                     'model.safetensors or pytorch_model.bin')

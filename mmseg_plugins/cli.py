@@ -11,13 +11,14 @@ import os
 import os.path as osp
 import sys
 import warnings
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Optional, Sequence
 
 from mmengine.config import Config
 
 from .config import (check_data_paths, check_pretrained_paths,  # noqa: F401
                      load_config)
 from .errors import InvalidInputError, MMSegPluginsError
+from .distributed import shutdown_distributed  # noqa: F401
 from .reporting import Progress  # noqa: F401  (the tools' progress bar)
 
 __all__ = [
@@ -43,17 +44,6 @@ def setup_work_dir(cfg: Config, config_path: str,
                                 osp.splitext(osp.basename(config_path))[0])
 
 
-def shutdown_distributed() -> None:
-    """After a finished multi-process run: wait for every rank, then tear
-    the process group down, so that no communication thread is still alive
-    when the interpreter exits (gloo aborts the process otherwise, now and
-    then, with 'terminate called without an active exception')."""
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
 def prepare_launcher(cfg: Config, launcher: str) -> None:
     """Set ``cfg.launcher``; for multi-process runs without CUDA, switch to
     gloo and the CPU-aware DDP wrapper (see :mod:`mmseg_plugins.compat`)."""
@@ -61,7 +51,7 @@ def prepare_launcher(cfg: Config, launcher: str) -> None:
     if launcher == 'none':
         return
     os.environ.setdefault('LOCAL_RANK', '0')
-    from .compat import configure_cpu_distributed
+    from .distributed import configure_cpu_distributed
     configure_cpu_distributed(cfg)
 
 
@@ -83,9 +73,10 @@ def add_runner_args(parser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
-def parse_runner_args(parser):
-    """Parse, and export ``LOCAL_RANK`` as mmseg's scripts do."""
-    args = parser.parse_args()
+def parse_runner_args(parser, argv=None):
+    """Parse ``argv`` (default: ``sys.argv``), and export ``LOCAL_RANK`` as
+    mmseg's scripts do."""
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -111,17 +102,22 @@ def quiet_known_warnings() -> None:
         warnings.filterwarnings('ignore', message=message, category=category)
 
 
-def run_tool(main: Callable[[], None],
+def run_tool(main: Callable[..., None],
+             argv: Optional[Sequence[str]] = None,
              debug_env: str = 'MMSEG_PLUGINS_DEBUG') -> None:
-    """Run a tool's ``main()``: known noisy warnings silenced, bad input
-    reported as one ``error:`` line with exit code 2.
+    """Run a tool's ``main(argv)``: known noisy warnings silenced, bad input
+    reported as one ``error:`` line with exit code 2 (``SystemExit``).
 
-    Set the environment variable ``MMSEG_PLUGINS_DEBUG=1`` to get the full
-    traceback instead.
+    Args:
+        main (callable): The tool's ``main(argv=None)``.
+        argv (Sequence[str], optional): Its arguments (default:
+            ``sys.argv[1:]``).
+        debug_env (str): Set this environment variable (``=1``) to get the
+            full traceback instead.
     """
     quiet_known_warnings()
     try:
-        main()
+        main(None if argv is None else list(argv))
     except (MMSegPluginsError, FileNotFoundError, ValueError, KeyError,
             TypeError, SyntaxError) as err:
         if os.environ.get(debug_env):

@@ -44,13 +44,9 @@ installed):
    path: an interrupted save leaves a truncated ``iter_N.pth`` that
    ``--resume`` then picks up. The replacement writes to a temporary file
    and renames it into place.
-5. **CPU distributed training** (:func:`configure_cpu_distributed`,
-   :class:`mmseg_plugins.models.wrappers.CPUDistributedDataParallel`),
-   applied by the project's tools to multi-process runs without CUDA:
-   mmengine's pytorch launcher calls ``torch.cuda.set_device`` and wraps
-   DDP with ``device_ids=[LOCAL_RANK]``; the tools initialise a gloo
-   process group first and select the CPU-aware wrapper. GPU runs are
-   untouched.
+5. **CPU distributed training**: not a patch of the environment but a
+   config change the project's tools make for multi-process runs without
+   CUDA (:mod:`mmseg_plugins.distributed`).
 6. ``contiguous_draw`` -- **mmseg's visualiser on strided images**
    (:func:`install_contiguous_sem_seg_draw`), when
    ``SegLocalVisualizer._draw_sem_seg`` allocates its drawing buffer with
@@ -84,8 +80,7 @@ __all__ = [
     'apply', 'applied', 'FIXES', 'OPT_OUT_ENV', 'has_mmcv_ext',
     'install_mmcv_ops_fallback', 'install_safe_checkpoint_loader',
     'install_atomic_local_put', 'install_contiguous_sem_seg_draw',
-    'check_pkg_resources',
-    'init_cpu_distributed', 'configure_cpu_distributed'
+    'check_pkg_resources'
 ]
 
 
@@ -220,57 +215,6 @@ def install_atomic_local_put() -> None:
     """Make mmengine's local file writes (checkpoints) atomic."""
     from mmengine.fileio.backends import LocalBackend
     LocalBackend.put = _atomic_put
-
-
-# --------------------------------------------------------------------------
-# 5. CPU distributed
-# --------------------------------------------------------------------------
-def init_cpu_distributed(timeout_s: int = 1800) -> bool:
-    """Initialise a gloo process group from torchrun's environment.
-
-    Does nothing (returns False) when CUDA is available, when the group is
-    already initialised, or when the process was not launched by torchrun.
-    """
-    import datetime
-
-    import torch.distributed as dist
-    if torch.cuda.is_available() or not dist.is_available():
-        return False
-    if dist.is_initialized():
-        return True
-    if 'RANK' not in os.environ or 'WORLD_SIZE' not in os.environ:
-        return False
-    dist.init_process_group(
-        backend='gloo',
-        rank=int(os.environ['RANK']),
-        world_size=int(os.environ['WORLD_SIZE']),
-        timeout=datetime.timedelta(seconds=timeout_s))
-    return True
-
-
-def configure_cpu_distributed(cfg) -> bool:
-    """Prepare an mmengine config for a CPU/gloo multi-process run.
-
-    Sets the gloo backend and the :class:`CPUDistributedDataParallel`
-    wrapper (keeping the user's wrapper options) and initialises the process
-    group, so mmengine never calls ``torch.cuda.set_device``. A no-op on
-    machines with CUDA.
-    """
-    if torch.cuda.is_available():
-        return False
-    env_cfg = cfg.setdefault('env_cfg', {})
-    dist_cfg = env_cfg.setdefault('dist_cfg', {})
-    dist_cfg['backend'] = 'gloo'
-    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
-    if wrapper.get('type', 'MMDistributedDataParallel') in (
-            'MMDistributedDataParallel',
-            'mmseg_plugins.CPUDistributedDataParallel'):
-        wrapper['type'] = 'mmseg_plugins.CPUDistributedDataParallel'
-        wrapper.setdefault('broadcast_buffers', False)
-        wrapper.setdefault('find_unused_parameters',
-                           cfg.get('find_unused_parameters', False))
-        cfg.model_wrapper_cfg = wrapper
-    return init_cpu_distributed(dist_cfg.get('timeout', 1800))
 
 
 # --------------------------------------------------------------------------

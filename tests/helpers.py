@@ -34,13 +34,64 @@ def demo_overrides(data_root: str, iters: int) -> list:
 
 
 def run(cmd, cwd=None, env=None, timeout=300):
-    """Run a command; return CompletedProcess with text output."""
+    """Run a command in a fresh process (for what needs one: start-up
+    hooks, packaging, several processes, one smoke test per tool); return
+    CompletedProcess with text output."""
     full_env = dict(os.environ)
-    full_env.update({'PYTHONWARNINGS': 'ignore', 'OMP_NUM_THREADS': '1'})
+    full_env.update({'OMP_NUM_THREADS': '1'})
     full_env.update(env or {})
     return subprocess.run(
         cmd, cwd=cwd or ROOT, env=full_env, capture_output=True, text=True,
         timeout=timeout)
+
+
+_TOOLS = {}
+
+
+def load_tool(script: str):
+    """The module of a tool script (``tools/...py``), imported once."""
+    import importlib.util
+    path = osp.abspath(script)
+    if path not in _TOOLS:
+        name = 'tool_' + osp.relpath(path, ROOT).replace(os.sep, '_')[:-3]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _TOOLS[path] = module
+    return _TOOLS[path]
+
+
+def call(script: str, *argv, cwd=None, env=None):
+    """Run a tool's ``main(argv)`` in this process, as its command line
+    does (``run_tool``: ``error:`` line and exit code 2 on bad input), with
+    stdout and stderr captured; returns a CompletedProcess like
+    :func:`run`. Environment variables in ``env`` and the working
+    directory hold for the call only."""
+    import contextlib
+    import io
+    import warnings
+
+    from mmseg_plugins.cli import run_tool
+    tool = load_tool(script)
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    code = 0
+    try:
+        os.environ.update(env or {})
+        os.chdir(cwd or ROOT)
+        with contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err), warnings.catch_warnings():
+            try:
+                run_tool(tool.main, [str(a) for a in argv])
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else \
+                    (0 if exit_.code is None else 1)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess([script, *map(str, argv)], code,
+                                       out.getvalue(), err.getvalue())
 
 
 def same_weights_copy(ours):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmseg_plugins import compat
+from mmseg_plugins import compat, distributed
 
 
 @pytest.mark.skipif(compat.has_mmcv_ext(), reason='full mmcv installed')
@@ -72,10 +72,11 @@ def test_pkg_resources_missing_gives_clear_error(monkeypatch):
 def test_cpu_distributed_config_switches_backend_and_wrapper(monkeypatch):
     from mmengine.config import Config
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    monkeypatch.setattr(compat, 'init_cpu_distributed', lambda t=1800: True)
+    monkeypatch.setattr(distributed, 'init_cpu_distributed',
+                        lambda t=1800: True)
     cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl')),
                       find_unused_parameters=True))
-    assert compat.configure_cpu_distributed(cfg)
+    assert distributed.configure_cpu_distributed(cfg)
     assert cfg.env_cfg.dist_cfg.backend == 'gloo'
     assert cfg.model_wrapper_cfg.type == \
         'mmseg_plugins.CPUDistributedDataParallel'
@@ -86,7 +87,7 @@ def test_cpu_distributed_is_a_noop_on_gpu_machines(monkeypatch):
     from mmengine.config import Config
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
-    assert compat.configure_cpu_distributed(cfg) is False
+    assert distributed.configure_cpu_distributed(cfg) is False
     assert cfg.env_cfg.dist_cfg.backend == 'nccl'
     assert 'model_wrapper_cfg' not in cfg
 

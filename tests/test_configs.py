@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from helpers import ROOT
+from helpers import ROOT, call
 from mmseg_plugins.models import MIT_ARCHS
 
 #: The paper's decoder width C per variant (256 for B0/B1, 768 for B2-B5).
@@ -209,7 +209,6 @@ def test_afformer_base_config_param_count():
 def test_segformer_configs_from_converted_files(suffix, key, tmp_path):
     """The fine-tuning configs name a converted file; the training tool
     names it when it is missing."""
-    from helpers import PYTHON, run
     path = [p for p in SEGFORMER if p.endswith(f'_{suffix}.py')][0]
     cfg = Config.fromfile(path)
     target = cfg.model.pretrained if key == 'pretrained' else cfg.load_from
@@ -219,7 +218,7 @@ def test_segformer_configs_from_converted_files(suffix, key, tmp_path):
     for sub in ('images', 'annotations'):
         for split in ('training', 'validation'):
             (data / sub / split).mkdir(parents=True)
-    proc = run([PYTHON, osp.join(ROOT, 'tools', 'train.py'), path],
+    proc = call(osp.join(ROOT, 'tools', 'train.py'), path,
                cwd=str(tmp_path))
     assert proc.returncode == 2
     assert f"pretrained checkpoint '{target}'" in proc.stderr

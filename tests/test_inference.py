@@ -87,11 +87,11 @@ def test_images_below_the_minimum_size_are_padded(checkpoint):
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):
     from mmseg_plugins.models import MPViT
-    from mmseg_plugins.cli import ToolError
+    from mmseg_plugins.errors import MMSegPluginsError
     other = tmp_path / 'mpvit.pth'
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in
                                MPViT('tiny').state_dict().items()}}, other)
-    with pytest.raises(ToolError, match='does not fit the model'):
+    with pytest.raises(MMSegPluginsError, match='does not fit the model'):
         Segmenter(CONFIG, str(other))
 
 

@@ -117,12 +117,9 @@ def main(argv=None):
     import torch
 
     from mmseg_plugins import benchmark as B
-    from mmseg_plugins.cli import ToolError
+    from mmseg_plugins.accelerate import resolve_device
 
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        raise ToolError('--device cuda but no CUDA device is available')
-    device = 'cuda' if args.device == 'cuda' or (
-        args.device == 'auto' and torch.cuda.is_available()) else 'cpu'
+    device = resolve_device(args.device)
     settings = B.BenchmarkSettings(
         shape=tuple(args.shape),
         flops_shape=tuple(args.flops_shape) if args.flops_shape else None,

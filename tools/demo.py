@@ -25,7 +25,7 @@ DEFAULT_CONFIG = osp.join(ROOT, 'configs', 'demo',
                           'afformer_tiny_shapes-128x128.py')
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--work-dir', default='work_dirs/demo')
@@ -36,7 +36,7 @@ def parse_args():
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config, key=value '
                         '(e.g. model.backbone.arch=base)')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def save_overlay(runner, out_file: str) -> None:
@@ -75,8 +75,8 @@ def majority_baseline_miou(data_root: str, num_classes: int) -> float:
     return 100.0 * counts.max() / counts.sum() / int((counts > 0).sum())
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     t0 = time.time()
     import mmseg_plugins  # noqa: F401
     from mmengine.runner import Runner

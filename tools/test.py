@@ -15,7 +15,7 @@ import os.path as osp
 from mmseg_plugins.cli import run_tool
 
 
-def parse_args():
+def parse_args(argv=None):
     from mmseg_plugins.cli import add_runner_args, parse_runner_args
     parser = argparse.ArgumentParser(description='Test a segmentor')
     parser.add_argument('config', help='test config file path')
@@ -24,11 +24,11 @@ def parse_args():
     parser.add_argument('--show-dir', help='dir to save painted images')
     parser.add_argument('--tta', action='store_true', help='test time aug')
     add_runner_args(parser)
-    return parse_runner_args(parser)
+    return parse_runner_args(parser, argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     import mmseg_plugins  # noqa: F401
     from mmengine.runner import Runner
     from mmseg_plugins.cli import (ToolError, check_data_paths, load_config,

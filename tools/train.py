@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 from mmseg_plugins.cli import run_tool
 
 
-def parse_args():
+def parse_args(argv=None):
     from mmseg_plugins.cli import add_runner_args, parse_runner_args
     parser = argparse.ArgumentParser(description='Train a segmentor')
     parser.add_argument('config', help='train config file path')
@@ -35,7 +35,7 @@ def parse_args():
         choices=['fp16', 'bf16'],
         help='automatic mixed precision (default fp16, dynamic loss scale)')
     add_runner_args(parser)
-    return parse_runner_args(parser)
+    return parse_runner_args(parser, argv)
 
 
 def compile_networks(cfg) -> None:
@@ -57,8 +57,8 @@ def compile_networks(cfg) -> None:
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [hook]
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     import mmseg_plugins  # noqa: F401  (compat layer + registration)
     from mmengine.runner import Runner
     from mmseg_plugins.cli import (check_data_paths, check_pretrained_paths,

@@ -3,7 +3,10 @@ time and peak memory, beside the papers' figures (``tools/benchmark.py``).
 
 * :mod:`.measures`: one object per measurement and the primitives under
   them (conventions in its docstring);
-* :mod:`.run`: building a config's model and assembling its table row;
+* :mod:`.settings`: the options of a run and the configs it measures;
+* :mod:`.run`: measuring a config's model (built by
+  :mod:`mmseg_plugins.builder`) and assembling its table row;
+* :mod:`.report`: the header and comparison lines of a report;
 * :mod:`.amp`: the mixed-precision training check;
 * :mod:`.references`: reference implementations for ``--compare``;
 * :mod:`.figures`: the papers' published figures;
@@ -19,9 +22,10 @@ from .measures import (FlopCount, InferenceForward, InferenceTiming,
                        paired_ratio, peak_memory_mb, time_models)
 from .references import (build_reference, load_builder,
                          mmseg_mix_vision_transformer)
-from .run import (MEASURES, BenchmarkSettings, benchmark_config,
-                  build_model, build_segmentor, collect_configs,
-                  run_benchmark)
+from ..builder import build_model, build_segmentor
+from .report import comparison_lines, environment_lines
+from .run import benchmark_config, run_benchmark
+from .settings import MEASURES, BenchmarkSettings, collect_configs
 from .tables import (COLUMNS, ONNXRUNTIME_COLUMNS, VERSUS_EAGER_COLUMNS,
                      format_table, plot_miou_vs_flops, write_tables)
 
@@ -35,7 +39,7 @@ __all__ = [
     'peak_memory_mb', 'time_models', 'build_reference', 'load_builder',
     'mmseg_mix_vision_transformer', 'MEASURES', 'BenchmarkSettings',
     'benchmark_config', 'build_model', 'build_segmentor', 'collect_configs',
-    'run_benchmark', 'COLUMNS', 'ONNXRUNTIME_COLUMNS',
+    'run_benchmark', 'comparison_lines', 'environment_lines', 'COLUMNS', 'ONNXRUNTIME_COLUMNS',
     'VERSUS_EAGER_COLUMNS', 'format_table',
     'plot_miou_vs_flops', 'write_tables'
 ]

@@ -132,7 +132,7 @@ def train_and_check(config: str, precision: str, iters: int,
     """
     from mmengine.runner import Runner
 
-    from ..cli import check_data_paths, load_config
+    from ..config import check_data_paths, load_config
     check_amp_precisions([precision], device)
     cfg = load_config(config, cfg_options)
     check_data_paths(cfg, ('train_dataloader', 'val_dataloader'))

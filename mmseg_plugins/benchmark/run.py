@@ -4,146 +4,28 @@ reference, the comparison lines). ``tools/benchmark.py`` parses the command
 line and calls :func:`run_benchmark`."""
 import contextlib
 import copy
-import fnmatch
-import os
 import os.path as osp
-import platform
-from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
-from ..accelerate import (autocast, check_compile, check_precision,
-                          compile_in_place)
-from ..builder import build_model, build_segmentor  # noqa: F401
+from ..accelerate import compile_in_place
+from ..builder import build_segmentor
 from ..config import load_config
-from ..errors import ConfigError, InvalidInputError
+from ..errors import InvalidInputError
 from ..forward import SegmentorForward, folded_bn_copy
 from ..reporting import Progress
 from .figures import paper_figures
-from .measures import (FlopCount, InferenceForward, InferenceTiming,
+from .measures import (FlopCount, InferenceTiming,
                        PeakMemory, Subject, Timing, TrainStepTiming,
                        count_params, generic_train_step, make_seg_samples,
                        max_abs_diff, output_tensors, paired_ratio)
 from .references import build_reference, load_builder
+from .report import comparison_lines, environment_lines
+from .settings import BenchmarkSettings
 
-__all__ = [
-    'MEASURES', 'BenchmarkSettings', 'collect_configs', 'build_segmentor',
-    'build_model', 'benchmark_config', 'comparison_lines',
-    'environment_lines', 'run_benchmark'
-]
-
-#: The measurements a run may skip.
-MEASURES = ('flops', 'latency', 'throughput', 'train', 'memory')
-
-
-@dataclass
-class BenchmarkSettings:
-    """Everything a benchmark run is told (the tool's options)."""
-    shape: Tuple[int, int] = (512, 512)
-    flops_shape: Optional[Tuple[int, int]] = None
-    repeats: int = 10
-    warmup: int = 2
-    throughput_batch: int = 8
-    throughput_repeats: int = 3
-    train_batch: int = 2
-    train_repeats: int = 3
-    skip: Sequence[str] = ()
-    device: str = 'cpu'
-    precision: str = 'fp32'
-    checkpoint: Optional[str] = None
-    fuse_bn: bool = False
-    backbone_only: bool = False
-    compare: Optional[str] = None
-    compile: Optional[str] = None
-    compile_backend: str = 'inductor'
-    channels_last: bool = False
-    backend: str = 'pytorch'
-    exporter: str = 'dynamo'
-    versus_eager: bool = False
-    measures: Sequence[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        # ONNX Runtime runs inference only, and its memory is not tensors
-        # the PyTorch profiler sees: no training step, no peak memory
-        pytorch_only = ('train', 'memory') if self.backend == 'onnxruntime' \
-            else ()
-        self.measures = [m for m in MEASURES
-                         if m not in self.skip and m not in pytorch_only]
-
-    def validate(self) -> None:
-        """Raise ``InvalidInputError`` for settings no measurement can use."""
-        h, w = self.shape
-        sizes = [h, w] + list(self.flops_shape or [])
-        if min(sizes) < 32:
-            raise InvalidInputError(
-                f'input sizes must be at least 32x32, got --shape {h}x{w}' +
-                (f', --flops-shape {self.flops_shape[0]}x'
-                 f'{self.flops_shape[1]}' if self.flops_shape else ''))
-        counts = (self.repeats, self.throughput_batch,
-                  self.throughput_repeats, self.train_batch,
-                  self.train_repeats)
-        if min(counts) < 1 or self.warmup < 0:
-            raise InvalidInputError('batch sizes and repeats must be positive and '
-                            '--warmup not negative')
-        check_precision(self.precision, self.device)
-        if self.compile:
-            check_compile(self.compile, self.compile_backend, self.device)
-        if self.compare:
-            load_builder(self.compare)  # fail before any measurement
-        if self.versus_eager and (self.compare or
-                                  self.backend == 'onnxruntime'):
-            raise InvalidInputError('--versus-eager times our model beside its own '
-                            'eager fp32 copy: no --compare, no --backend '
-                            'onnxruntime')
-        if self.backend == 'onnxruntime':
-            self._validate_onnxruntime()
-
-    def _validate_onnxruntime(self) -> None:
-        if self.compare or self.backbone_only:
-            raise InvalidInputError('--backend onnxruntime measures the exported '
-                            'segmentor: no --compare, no --backbone-only')
-        if self.precision != 'fp32' or self.compile or self.channels_last:
-            raise InvalidInputError('--backend onnxruntime times the fp32 export '
-                            'beside PyTorch eager: no --precision '
-                            'fp16/bf16, --compile or --channels-last')
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise InvalidInputError("--backend onnxruntime needs the deploy extra: "
-                            "pip install 'mmseg_plugins[deploy]'") from None
-        if self.device.startswith('cuda') and \
-                'CUDAExecutionProvider' not in ort.get_available_providers():
-            raise InvalidInputError('--device cuda: this onnxruntime has no CUDA '
-                            'execution provider (install onnxruntime-gpu)')
-
-    def autocast(self):
-        """The precision context of every measured call."""
-        return autocast(self.precision, self.device)
-
-
-def collect_configs(paths: Sequence[str],
-                    patterns: Sequence[str]) -> List[str]:
-    """Config files named in ``paths``, or found recursively in folders
-    (``_base_`` skipped) with a file name matching one of ``patterns``."""
-    found = []
-    for path in paths:
-        if osp.isfile(path):
-            found.append(path)
-        elif osp.isdir(path):
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if d != '_base_')
-                found += [osp.join(root, f) for f in sorted(files)
-                          if f.endswith('.py') and any(
-                              fnmatch.fnmatch(f, p) for p in patterns)]
-        else:
-            raise ConfigError(f'config file not found: {path}')
-    if not found:
-        raise ConfigError(f'no config matching {list(patterns)} under '
-                        f'{list(paths)}')
-    return found
-
+__all__ = ['benchmark_config', 'run_benchmark']
 
 def _with_autocast(fn: Callable, settings: BenchmarkSettings) -> Callable:
     def call(x):
@@ -414,104 +296,6 @@ def _output_difference(subject: Subject, other: str
         return None
     scale = max(t.abs().max().item() for t in output_tensors(theirs))
     return diff, diff / max(scale, 1e-12)
-
-
-def comparison_lines(timings: Dict[str, List[Timing]],
-                     peaks: Dict[Tuple[str, str], float],
-                     diff: Optional[Tuple[float, float]],
-                     settings: BenchmarkSettings) -> str:
-    """Ours against the reference: times, ratios, memory, output
-    difference."""
-    lines = []
-    labels = dict(
-        latency='latency (batch 1)',
-        throughput=f'throughput (batch {settings.throughput_batch})',
-        train=f'train step (batch {settings.train_batch})')
-    for key, label in labels.items():
-        if key not in timings:
-            continue
-        ours, ref = timings[key]
-        lines.append(
-            f'  {label}: ours median {ours.median * 1e3:.1f} ms, reference '
-            f'median {ref.median * 1e3:.1f} ms; throughput ratio (reference'
-            f' / ours): {ref.median / ours.median:.2f}x of medians, '
-            f'{paired_ratio(ref, ours):.2f}x median of paired repeats')
-    for mode, label in (
-            ('infer', f'inference (batch {settings.throughput_batch})'),
-            ('train', f'train step (batch {settings.train_batch})')):
-        if ('ours', mode) in peaks:
-            o, r = peaks[('ours', mode)], peaks[('reference', mode)]
-            lines.append(f'  peak memory {label}: ours {o:.0f} MiB, '
-                         f'reference {r:.0f} MiB; ours / reference '
-                         f'{o / r:.2f}x')
-    lines.append('  max abs output difference: ' + (
-        'shapes differ' if diff is None else
-        f'{diff[0]:.3g} ({diff[1]:.2g} of the largest output value)'))
-    return '\n'.join(lines)
-
-
-def environment_lines(settings: BenchmarkSettings) -> List[str]:
-    """The header of a table: device, versions, settings, conventions."""
-    import mmcv
-    import mmengine
-    import mmseg
-    if settings.device.startswith('cuda'):
-        where = torch.cuda.get_device_name(0)
-    else:
-        where = (f'CPU ({platform.processor() or platform.machine()}, '
-                 f'{os.cpu_count()} cores, {torch.get_num_threads()} '
-                 'threads)')
-    h, w = settings.shape
-    lines = [
-        f'- device: {where}; precision {settings.precision}',
-        f'- torch {torch.__version__}, mmseg {mmseg.__version__}, mmengine '
-        f'{mmengine.__version__}, mmcv {mmcv.__version__}, python '
-        f'{platform.python_version()}',
-        f'- timing input {h}x{w}; latency: batch 1, median of '
-        f'{settings.repeats} after {settings.warmup} warm-up; throughput: '
-        f'batch {settings.throughput_batch}, median of '
-        f'{settings.throughput_repeats}; train step (model.loss + '
-        f'backward): batch {settings.train_batch}, median of '
-        f'{settings.train_repeats}' +
-        ('; BatchNorm folded for inference' if settings.fuse_bn else '') +
-        (f'; torch.compile mode {settings.compile}, backend '
-         f'{settings.compile_backend}' if settings.compile else '') +
-        ('; channels-last' if settings.channels_last else ''),
-        '- params: unique, auxiliary heads included; GFLOPs: fvcore '
-        'convention (mmengine FlopAnalyzer), inference path, at the '
-        "paper's input size; peak memory: live tensors during one call",
-    ]
-    if settings.versus_eager:
-        lines.append(
-            '- beside eager: the same model as built (float32, no autocast, '
-            'not compiled, contiguous, BatchNorm not folded) timed '
-            'alternating call by call with the measured one; speed-up = '
-            'median over repeats of eager time / measured time (> 1: '
-            'faster than eager); rel. diff = largest |measured - eager| '
-            'logit over the largest eager logit (batch 1, random input)')
-    if settings.backend == 'onnxruntime':
-        import onnxruntime as ort
-
-        from ..deploy.export import verification_shapes
-        shapes = ', '.join(f'{s[1]}x{s[2]} (batch {s[0]})' for s in
-                           verification_shapes(settings.shape, 32, True))
-        lines.append(
-            f'- onnxruntime {ort.__version__} '
-            f'({"CUDA" if settings.device.startswith("cuda") else "CPU"} '
-            f'execution provider, {torch.get_num_threads()} threads) beside '
-            'PyTorch eager on the same input, PyTorch first, then ORT in '
-            'a session opened for each timing (a live session\'s memory '
-            'arena slows PyTorch in the same process, so they do not '
-            f'alternate); throughput after {settings.warmup} warm-up calls '
-            'each; both run the exported '
-            'computation (backbone, decode head, resize of the logits to '
-            'the input); ORT times include the tensor <-> numpy copies; '
-            'ratios: median PyTorch time / median ORT time (> 1: ORT '
-            f'faster); {settings.exporter} exporter, '
-            'dynamic shapes, export time = exporter + save, without the '
-            'verification; max diff: largest |ORT - PyTorch| relative to '
-            f'the largest logit, at {shapes} (random inputs)')
-    return lines
 
 
 def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings

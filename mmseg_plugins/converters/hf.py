@@ -10,9 +10,7 @@ import os
 import os.path as osp
 from typing import Dict, Optional
 
-import torch
-
-from ..checkpoint import safe_load, unwrap_state_dict
+from ..checkpoint import read_hf_folder, safe_load, unwrap_state_dict
 from ..fileio import atomic_directory
 from .rules import ConversionError, convert_state_dict, table_rules
 from .segformer import (HF_KEY_FIELDS, HF_KEY_TABLE, is_mmseg_head,
@@ -25,28 +23,6 @@ __all__ = ['OURS_TO_HF', 'read_hf_folder', 'hf_config', 'export_hf']
 #: task models added).
 OURS_TO_HF = table_rules(HF_KEY_TABLE, HF_KEY_FIELDS, reverse=True,
                          defaults=dict(hf='segformer.'))
-
-
-def read_hf_folder(path: str) -> Dict[str, torch.Tensor]:
-    """Weights of a Hugging Face model folder (``model.safetensors``, read
-    with the safetensors package, or ``pytorch_model.bin`` through the safe
-    loader).
-
-    Raises:
-        ValueError: the folder has no config.json or no weights.
-    """
-    if not osp.isfile(osp.join(path, 'config.json')):
-        raise ValueError(f'{path} is not a Hugging Face model folder: no '
-                         'config.json')
-    st = osp.join(path, 'model.safetensors')
-    if osp.isfile(st):
-        from safetensors.torch import load_file
-        return load_file(st)
-    binary = osp.join(path, 'pytorch_model.bin')
-    if osp.isfile(binary):
-        return safe_load(binary)
-    raise ValueError(f'Hugging Face folder {path} holds no weights: expected '
-                     'model.safetensors or pytorch_model.bin')
 
 
 def hf_config(arch_settings: dict, decoder_channels: int,

@@ -237,9 +237,8 @@ def convert_segformer(src: str,
     """
     import os.path as osp
 
-    from ..checkpoint import safe_load, unwrap_state_dict
+    from ..checkpoint import read_hf_folder, safe_load, unwrap_state_dict
     from .driver import convert_checkpoint
-    from .hf import read_hf_folder
     sd = read_hf_folder(src) if osp.isdir(src) else \
         unwrap_state_dict(safe_load(src))
     source = source or detect_source(sd)

@@ -1,6 +1,5 @@
 """Images of a dataset config, and the mIoU of an ONNX model on them."""
 import copy
-import logging
 from typing import Callable, Iterator, Optional, Tuple
 
 import torch
@@ -9,6 +8,7 @@ import torch.nn.functional as F
 from ..forward import slide_logits
 from ..config import check_data_paths
 from ..errors import ConfigError, DatasetError, InvalidInputError
+from ..reporting import quiet_logger
 from .onnx_runtime import OnnxSegmentor
 
 __all__ = ['build_split', 'dataset_samples', 'predict_mask', 'evaluate_miou']
@@ -105,22 +105,16 @@ def evaluate_miou(predict: Callable[[torch.Tensor, Tuple[int, int]],
             classes (e.g. :func:`predict_mask` bound to a model).
         dataset: The dataset.
     """
-    from mmengine.logging import MMLogger
     from mmseg.evaluation import IoUMetric
     metric = IoUMetric(iou_metrics=['mIoU'])
     metric.dataset_meta = dataset.metainfo
     for image, gt, ori_shape in dataset_samples(dataset):
         if gt is None:
             raise DatasetError('the dataset has no ground truth (no '
-                            'LoadAnnotations in the test pipeline)')
+                               'LoadAnnotations in the test pipeline)')
         metric.process({}, [dict(pred_sem_seg=dict(data=predict(
             image, ori_shape)[None]), gt_sem_seg=dict(data=gt[None]))])
     if not metric.results:
         raise DatasetError('the dataset is empty')
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # IoUMetric prints a per-class table
-    try:
+    with quiet_logger():  # IoUMetric prints a per-class table
         return float(metric.compute_metrics(metric.results)['mIoU'])
-    finally:
-        logger.setLevel(level)

@@ -23,7 +23,6 @@ exported is changed, never the caller's model:
 * with ``fuse_bn``, BatchNorm is folded into the convolutions (mmcv's
   ``fuse_conv_bn``), and verified like the rest.
 """
-import contextlib
 import copy
 import io
 import logging
@@ -33,7 +32,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List
 
 import torch
 import torch.nn as nn
@@ -43,10 +42,14 @@ from ..errors import ExportError, InvalidInputError, first_line
 from ..forward import SegmentorForward, folded_bn_copy, min_input_size
 from ..models.ops import exportable_adaptive_avg_pool2d
 from ..reporting import quiet_logger
+from .metadata import ExportMetadata, dataset_classes, plain
+from .settings import (EXPORTERS, INPUT_NAME, OPSETS,  # noqa: F401
+                       SINGLE_FILE_LIMIT, ExportSettings)
+from .verify import (Check, example_images, verification_shapes,  # noqa: F401
+                     verify)
 
 #: The exported module under the name this package has always used.
 ExportableSegmentor = SegmentorForward
-from .metadata import ExportMetadata, dataset_classes, plain
 
 __all__ = [
     'EXPORTERS', 'OPSETS', 'SINGLE_FILE_LIMIT', 'ExportSettings',
@@ -54,71 +57,6 @@ __all__ = [
     'replace_adaptive_pools', 'verification_shapes', 'Check', 'ExportReport',
     'export_metadata', 'export_onnx'
 ]
-
-EXPORTERS = ('dynamo', 'torchscript')
-
-#: ONNX opsets each exporter writes, (lowest, highest): dynamo's operator
-#: library is written for opset 18 (it silently keeps 18 when asked for
-#: less) up to torch's newest; the TorchScript exporter stops at 20, and
-#: below 13 it cannot export these models' operators with dynamic shapes.
-OPSETS = {'dynamo': (18, 23), 'torchscript': (13, 20)}
-
-#: A protobuf message, hence a self-contained ONNX file, must stay under
-#: 2 GiB; larger models keep their weights in ``<file>.data``.
-SINGLE_FILE_LIMIT = 2**31 - 1
-
-#: Input and output names of the graph.
-INPUT_NAME = 'images'
-
-
-@dataclass
-class ExportSettings:
-    """How to export (the options of ``tools/deployment/pytorch2onnx.py``).
-
-    Args:
-        shape (tuple): (H, W) of the traced input; with ``dynamic`` one of
-            the verified sizes, else the only size the graph takes.
-        dynamic (bool): Free batch, height and width.
-        output (str): ``'logits'`` or ``'mask'`` (argmax in the graph).
-        normalize (bool): BGR->RGB and mean/std normalisation in the graph
-            (raw images in), as the config's data preprocessor does.
-        exporter (str): ``'dynamo'`` (``torch.onnx.export(dynamo=True)``)
-            or ``'torchscript'`` (``dynamo=False``).
-        opset (int, optional): ONNX opset; None: the exporter's default.
-        fuse_bn (bool): Fold BatchNorm into the convolutions first.
-        tolerance (float): Largest accepted difference between ONNX Runtime
-            and PyTorch, relative to the largest PyTorch logit.
-    """
-    shape: Tuple[int, int] = (512, 512)
-    dynamic: bool = False
-    output: str = 'logits'
-    normalize: bool = True
-    exporter: str = 'dynamo'
-    opset: Optional[int] = None
-    fuse_bn: bool = False
-    tolerance: float = 1e-4
-
-    def validate(self, min_input_size: int) -> None:
-        """Raise ``InvalidInputError`` for settings no export can satisfy."""
-        if self.exporter not in EXPORTERS:
-            raise InvalidInputError(f'unknown exporter {self.exporter!r}; choose '
-                            f'from {", ".join(EXPORTERS)}')
-        if self.output not in ('logits', 'mask'):
-            raise InvalidInputError(f'output must be logits or mask, got '
-                            f'{self.output!r}')
-        low, high = OPSETS[self.exporter]
-        if self.opset is not None and not low <= self.opset <= high:
-            raise InvalidInputError(
-                f'opset {self.opset} is not supported by the {self.exporter} '
-                f'exporter (supported: {low} to {high})')
-        h, w = self.shape
-        if min(h, w) < min_input_size:
-            raise InvalidInputError(f'--shape {h} {w}: the model needs inputs of at '
-                            f'least {min_input_size}x{min_input_size}')
-        if not self.tolerance > 0:
-            raise InvalidInputError(f'tolerance must be positive, got '
-                            f'{self.tolerance}')
-
 
 class ExportableAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
     """``nn.AdaptiveAvgPool2d`` computed by
@@ -142,60 +80,6 @@ def replace_adaptive_pools(module: nn.Module) -> int:
                         ExportableAdaptiveAvgPool2d(child.output_size))
                 count += 1
     return count
-
-
-def verification_shapes(shape: Tuple[int, int], min_size: int,
-                        dynamic: bool) -> List[Tuple[int, int, int]]:
-    """(batch, H, W) of the verification runs: the export size; with
-    ``dynamic`` also a multiple of 32 of another aspect ratio (half the
-    height, 1.5 times the width, rounded) at batch 2, and odd sides, so not
-    multiples of 32 (about 3/4 of the height and 5/8 of the width)."""
-    h, w = shape
-    sizes = [(1, h, w)]
-    if dynamic:
-        sizes.append((2, max(min_size, h // 64 * 32),
-                      max(min_size, (w * 3 // 2 + 31) // 32 * 32)))
-        sizes.append((1, max(min_size, h * 3 // 4) | 1,
-                      max(min_size, w * 5 // 8) | 1))
-    return sizes
-
-
-@dataclass
-class Check:
-    """ONNX Runtime against PyTorch at one input size.
-
-    Attributes:
-        shape (tuple): (batch, H, W).
-        max_abs_diff (float): Largest logit difference (logits output), or
-            the fraction of pixels whose class differs (mask output).
-        magnitude (float): Largest PyTorch logit.
-        unexplained (int): Mask pixels that differ although PyTorch's top-2
-            margin there exceeds the tolerance (0 for logits).
-        passed (bool): Within the tolerance.
-        error (str, optional): Why ONNX Runtime gave no output.
-    """
-    shape: Tuple[int, int, int]
-    max_abs_diff: float
-    magnitude: float
-    unexplained: int
-    passed: bool
-    error: Optional[str] = None
-
-    @property
-    def relative(self) -> float:
-        return self.max_abs_diff / max(self.magnitude, 1e-30)
-
-    def describe(self, output: str) -> str:
-        b, h, w = self.shape
-        where = f'{h}x{w} (batch {b})'
-        if self.error is not None:
-            return f'{where}: onnxruntime failed: {self.error}'
-        if output == 'mask':
-            return (f'{where}: {self.max_abs_diff:.3%} of the pixels differ, '
-                    f'{self.unexplained} outside near-ties')
-        return (f'{where}: max abs diff {self.max_abs_diff:.3g} '
-                f'({self.relative:.2g} of the largest logit '
-                f'{self.magnitude:.3g})')
 
 
 @dataclass
@@ -265,16 +149,6 @@ def _graph_module(segmentor: nn.Module,
                                settings.output).eval()
 
 
-def _example(batch: int, h: int, w: int, normalize: bool,
-             seed: int) -> torch.Tensor:
-    """Random images: raw-looking 0..255 values when the graph normalises,
-    else standard normal."""
-    g = torch.Generator().manual_seed(seed)
-    if normalize:
-        return torch.rand(batch, 3, h, w, generator=g) * 255
-    return torch.randn(batch, 3, h, w, generator=g)
-
-
 def _export_graph(module: nn.Module, example: torch.Tensor,
                   settings: ExportSettings, min_size: int):
     """Run the exporter; returns the ``onnx.ModelProto`` without the
@@ -336,51 +210,6 @@ def _save(model, path: str) -> bool:
     return external
 
 
-def _compare(ours: torch.Tensor, logits: torch.Tensor, output: str,
-             tolerance: float, shape) -> Check:
-    """One :class:`Check` of an ONNX Runtime output against PyTorch's
-    logits."""
-    magnitude = logits.abs().max().item()
-    bound = tolerance * magnitude
-    if output == 'logits':
-        diff = (ours - logits).abs().max().item() if \
-            ours.shape == logits.shape else float('inf')
-        return Check(shape, diff, magnitude, 0, diff <= bound)
-    expected = logits.argmax(dim=1)
-    if ours.shape != expected.shape:
-        return Check(shape, 1.0, magnitude, ours.numel(), False)
-    differ = ours != expected
-    top2 = logits.topk(2, dim=1).values
-    near_tie = (top2[:, 0] - top2[:, 1]) <= bound
-    unexplained = int((differ & ~near_tie).sum())
-    return Check(shape, differ.float().mean().item(), magnitude, unexplained,
-                 unexplained == 0)
-
-
-def verify(path: str, reference: nn.Module, settings: ExportSettings,
-           min_size: int) -> List[Check]:
-    """Run the ONNX file with ONNX Runtime (CPU) at the
-    :func:`verification_shapes` and compare with ``reference`` (an
-    :class:`SegmentorForward` of the original model giving logits)."""
-    from .onnx_runtime import OnnxSegmentor
-    session = OnnxSegmentor(path, 'cpu')
-    checks = []
-    for seed, shape in enumerate(
-            verification_shapes(settings.shape, min_size, settings.dynamic)):
-        x = _example(*shape, settings.normalize, seed)
-        with torch.no_grad():
-            logits = reference(x)
-        try:
-            ours = session(x)
-        except Exception as err:  # onnxruntime raises its own types
-            checks.append(Check(shape, float('inf'), 0., 0, False,
-                                first_line(err)))
-            continue
-        checks.append(_compare(ours, logits, settings.output,
-                               settings.tolerance, shape))
-    return checks
-
-
 def export_onnx(segmentor: nn.Module, metadata: ExportMetadata, dst: str,
                 settings: ExportSettings) -> ExportReport:
     """Export, verify, and only then write ``dst``.
@@ -406,7 +235,7 @@ def export_onnx(segmentor: nn.Module, metadata: ExportMetadata, dst: str,
         raise InvalidInputError(f'output directory {parent} does not exist')
     reference = SegmentorForward(segmentor, settings.normalize, 'logits')
     module = _graph_module(segmentor, settings)
-    example = _example(2 if settings.dynamic else 1, *settings.shape,
+    example = example_images(2 if settings.dynamic else 1, *settings.shape,
                        settings.normalize, seed=0)
     base = osp.basename(dst)
     with tempfile.TemporaryDirectory(prefix=f'.{base}.', dir=parent) as work:

@@ -9,7 +9,7 @@ marks the file as ours. ``onnxruntime`` exposes the entries as
 """
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 from ..config import declared_classes as dataset_classes  # noqa: F401
 from ..config import plain

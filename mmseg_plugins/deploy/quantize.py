@@ -9,7 +9,6 @@ QuantizeLinear/DequantizeLinear pairs (QDQ format): weights int8 per output
 channel, activations uint8 with ranges observed on the calibration images.
 ONNX Runtime runs the quantized operators with integer kernels.
 """
-import contextlib
 import logging
 import os
 import os.path as osp

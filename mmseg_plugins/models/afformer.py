@@ -223,8 +223,7 @@ class AFFormer(ConvStemBackbone):
     def build_stage(self, index: int, in_channels: int,
                     drop_paths: Sequence[float]) -> AFFormerStage:
         s = self.arch_settings
-        dims = list(s['embed_dims'])
-        out_dim = (dims[1:] + dims[-1:])[index]
+        out_dim = self.stage_width(index)
         return AFFormerStage(in_channels, out_dim, s['depths'][index],
                              s['num_heads'][index], s['mlp_ratios'][index],
                              PATCH_STRIDES[index], drop_paths,

@@ -199,3 +199,10 @@ class ConvStemBackbone(StagedBackbone):
     def build_stem(self, in_channels: int) -> Tuple[nn.Module, int]:
         dim = self.arch_settings['embed_dims'][0]
         return conv_stem(in_channels, dim), dim
+
+    def stage_width(self, index: int) -> int:
+        """Output channels of stage ``index``: the stem makes
+        ``embed_dims[0]`` channels and stage ``i`` widens them to
+        ``embed_dims[i + 1]``; the last stage keeps ``embed_dims[-1]``."""
+        dims = list(self.arch_settings['embed_dims'])
+        return (dims[1:] + dims[-1:])[index]

@@ -157,8 +157,7 @@ class MPViT(ConvStemBackbone):
     def build_stage(self, index: int, in_channels: int,
                     drop_paths: Sequence[float]) -> MPViTStage:
         s = self.arch_settings
-        dims = list(s['embed_dims'])
-        out_dim = (dims[1:] + dims[-1:])[index]
+        out_dim = self.stage_width(index)
         return MPViTStage(in_channels, out_dim, s['depths'][index],
                           s['num_paths'][index], s['num_heads'][index],
                           s['mlp_ratios'][index], 2 if index else 1,

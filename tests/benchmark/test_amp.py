@@ -8,7 +8,7 @@ import os.path as osp
 
 import pytest
 
-from helpers import PYTHON, ROOT, assert_refused, run
+from helpers import ROOT, assert_refused, call
 from mmseg_plugins.benchmark import amp
 from mmseg_plugins.demo_data import data_root_options
 
@@ -49,18 +49,18 @@ def test_a_non_finite_loss_fails_the_run():
 
 def test_tool_writes_the_table_and_refuses_amp_without_cuda(tmp_path):
     data = str(tmp_path / 'data')
-    proc = run([PYTHON, TOOL, DEMO, '--precisions', 'fp32', '--iters', '3',
-                '--demo-data', data, '--out-dir', str(tmp_path / 'out')])
+    proc = call(TOOL, DEMO, '--precisions', 'fp32', '--iters', '3',
+                '--demo-data', data, '--out-dir', str(tmp_path / 'out'))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '| afformer_tiny_shapes-128x128 | fp32 | 3 | yes |' in proc.stdout
     assert (tmp_path / 'out' / 'amp_check.csv').is_file()
     import torch
     if not torch.cuda.is_available():
-        assert_refused(run([PYTHON, TOOL, DEMO, '--precisions', 'fp16',
+        assert_refused(call(TOOL, DEMO, '--precisions', 'fp16',
                             '--demo-data', data, '--out-dir',
-                            str(tmp_path / 'refused')]),
+                            str(tmp_path / 'refused')),
                        "--amp trains with mmengine's AmpOptimWrapper, which "
                        'needs a CUDA device')
         assert not osp.exists(tmp_path / 'refused')
-    assert_refused(run([PYTHON, TOOL, DEMO, '--iters', '0']),
+    assert_refused(call(TOOL, DEMO, '--iters', '0'),
                    '--iters must be positive')

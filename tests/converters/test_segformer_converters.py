@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import afformer_reference as ref
-from helpers import PYTHON, ROOT, assert_refused, run
+from helpers import ROOT, assert_refused, call
 from mmseg_plugins.checkpoint import safe_load, unwrap_state_dict
 from mmseg_plugins.converters.driver import convert_checkpoint
 from mmseg_plugins.converters.hf import export_hf, read_hf_folder
@@ -168,7 +168,7 @@ def test_hugging_face_folder_through_the_tool(tmp_path):
     folder = tmp_path / 'segformer-b0-hf'
     hf.save_pretrained(folder)
     dst = tmp_path / 'converted.pth'
-    proc = run([PYTHON, TO_MMSEG, str(folder), str(dst)])
+    proc = call(TO_MMSEG, str(folder), str(dst))
     assert proc.returncode == 0, proc.stderr
     assert 'source layout: hf' in proc.stdout
     assert 'segmentation checkpoint of variant b0' in proc.stdout
@@ -192,7 +192,7 @@ def test_export_to_hugging_face_and_back(tmp_path):
     sd.update({f'decode_head.{k}': v for k, v in head.state_dict().items()})
     torch.save({'state_dict': sd, 'meta': {}}, ckpt)
     folder = tmp_path / 'exported'
-    proc = run([PYTHON, TO_HF, str(ckpt), str(folder)])
+    proc = call(TO_HF, str(ckpt), str(folder))
     assert proc.returncode == 0, proc.stderr
     hf = transformers.SegformerForSemanticSegmentation.from_pretrained(
         str(folder)).eval()
@@ -230,22 +230,22 @@ def test_bad_inputs_are_refused(tmp_path):
     from mmseg_plugins.models import AFFormer
     other = tmp_path / 'afformer.pth'
     torch.save(AFFormer('tiny').state_dict(), other)
-    assert_refused(run([PYTHON, TO_MMSEG, str(other),
-                        str(tmp_path / 'o1.pth')]),
+    assert_refused(call(TO_MMSEG, str(other),
+                        str(tmp_path / 'o1.pth')),
                    'not a SegFormer checkpoint')
     b2 = tmp_path / 'mit_b2.pth'
     backbone, head = _ours('b2')
     torch.save({k[9:]: v for k, v in _nvlabs_layout(backbone, head).items()
                 if k.startswith('backbone.')}, b2)
-    assert_refused(run([PYTHON, TO_MMSEG, str(b2), str(tmp_path / 'o2.pth'),
-                        '--arch', 'b0']),
+    assert_refused(call(TO_MMSEG, str(b2), str(tmp_path / 'o2.pth'),
+                        '--arch', 'b0'),
                    r"SegFormer \(nvlabs\)-b0: first offending key "
                    r"'stages\.0\.patch_embed\.proj\.weight': shape "
                    r"\(64, 3, 7, 7\) in the file, \(32, 3, 7, 7\)")
     empty = tmp_path / 'hf-no-weights'
     empty.mkdir()
     (empty / 'config.json').write_text('{}')
-    assert_refused(run([PYTHON, TO_MMSEG, str(empty),
-                        str(tmp_path / 'o3.pth')]),
+    assert_refused(call(TO_MMSEG, str(empty),
+                        str(tmp_path / 'o3.pth')),
                    'holds no weights: expected model.safetensors')
     assert not any(n.startswith('o') for n in os.listdir(tmp_path))

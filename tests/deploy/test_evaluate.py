@@ -7,7 +7,8 @@ from mmseg_plugins.demo_data import data_root_options
 from mmseg_plugins.deploy.evaluate import (build_split, dataset_samples,
                                            evaluate_miou, predict_mask)
 from mmseg_plugins.deploy.onnx_runtime import OnnxSegmentor
-from mmseg_plugins.cli import ToolError, load_config
+from mmseg_plugins.config import load_config
+from mmseg_plugins.errors import MMSegPluginsError
 
 
 @pytest.fixture(scope='module')
@@ -86,11 +87,11 @@ def test_predict_mask_refuses_what_it_cannot_compute(demo_export):
     image = torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8)
     session = OnnxSegmentor(demo_export('afformer', dynamic=True)[0])
     session.metadata.test_cfg = dict(mode='mosaic')
-    with pytest.raises(ToolError, match="unknown test mode 'mosaic'"):
+    with pytest.raises(MMSegPluginsError, match="unknown test mode 'mosaic'"):
         predict_mask(session, image, (64, 96))
     masks = OnnxSegmentor(demo_export('afformer', dynamic=True,
                                       output='mask')[0])
     masks.metadata.test_cfg = dict(mode='slide', crop_size=(64, 64),
                                    stride=(32, 32))
-    with pytest.raises(ToolError, match='export with --output logits'):
+    with pytest.raises(MMSegPluginsError, match='export with --output logits'):
         predict_mask(masks, image, (64, 96))

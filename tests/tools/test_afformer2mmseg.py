@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import afformer_reference as ref
-from helpers import (PYTHON, ROOT, Exploit, assert_refused, demo_overrides,
-                     run)
+from helpers import call
+from helpers import ROOT, Exploit, assert_refused, demo_overrides
 from mmseg_plugins.checkpoint import safe_load
 from mmseg_plugins.models import AFFormer, AFFormerHead
 
@@ -37,7 +37,7 @@ def _official_files(tmp_path, arch='tiny', num_classes=4):
 def test_segmentation_file_to_test_tool(tmp_path, demo_root):
     model, head, seg, _ = _official_files(tmp_path)
     dst = tmp_path / 'converted.pth'
-    proc = run([PYTHON, CONVERTER, str(seg), str(dst)])
+    proc = call(CONVERTER, str(seg), str(dst))
     assert proc.returncode == 0, proc.stderr
     assert 'segmentation checkpoint of variant tiny' in proc.stdout
     assert 'align block' in proc.stdout and 'alias of a shared' in proc.stdout
@@ -55,11 +55,11 @@ def test_segmentation_file_to_test_tool(tmp_path, demo_root):
         safe_load(str(dst))['state_dict'], strict=True)
     assert not missing and not unexpected
     # and mmseg-style testing with it works, without key warnings
-    proc = run([PYTHON, osp.join(ROOT, 'tools', 'test.py'), DEMO, str(dst),
+    proc = call(osp.join(ROOT, 'tools', 'test.py'), DEMO, str(dst),
                 '--work-dir', str(tmp_path / 'w'), '--cfg-options',
                 *demo_overrides(demo_root, 2),
                 *[f'{k}={v}'.replace(' ', '')
-                  for k, v in OFFICIAL_HEAD.items()]])
+                  for k, v in OFFICIAL_HEAD.items()])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'mIoU' in proc.stdout
     assert 'missing keys' not in proc.stdout + proc.stderr
@@ -69,7 +69,7 @@ def test_segmentation_file_to_test_tool(tmp_path, demo_root):
 def test_imagenet_file_to_pretrained_init(tmp_path):
     model, _, _, imnet = _official_files(tmp_path, arch='small')
     dst = tmp_path / 'imnet_converted.pth'
-    proc = run([PYTHON, CONVERTER, str(imnet), str(dst)])
+    proc = call(CONVERTER, str(imnet), str(dst))
     assert proc.returncode == 0, proc.stderr
     assert 'backbone checkpoint of variant small' in proc.stdout
     fresh = AFFormer('small', init_cfg=dict(type='Pretrained',
@@ -83,7 +83,7 @@ def test_imagenet_file_to_pretrained_init(tmp_path):
 def test_wrong_variant_names_first_key_and_shapes(tmp_path):
     _, _, seg, _ = _official_files(tmp_path)
     dst = tmp_path / 'out.pth'
-    proc = run([PYTHON, CONVERTER, str(seg), str(dst), '--arch', 'base'])
+    proc = call(CONVERTER, str(seg), str(dst), '--arch', 'base')
     assert_refused(proc, r"AFFormer-base: first offending key "
                    r"'backbone\.stages\.0\.aggregate\.conv\.weight': shape "
                    r"\(64, 32, 1, 1\) in the file, \(96, 32, 1, 1\)")
@@ -94,8 +94,8 @@ def test_wrong_variant_names_first_key_and_shapes(tmp_path):
 
 def test_unknown_arch_option(tmp_path):
     _, _, seg, _ = _official_files(tmp_path)
-    proc = run([PYTHON, CONVERTER, str(seg), str(tmp_path / 'o.pth'),
-                '--arch', 'huge'])
+    proc = call(CONVERTER, str(seg), str(tmp_path / 'o.pth'),
+                '--arch', 'huge')
     assert_refused(proc, 'valid choices: tiny, small, base')
 
 
@@ -106,7 +106,7 @@ def test_modified_alias_is_refused(tmp_path):
            'crpe.conv_list.0.weight')
     ckpt['state_dict'][key] = ckpt['state_dict'][key] + 1
     torch.save(ckpt, seg)
-    proc = run([PYTHON, CONVERTER, str(seg), str(tmp_path / 'o.pth')])
+    proc = call(CONVERTER, str(seg), str(tmp_path / 'o.pth'))
     assert_refused(proc, 'should duplicate .*different values')
     assert not (tmp_path / 'o.pth').exists()
 
@@ -115,7 +115,7 @@ def test_other_family_is_refused(tmp_path):
     from mmseg_plugins.models import MiT
     src = tmp_path / 'mit.pth'
     torch.save(MiT('b0').state_dict(), src)
-    proc = run([PYTHON, CONVERTER, str(src), str(tmp_path / 'o.pth')])
+    proc = call(CONVERTER, str(src), str(tmp_path / 'o.pth'))
     assert_refused(proc, 'is not an official AFFormer checkpoint: no '
                    "conversion rule for key 'stages.0.patch_embed")
 
@@ -131,6 +131,6 @@ def test_bad_files_are_refused(tmp_path, kind):
         pattern = 'not a readable PyTorch checkpoint'
     else:
         pattern = 'not found'
-    proc = run([PYTHON, CONVERTER, str(src), str(tmp_path / 'o.pth')])
+    proc = call(CONVERTER, str(src), str(tmp_path / 'o.pth'))
     assert_refused(proc, pattern)
     assert not marker.exists() and not (tmp_path / 'o.pth').exists()

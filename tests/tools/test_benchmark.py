@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import PYTHON, ROOT, assert_refused, run
+from helpers import PYTHON, ROOT, assert_refused, call, run
 from mmseg_plugins.benchmark import (build_reference, count_flops,
                                      count_params, format_table, load_builder,
                                      max_abs_diff, peak_memory_mb,
@@ -29,7 +29,7 @@ def _rows(out_dir):
 
 def test_table_of_one_config(tmp_path):
     out = tmp_path / 'bench'
-    proc = run([PYTHON, TOOL, DEMO, *FAST, '--out-dir', str(out)])
+    proc = call(TOOL, DEMO, *FAST, '--out-dir', str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '| config | model | params (M) |' in proc.stdout
     assert 'device: CPU' in proc.stdout and 'torch ' in proc.stdout
@@ -58,9 +58,9 @@ def test_folder_counts_paper_flops_and_plots(tmp_path):
     official code's fvcore count (4.57 GFLOPs at 512x512, the paper's 4.6),
     and the plot of the published mIoU is written."""
     out = tmp_path / 'bench'
-    proc = run([PYTHON, TOOL, osp.join(ROOT, 'configs', 'afformer'),
+    proc = call(TOOL, osp.join(ROOT, 'configs', 'afformer'),
                 '--pattern', '*_ade20k.py', '--skip', 'latency', 'throughput',
-                'train', 'memory', '--out-dir', str(out)])
+                'train', 'memory', '--out-dir', str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {r['config']: r for r in _rows(out)}
     assert sorted(rows) == ['afformer_base_ade20k', 'afformer_small_ade20k',
@@ -76,9 +76,9 @@ def test_folder_counts_paper_flops_and_plots(tmp_path):
 
 def test_compare_against_reference_builder(tmp_path):
     env = {'PYTHONPATH': osp.join(ROOT, 'tests')}
-    proc = run([PYTHON, TOOL, DEMO, *FAST, '--compare',
+    proc = call(TOOL, DEMO, *FAST, '--compare',
                 'helpers:same_weights_copy', '--fuse-bn', '--skip', 'flops',
-                '--out-dir', str(tmp_path)], env=env)
+                '--out-dir', str(tmp_path), env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     for label in ('latency (batch 1)', 'throughput (batch 2)',
@@ -109,20 +109,20 @@ def test_compare_against_reference_builder(tmp_path):
      '--versus-eager times our model beside its own eager fp32 copy'),
 ])
 def test_bad_input_is_refused(args, pattern, tmp_path):
-    proc = run([PYTHON, TOOL, DEMO, '--repeats', '1', '--out-dir',
-                str(tmp_path), *args])
+    proc = call(TOOL, DEMO, '--repeats', '1', '--out-dir',
+                str(tmp_path), *args)
     assert_refused(proc, pattern)
     assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_bad_configs_are_refused(tmp_path):
-    proc = run([PYTHON, TOOL, str(tmp_path / 'none.py')])
+    proc = call(TOOL, str(tmp_path / 'none.py'))
     assert_refused(proc, 'config file not found')
     no_model = tmp_path / 'no_model.py'
     no_model.write_text('x = 1\n')
-    proc = run([PYTHON, TOOL, str(no_model), '--out-dir', str(tmp_path)])
+    proc = call(TOOL, str(no_model), '--out-dir', str(tmp_path))
     assert_refused(proc, 'defines no "model"')
-    proc = run([PYTHON, TOOL, DEMO, DEMO, '--compare', 'os.path:join'])
+    proc = call(TOOL, DEMO, DEMO, '--compare', 'os.path:join')
     assert_refused(proc, '--compare needs exactly one config, got 2')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['no_model.py']
 
@@ -222,10 +222,10 @@ def test_compile_channels_last_and_bf16_options(tmp_path):
 def test_versus_eager_times_the_eager_copy_beside(tmp_path):
     """``--versus-eager``: the compiled channels-last model beside its eager
     copy, speed-ups and the logits' difference in the table."""
-    proc = run([PYTHON, TOOL, DEMO, *FAST, '--skip', 'flops', 'memory',
+    proc = call(TOOL, DEMO, *FAST, '--skip', 'flops', 'memory',
                 '--compile', '--compile-backend', 'aot_eager',
                 '--channels-last', '--versus-eager', '--out-dir',
-                str(tmp_path)])
+                str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'beside eager: the same model as built' in proc.stdout
     assert 'speed-up latency' in proc.stdout
@@ -263,8 +263,8 @@ def test_versus_eager_runs_the_copy_without_autocast(monkeypatch):
      "unknown torch.compile backend 'nope'"),
 ])
 def test_compile_options_are_checked_first(args, pattern, tmp_path):
-    proc = run([PYTHON, TOOL, DEMO, '--repeats', '1', '--out-dir',
-                str(tmp_path), *args])
+    proc = call(TOOL, DEMO, '--repeats', '1', '--out-dir',
+                str(tmp_path), *args)
     assert_refused(proc, pattern)
     assert not list(tmp_path.iterdir())
 
@@ -274,9 +274,9 @@ def test_onnxruntime_backend_beside_pytorch(tmp_path):
     differences at three sizes, and ORT timed beside PyTorch."""
     pytest.importorskip('onnxruntime')
     out = tmp_path / 'bench'
-    proc = run([PYTHON, TOOL, DEMO, *FAST, '--backend', 'onnxruntime',
+    proc = call(TOOL, DEMO, *FAST, '--backend', 'onnxruntime',
                 '--exporter', 'torchscript', '--skip', 'flops', '--out-dir',
-                str(out)])
+                str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'ORT latency b1 (ms)' in proc.stdout
     assert 'onnxruntime ' in proc.stdout and 'CPU execution provider' in \
@@ -301,7 +301,7 @@ def test_onnxruntime_backend_beside_pytorch(tmp_path):
 ])
 def test_onnxruntime_backend_refuses_pytorch_options(args, pattern, tmp_path):
     pytest.importorskip('onnxruntime')
-    proc = run([PYTHON, TOOL, DEMO, '--backend', 'onnxruntime', '--out-dir',
-                str(tmp_path), *args])
+    proc = call(TOOL, DEMO, '--backend', 'onnxruntime', '--out-dir',
+                str(tmp_path), *args)
     assert_refused(proc, pattern)
     assert not list(tmp_path.iterdir())

@@ -3,7 +3,7 @@ counter. mmseg 1.2.2's own script fails against mmengine 0.10.7."""
 import os.path as osp
 import re
 
-from helpers import DEMO_CONFIG, PYTHON, ROOT, assert_refused, mmseg_tool, run
+from helpers import DEMO_CONFIG, PYTHON, ROOT, assert_refused, call, mmseg_tool, run
 
 GET_FLOPS = osp.join(ROOT, 'tools', 'analysis_tools', 'get_flops.py')
 SEGFORMER_B0 = osp.join(ROOT, 'configs', 'segformer',
@@ -33,7 +33,7 @@ def test_counts_equal_the_benchmark_count():
                                          count_flops, count_params)
     model = InferenceForward(build_model(SEGFORMER_B0, None, 'cpu'))
     gflops, _ = count_flops(model, (512, 512))
-    report = _report(run([PYTHON, GET_FLOPS, SEGFORMER_B0, '--shape', '512']))
+    report = _report(call(GET_FLOPS, SEGFORMER_B0, '--shape', '512'))
     assert report == {'Input shape': '(512, 512)',
                       'Flops': _format_size(round(gflops * 1e9)),
                       'Params': _format_size(count_params(model))}
@@ -51,21 +51,21 @@ def test_height_width_cfg_options_and_no_auxiliary_head():
     init_default_scope('mmseg')
     model = MODELS.build(load_config(MPVIT_DEMO).model)
     without_aux = count_params(model) - count_params(model.auxiliary_head)
-    report = _report(run([PYTHON, GET_FLOPS, MPVIT_DEMO, '--shape', '64',
-                          '96']))
+    report = _report(call(GET_FLOPS, MPVIT_DEMO, '--shape', '64',
+                          '96'))
     assert report['Input shape'] == '(64, 96)'
     assert abs(_number(report['Params']) - without_aux) <= 500  # 4 digits
-    wider = _report(run([PYTHON, GET_FLOPS, MPVIT_DEMO, '--shape', '64',
+    wider = _report(call(GET_FLOPS, MPVIT_DEMO, '--shape', '64',
                          '96', '--cfg-options',
-                         'model.decode_head.channels=1024']))
+                         'model.decode_head.channels=1024'))
     assert _number(wider['Params']) > _number(report['Params'])
     assert _number(wider['Flops']) > _number(report['Flops'])
 
 
 def test_bad_shape_and_missing_config_are_refused(tmp_path):
-    assert_refused(run([PYTHON, GET_FLOPS, DEMO_CONFIG, '--shape', '1', '2',
-                        '3']), r'--shape takes H or H W')
-    assert_refused(run([PYTHON, GET_FLOPS, str(tmp_path / 'nope.py')]),
+    assert_refused(call(GET_FLOPS, DEMO_CONFIG, '--shape', '1', '2',
+                        '3'), r'--shape takes H or H W')
+    assert_refused(call(GET_FLOPS, str(tmp_path / 'nope.py')),
                    'config file not found')
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import PYTHON, ROOT, assert_refused, run
+from helpers import ROOT, assert_refused, call
 
 TOOL = osp.join(ROOT, 'tools', 'inference.py')
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'afformer_tiny_shapes-128x128.py')
@@ -49,9 +49,9 @@ def test_folders_videos_and_unreadable_inputs(demo_root, checkpoint,
         writer.write(cv2.resize(cv2.imread(files[i]), (96, 64)))
     writer.release()
     out = tmp_path / 'out'
-    proc = run([PYTHON, TOOL, CONFIG, checkpoint, str(src), str(video),
+    proc = call(TOOL, CONFIG, checkpoint, str(src), str(video),
                 str(tmp_path / 'missing.png'), '--out-dir', str(out),
-                '--batch-size', '2'])
+                '--batch-size', '2')
     assert proc.returncode == 1, proc.stderr[-2000:]
     skipped = [ln for ln in proc.stderr.splitlines()
                if ln.startswith('skipped')]
@@ -80,8 +80,8 @@ def test_undecodable_video_is_skipped(checkpoint, tmp_path, demo_root):
     bad.write_bytes(os.urandom(2000))
     good = sorted(glob.glob(osp.join(demo_root, 'images', 'training',
                                      '*.png')))[0]
-    proc = run([PYTHON, TOOL, CONFIG, checkpoint, str(bad), good,
-                '--out-dir', str(tmp_path / 'out')])
+    proc = call(TOOL, CONFIG, checkpoint, str(bad), good,
+                '--out-dir', str(tmp_path / 'out'))
     assert proc.returncode == 1
     assert f'skipped {bad}: a video the installed OpenCV cannot decode' in \
         proc.stderr
@@ -93,27 +93,27 @@ def test_bad_invocations_are_refused(checkpoint, tmp_path, demo_root):
                                       '*.png')))[0]
     a_file = tmp_path / 'taken'
     a_file.write_text('x')
-    assert_refused(run([PYTHON, TOOL, CONFIG, checkpoint, image,
-                        '--out-dir', str(a_file)]),
+    assert_refused(call(TOOL, CONFIG, checkpoint, image,
+                        '--out-dir', str(a_file)),
                    r'--out-dir .*taken is a file')
     empty = tmp_path / 'empty'
     empty.mkdir()
-    assert_refused(run([PYTHON, TOOL, CONFIG, checkpoint, str(empty),
-                        '--out-dir', str(tmp_path / 'o1')]),
+    assert_refused(call(TOOL, CONFIG, checkpoint, str(empty),
+                        '--out-dir', str(tmp_path / 'o1')),
                    r'no images to label: .*empty: a folder without images')
     from mmseg_plugins.models import MPViT
     other = tmp_path / 'mpvit.pth'
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in
                                MPViT('tiny').state_dict().items()}}, other)
-    assert_refused(run([PYTHON, TOOL, CONFIG, str(other), image,
-                        '--out-dir', str(tmp_path / 'o2')]),
-                   r'mpvit\.pth does not fit the model of the config')
-    assert_refused(run([PYTHON, TOOL, CONFIG, checkpoint, image, image,
-                        '--out-dir', str(tmp_path / 'o3')]),
+    assert_refused(call(TOOL, CONFIG, str(other), image,
+                        '--out-dir', str(tmp_path / 'o2')),
+                   r'mpvit\.pth does not fit the model of ')
+    assert_refused(call(TOOL, CONFIG, checkpoint, image, image,
+                        '--out-dir', str(tmp_path / 'o3')),
                    r'would both be written as')
-    assert_refused(run([PYTHON, TOOL, CONFIG, checkpoint, image,
+    assert_refused(call(TOOL, CONFIG, checkpoint, image,
                         '--out-dir', str(tmp_path / 'o4'), '--precision',
-                        'fp16', '--device', 'cpu']),
+                        'fp16', '--device', 'cpu'),
                    r'fp16 \(autocast\) needs a CUDA device')
     assert sorted(os.listdir(tmp_path)) == ['empty', 'mpvit.pth', 'taken']
 
@@ -126,9 +126,9 @@ def test_onnx_model_gives_the_checkpoints_labels(checkpoint, tmp_path,
     pytest.importorskip('onnxruntime')
     export = osp.join(ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
     onnx_file = tmp_path / 'demo.onnx'
-    proc = run([PYTHON, export, CONFIG, checkpoint, str(onnx_file),
+    proc = call(export, CONFIG, checkpoint, str(onnx_file),
                 '--shape', '64', '64', '--dynamic', '--exporter',
-                'torchscript'])
+                'torchscript')
     assert proc.returncode == 0, proc.stderr[-2000:]
     images = tmp_path / 'images'
     images.mkdir()
@@ -141,8 +141,8 @@ def test_onnx_model_gives_the_checkpoints_labels(checkpoint, tmp_path,
     labels = {}
     for kind, weights in (('pth', checkpoint), ('onnx', str(onnx_file))):
         out = tmp_path / kind
-        proc = run([PYTHON, TOOL, CONFIG, weights, str(images), '--out-dir',
-                    str(out)])
+        proc = call(TOOL, CONFIG, weights, str(images), '--out-dir',
+                    str(out))
         assert proc.returncode == 0, proc.stderr[-2000:]
         labels[kind] = {p: cv2.imread(osp.join(out, p), cv2.IMREAD_UNCHANGED)
                         for p in _outputs(str(out)) if p.endswith('.png')}
@@ -152,9 +152,9 @@ def test_onnx_model_gives_the_checkpoints_labels(checkpoint, tmp_path,
         same = (ours == labels['onnx'][name]).mean()
         assert same > 0.999, (name, same)  # pixels may differ at near-ties
     # a config that normalises otherwise than the exported one is refused
-    assert_refused(run([PYTHON, TOOL, CONFIG, str(onnx_file), str(images),
+    assert_refused(call(TOOL, CONFIG, str(onnx_file), str(images),
                         '--out-dir', str(tmp_path / 'other'), '--cfg-options',
-                        'model.data_preprocessor.std=[1.0,1.0,1.0]']),
+                        'model.data_preprocessor.std=[1.0,1.0,1.0]'),
                    r'demo\.onnx was exported with mean \[123\.675, '
                    r'116\.28, 103\.53\], std \[58\.395, 57\.12, 57\.375\], '
                    r'bgr_to_rgb True, but the config has mean .*std '
@@ -170,17 +170,17 @@ def test_onnx_mask_export_and_foreign_onnx_are_refused(checkpoint, tmp_path,
                                       '*.png')))[0]
     export = osp.join(ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
     mask_file = tmp_path / 'mask.onnx'
-    proc = run([PYTHON, export, CONFIG, checkpoint, str(mask_file),
+    proc = call(export, CONFIG, checkpoint, str(mask_file),
                 '--shape', '64', '64', '--output', 'mask', '--exporter',
-                'torchscript'])
+                'torchscript')
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert_refused(run([PYTHON, TOOL, CONFIG, str(mask_file), image,
-                        '--out-dir', str(tmp_path / 'o1')]),
+    assert_refused(call(TOOL, CONFIG, str(mask_file), image,
+                        '--out-dir', str(tmp_path / 'o1')),
                    'outputs mask; the inference tool needs logits')
     foreign = tmp_path / 'conv.onnx'
     torch.onnx.export(nn.Conv2d(3, 2, 1), (torch.randn(1, 3, 8, 8), ),
                       str(foreign), dynamo=False)
-    assert_refused(run([PYTHON, TOOL, CONFIG, str(foreign), image,
-                        '--out-dir', str(tmp_path / 'o2')]),
+    assert_refused(call(TOOL, CONFIG, str(foreign), image,
+                        '--out-dir', str(tmp_path / 'o2')),
                    'not one exported by mmseg_plugins')
     assert sorted(os.listdir(tmp_path)) == ['conv.onnx', 'mask.onnx']

@@ -7,8 +7,8 @@ import torch
 from mmseg.models.decode_heads import FCNHead, UPerHead
 
 import mpvit_reference as ref
-from helpers import (PYTHON, ROOT, Exploit, assert_refused, demo_overrides,
-                     run)
+from helpers import call
+from helpers import ROOT, Exploit, assert_refused, demo_overrides
 from mmseg_plugins.checkpoint import safe_load
 from mmseg_plugins.models import MPViT
 
@@ -46,7 +46,7 @@ def _official_files(tmp_path, arch='tiny', num_classes=4):
 def test_upernet_file_to_test_tool(tmp_path, demo_root):
     model, (decode, aux), seg, _ = _official_files(tmp_path)
     dst = tmp_path / 'converted.pth'
-    proc = run([PYTHON, CONVERTER, str(seg), str(dst)])
+    proc = call(CONVERTER, str(seg), str(dst))
     assert proc.returncode == 0, proc.stderr
     assert 'segmentation checkpoint of variant tiny' in proc.stdout
     assert 'dropped 322 keys (alias of a shared module' in proc.stdout
@@ -69,9 +69,9 @@ def test_upernet_file_to_test_tool(tmp_path, demo_root):
         torch.testing.assert_close(built.auxiliary_head(built.backbone(x)),
                                    aux(feats))
     # and mmseg-style testing with it works, without key warnings
-    proc = run([PYTHON, osp.join(ROOT, 'tools', 'test.py'), DEMO, str(dst),
+    proc = call(osp.join(ROOT, 'tools', 'test.py'), DEMO, str(dst),
                 '--work-dir', str(tmp_path / 'w'), '--cfg-options',
-                *demo_overrides(demo_root, 2)])
+                *demo_overrides(demo_root, 2))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'mIoU' in proc.stdout
     assert 'missing keys' not in proc.stdout + proc.stderr
@@ -81,7 +81,7 @@ def test_upernet_file_to_test_tool(tmp_path, demo_root):
 def test_imagenet_file_to_pretrained_init(tmp_path):
     model, _, _, imnet = _official_files(tmp_path)
     dst = tmp_path / 'imnet_converted.pth'
-    proc = run([PYTHON, CONVERTER, str(imnet), str(dst)])
+    proc = call(CONVERTER, str(imnet), str(dst))
     assert proc.returncode == 0, proc.stderr
     assert 'backbone checkpoint of variant tiny' in proc.stdout
     assert 'dropped 2 keys (ImageNet classifier' in proc.stdout
@@ -96,13 +96,13 @@ def test_imagenet_file_to_pretrained_init(tmp_path):
 def test_wrong_variant_names_first_key_and_shapes(tmp_path):
     _, _, _, imnet = _official_files(tmp_path)
     dst = tmp_path / 'out.pth'
-    proc = run([PYTHON, CONVERTER, str(imnet), str(dst), '--arch', 'xsmall'])
+    proc = call(CONVERTER, str(imnet), str(dst), '--arch', 'xsmall')
     # tiny and xsmall differ first in the MLP width of stage 0 (ratio 2 / 4)
     assert_refused(proc, r"MPViT-xsmall: first offending key "
                    r"'stages\.0\.encoders\.0\.blocks\.0\.mlp\.fc1\.weight': "
                    r'shape \(128, 64\) in the file, \(256, 64\) in the model')
     assert not dst.exists()
-    proc = run([PYTHON, CONVERTER, str(imnet), str(dst), '--arch', 'huge'])
+    proc = call(CONVERTER, str(imnet), str(dst), '--arch', 'huge')
     assert_refused(proc, 'valid choices: tiny, xsmall, small, base')
 
 
@@ -112,7 +112,7 @@ def test_auxiliary_head_without_decode_head_is_refused(tmp_path):
     ckpt['state_dict'] = {k: v for k, v in ckpt['state_dict'].items()
                           if not k.startswith('decode_head.')}
     torch.save(ckpt, seg)
-    proc = run([PYTHON, CONVERTER, str(seg), str(tmp_path / 'o.pth')])
+    proc = call(CONVERTER, str(seg), str(tmp_path / 'o.pth'))
     assert_refused(proc, 'auxiliary_head. weights but no decode_head')
 
 
@@ -130,7 +130,7 @@ def test_bad_files_are_refused(tmp_path, kind):
     else:
         src.write_bytes(b'PK\x03\x04 definitely not a zip' * 20)
         pattern = 'not a readable PyTorch checkpoint'
-    proc = run([PYTHON, CONVERTER, str(src), str(tmp_path / 'o.pth')])
+    proc = call(CONVERTER, str(src), str(tmp_path / 'o.pth'))
     assert_refused(proc, pattern)
     assert not marker.exists()
     assert sorted(os.listdir(tmp_path)) == ['src.pth']

@@ -7,7 +7,7 @@ import os.path as osp
 import pytest
 import torch
 
-from helpers import PYTHON, ROOT, assert_refused, run
+from helpers import ROOT, assert_refused, call
 from mmseg_plugins.checkpoint import atomic_save
 
 pytest.importorskip('onnxruntime')
@@ -50,9 +50,9 @@ def test_export_gives_pytorch_masks(checkpoints, tmp_path, demo_root):
     from mmseg_plugins.deploy.evaluate import build_split, dataset_samples
     from mmseg_plugins.cli import load_config
     out = tmp_path / 'afformer.onnx'
-    proc = run([PYTHON, TOOL, AFFORMER, checkpoints['tiny'], str(out),
+    proc = call(TOOL, AFFORMER, checkpoints['tiny'], str(out),
                 '--shape', '64', '64', '--dynamic', '--output', 'mask',
-                '--exporter', 'torchscript'])
+                '--exporter', 'torchscript')
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'verified with onnxruntime' in proc.stdout
     assert proc.stdout.count('outside near-ties') == 3
@@ -111,6 +111,6 @@ def test_bad_input_is_refused_and_nothing_written(case, checkpoints,
                           str(onnx_file), dynamo=False)
         args[1] = str(onnx_file)
     before = sorted(os.listdir(tmp_path))
-    assert_refused(run([PYTHON, TOOL, *args, '--exporter', 'dynamo']),
+    assert_refused(call(TOOL, *args, '--exporter', 'dynamo'),
                    pattern)
     assert sorted(os.listdir(tmp_path)) == before

@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 
-from helpers import PYTHON, ROOT, assert_refused, run
+from helpers import PYTHON, ROOT, assert_refused, call
 
 pytest.importorskip('onnxruntime')
 
@@ -22,10 +22,10 @@ def _data(demo_root):
 def test_quantizes_evaluates_and_times(demo_export, demo_root, tmp_path):
     fp32, _ = demo_export('afformer', dynamic=True)
     out = tmp_path / 'int8.onnx'
-    proc = run([PYTHON, TOOL, CONFIG, fp32, str(out), '--calib-images', '3',
+    proc = call(TOOL, CONFIG, fp32, str(out), '--calib-images', '3',
                 '--verify-images', '2', '--min-agreement', '0',
                 '--evaluate', '--speed-shape', '64', '64', '--repeats', '2',
-                *_data(demo_root)])
+                *_data(demo_root))
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout
     assert 'minmax calibration on 3 images' in lines
@@ -50,8 +50,8 @@ def test_bad_input_is_refused(demo_export, demo_root, tmp_path):
          'a share of pixels between 0 and 1, got 1.5'),
     ]
     for args, pattern in cases:
-        assert_refused(run([PYTHON, TOOL, *args, '--calib-images', '2',
-                            '--verify-images', '1', *_data(demo_root)]
+        assert_refused(call(TOOL, *args, '--calib-images', '2',
+                            '--verify-images', '1', *_data(demo_root)
                            if '--calib-images' not in args else
                            [PYTHON, TOOL, *args, *_data(demo_root)]), pattern)
     assert sorted(os.listdir(tmp_path)) == ['model.pth']

@@ -8,6 +8,7 @@ import os.path as osp
 import pytest
 import torch
 
+from helpers import call
 from helpers import (DEMO_CONFIG, PYTHON, ROOT, Exploit, assert_refused,
                      demo_overrides, mmseg_tool, run)
 from mmseg_plugins.checkpoint import safe_load
@@ -53,11 +54,11 @@ def test_mmseg_official_test(official_run, demo_root):
 
 def test_project_tools_train_and_test(demo_root, tmp_path):
     work = str(tmp_path)
-    _ok(run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', work, '--cfg-options',
-             *demo_overrides(demo_root, 3)]))
-    proc = _ok(run([PYTHON, TEST, DEMO_CONFIG, osp.join(work, 'iter_3.pth'),
+    _ok(call(TRAIN, DEMO_CONFIG, '--work-dir', work, '--cfg-options',
+             *demo_overrides(demo_root, 3)))
+    proc = _ok(call(TEST, DEMO_CONFIG, osp.join(work, 'iter_3.pth'),
                     '--work-dir', work, '--cfg-options',
-                    *demo_overrides(demo_root, 3)]))
+                    *demo_overrides(demo_root, 3)))
     assert 'mIoU' in proc.stdout
 
 
@@ -81,10 +82,10 @@ def test_two_process_cpu_torchrun(demo_root, official_run, tmp_path):
 
 def test_demo_tool(tmp_path):
     work, data = str(tmp_path / 'work'), str(tmp_path / 'data')
-    proc = _ok(run([PYTHON, osp.join(ROOT, 'tools', 'demo.py'), '--work-dir',
+    proc = _ok(call(osp.join(ROOT, 'tools', 'demo.py'), '--work-dir',
                     work, '--data-root', data, '--iters', '6',
                     '--cfg-options', 'model.backbone.arch=base',
-                    'model.decode_head.in_channels=[96,216]']))
+                    'model.decode_head.in_channels=[96,216]'))
     assert 'demo: mIoU' in proc.stdout
     # the options reached the model: AFFormer-base's first stage is 96 wide
     from mmseg_plugins.checkpoint import safe_load
@@ -99,31 +100,31 @@ def test_demo_tool(tmp_path):
 # bad input
 # ----------------------------------------------------------------------------
 def test_unknown_variant_is_refused(demo_root, tmp_path):
-    proc = run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
+    proc = call(TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
                 '--cfg-options', *demo_overrides(demo_root, 2),
-                'model.backbone.arch=b9'])
+                'model.backbone.arch=b9')
     assert_refused(proc,
                    r"Unknown MiT arch 'b9'; valid choices: b0, b1, b2, b3")
 
 
 def test_wrong_channel_list_is_refused(demo_root, tmp_path):
-    proc = run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
+    proc = call(TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
                 '--cfg-options', *demo_overrides(demo_root, 2),
-                'model.decode_head.in_channels=[32,64,160,512]'])
+                'model.decode_head.in_channels=[32,64,160,512]')
     assert_refused(proc, r'in_channels=\[32, 64, 160, 512\] but the backbone '
                    r'gives \[32, 64, 160, 256\]')
 
 
 def test_missing_data_is_refused(tmp_path):
     missing = str(tmp_path / 'nowhere')
-    proc = run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
-                '--cfg-options', *demo_overrides(missing, 2)])
+    proc = call(TRAIN, DEMO_CONFIG, '--work-dir', str(tmp_path),
+                '--cfg-options', *demo_overrides(missing, 2))
     assert_refused(proc, r'dataset directory .*nowhere/images/training.* '
                    'does not exist')
 
 
 def test_missing_config_is_refused(tmp_path):
-    assert_refused(run([PYTHON, TRAIN, str(tmp_path / 'nope.py')]),
+    assert_refused(call(TRAIN, str(tmp_path / 'nope.py')),
                    'config file not found')
 
 
@@ -141,9 +142,9 @@ def test_test_tool_refuses_bad_checkpoints(demo_root, tmp_path, kind):
     else:
         path.write_bytes(b'\x00garbage' * 100)
         pattern = 'not a readable PyTorch checkpoint'
-    proc = run([PYTHON, TEST, DEMO_CONFIG, str(path), '--work-dir',
+    proc = call(TEST, DEMO_CONFIG, str(path), '--work-dir',
                 str(tmp_path / 'w'), '--cfg-options',
-                *demo_overrides(demo_root, 2)])
+                *demo_overrides(demo_root, 2))
     assert_refused(proc, pattern)
     assert not marker.exists()
 
@@ -166,8 +167,8 @@ def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
             'val_dataloader.persistent_workers=False',
             'train_cfg.max_iters=1', 'default_hooks.checkpoint.interval=1',
             'default_hooks.logger.interval=1']
-    proc = run([PYTHON, TRAIN, cfg, '--work-dir', 'w', '--cfg-options',
-                *opts], cwd=str(tmp_path))
+    proc = call(TRAIN, cfg, '--work-dir', 'w', '--cfg-options',
+                *opts, cwd=str(tmp_path))
     assert_refused(proc, "dataset directory "
                    "'data/ade/ADEChallengeData2016/images/training'")
     rng = np.random.default_rng(0)
@@ -181,7 +182,7 @@ def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
                         rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
             cv2.imwrite(str(root / 'annotations' / split / f'{name}.png'),
                         rng.integers(0, 151, (96, 128), dtype=np.uint8))
-    _ok(run([PYTHON, TRAIN, cfg, '--work-dir', 'w', '--cfg-options', *opts],
+    _ok(call(TRAIN, cfg, '--work-dir', 'w', '--cfg-options', *opts,
             cwd=str(tmp_path)))
     assert (tmp_path / 'w' / 'iter_1.pth').is_file()
 
@@ -190,10 +191,11 @@ def test_load_config_explains_missing_pkg_resources(monkeypatch):
     import sys
 
     import mmengine
-    from mmseg_plugins.cli import ToolError, load_config
+    from mmseg_plugins.config import load_config
+    from mmseg_plugins.errors import MMSegPluginsError
     monkeypatch.setattr(mmengine, '__version__', '0.10.7')
     monkeypatch.setitem(sys.modules, 'pkg_resources', None)
-    with pytest.raises(ToolError, match=r'pip install "setuptools<82"'):
+    with pytest.raises(MMSegPluginsError, match=r'pip install "setuptools<82"'):
         load_config(DEMO_CONFIG)
 
 
@@ -201,10 +203,10 @@ def test_training_with_compiled_networks(demo_root, tmp_path):
     """A config's ``compile`` option trains with the networks compiled (here
     the aot_eager backend, which needs no compiler), through the project's
     tool and, with the hook in the config, mmseg's own."""
-    proc = _ok(run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir',
+    proc = _ok(call(TRAIN, DEMO_CONFIG, '--work-dir',
                     str(tmp_path / 'a'), '--cfg-options',
                     *demo_overrides(demo_root, 2),
-                    'compile.backend=aot_eager']))
+                    'compile.backend=aot_eager'))
     assert 'torch.compile (mode default, backend aot_eager): backbone, ' \
         'decode_head' in proc.stdout
     assert (tmp_path / 'a' / 'iter_2.pth').is_file()
@@ -224,13 +226,13 @@ def test_training_with_compiled_networks(demo_root, tmp_path):
 def test_amp_and_compile_options_are_checked(demo_root, tmp_path):
     if torch.cuda.is_available():
         pytest.skip('a GPU runs AMP')
-    assert_refused(run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir',
+    assert_refused(call(TRAIN, DEMO_CONFIG, '--work-dir',
                         str(tmp_path), '--amp', 'bf16', '--cfg-options',
-                        *demo_overrides(demo_root, 2)]),
+                        *demo_overrides(demo_root, 2)),
                    "AmpOptimWrapper, which needs a CUDA device")
-    assert_refused(run([PYTHON, TRAIN, DEMO_CONFIG, '--work-dir',
+    assert_refused(call(TRAIN, DEMO_CONFIG, '--work-dir',
                         str(tmp_path), '--cfg-options',
                         *demo_overrides(demo_root, 2),
-                        'compile.backend=no_such_backend']),
+                        'compile.backend=no_such_backend'),
                    "unknown torch.compile backend 'no_such_backend'")
     assert not list(tmp_path.iterdir())

@@ -19,7 +19,7 @@ import argparse
 from mmseg_plugins.cli import run_tool
 
 
-def parse_args():
+def parse_args(argv=None):
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(
         description='Get the FLOPs of a segmentor')
@@ -35,11 +35,11 @@ def parse_args():
         nargs='+',
         action=DictAction,
         help='override settings in the config, key=value')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     from mmengine.analysis.print_helper import _format_size
 
     from mmseg_plugins.benchmark import (InferenceForward, build_model,

@@ -67,6 +67,7 @@ def main(argv=None):
     from mmseg_plugins.deploy import (ExportSettings, export_metadata,
                                       export_onnx)
     from mmseg_plugins.deploy.onnx_runtime import is_onnx_model
+    from mmseg_plugins.forward import DEFAULT_MIN_INPUT_SIZE
     from mmseg_plugins.cli import ToolError, load_config
 
     cfg = load_config(args.config, args.cfg_options)
@@ -82,7 +83,7 @@ def main(argv=None):
         shape=tuple(args.shape), dynamic=args.dynamic, output=args.output,
         normalize=not args.no_normalize, exporter=args.exporter,
         opset=args.opset, fuse_bn=args.fuse_bn, tolerance=args.tolerance)
-    settings.validate(32)  # bad options fail before the build
+    settings.validate(DEFAULT_MIN_INPUT_SIZE)  # bad options fail early
     model, checkpoint_meta = build_segmentor(cfg, args.checkpoint, 'cpu')
     metadata = export_metadata(cfg, model, settings, checkpoint_meta)
     report = export_onnx(model, metadata, args.out, settings)

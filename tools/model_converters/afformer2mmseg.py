@@ -19,8 +19,8 @@ from mmseg_plugins.models import AFFORMER_ARCHS
 from mmseg_plugins.cli import run_tool
 
 
-def main():
-    converter_cli(__doc__, convert_afformer, list(AFFORMER_ARCHS))
+def main(argv=None):
+    converter_cli(__doc__, convert_afformer, list(AFFORMER_ARCHS), argv=argv)
 
 
 if __name__ == '__main__':

@@ -21,8 +21,8 @@ from mmseg_plugins.models import MPVIT_ARCHS
 from mmseg_plugins.cli import run_tool
 
 
-def main():
-    converter_cli(__doc__, convert_mpvit, list(MPVIT_ARCHS))
+def main(argv=None):
+    converter_cli(__doc__, convert_mpvit, list(MPVIT_ARCHS), argv=argv)
 
 
 if __name__ == '__main__':

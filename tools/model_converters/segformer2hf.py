@@ -16,13 +16,13 @@ import argparse
 from mmseg_plugins.cli import run_tool
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src', help='mmseg_plugins SegFormer checkpoint')
     parser.add_argument('dst', help='output folder')
     parser.add_argument('--arch', default=None, help='b0..b5 (default: '
                         'detect)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from mmseg_plugins.converters.hf import export_hf
     info = export_hf(args.src, args.dst, args.arch)
     print(f'MiT-{info["arch"]} with the official head: {info["num_keys"]} '

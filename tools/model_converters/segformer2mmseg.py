@@ -22,9 +22,9 @@ from mmseg_plugins.models import MIT_ARCHS
 from mmseg_plugins.cli import run_tool
 
 
-def main():
+def main(argv=None):
     converter_cli(__doc__, convert_segformer, list(MIT_ARCHS),
-                  sources=list(SEGFORMER_RULES))
+                  sources=list(SEGFORMER_RULES), argv=argv)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,139 @@
+"""The package's layers point one way: no import cycle (function-level
+imports included), no library module that reaches up into the command
+line, no module over 450 lines."""
+import ast
+import os
+import os.path as osp
+
+from helpers import ROOT
+
+PACKAGES = ('mmseg_plugins', 'mmseg_plugins_mmcv_ops')
+#: The module that turns errors into ``error:`` lines and exit codes.
+COMMAND_LINE = 'mmseg_plugins.cli'
+MAX_LINES = 450
+
+
+def package_modules():
+    """``{dotted name: path}`` of every module of the packages."""
+    modules = {}
+    for package in PACKAGES:
+        for folder, dirs, files in os.walk(osp.join(ROOT, package)):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(('.', '_')))
+            for name in files:
+                if not name.endswith('.py'):
+                    continue
+                path = osp.join(folder, name)
+                parts = osp.relpath(path, ROOT)[:-3].split(os.sep)
+                if parts[-1] == '__init__':
+                    parts = parts[:-1]
+                modules['.'.join(parts)] = path
+    return modules
+
+
+def imported_modules(name, path, modules):
+    """The package modules that importing ``name`` may import, at any
+    depth of its code (function bodies included). Importing ``a.b.c`` runs
+    ``a`` and ``a.b`` first, except those already being imported: the
+    packages that contain ``name``."""
+    is_package = path.endswith('__init__.py')
+    package = name if is_package else name.rpartition('.')[0]
+    targets = set()
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        if isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split('.')
+                base = base[:len(base) - node.level + 1]
+                source = '.'.join(base + ([node.module] if node.module
+                                          else []))
+            else:
+                source = node.module
+            targets.add(source)
+            targets.update(f'{source}.{alias.name}' for alias in node.names)
+    found = set()
+    for target in targets:
+        parts = target.split('.')
+        for i in range(1, len(parts) + 1):
+            prefix = '.'.join(parts[:i])
+            if prefix in modules and not (name == prefix or
+                                          name.startswith(prefix + '.')):
+                found.add(prefix)
+    return found
+
+
+def import_graph():
+    modules = package_modules()
+    return {name: imported_modules(name, path, modules)
+            for name, path in modules.items()}
+
+
+def cycles(graph):
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle_through_function_imports(tmp_path):
+    package = tmp_path / 'pkg'
+    package.mkdir()
+    (package / '__init__.py').write_text('')
+    (package / 'a.py').write_text('def f():\n    from .b import g\n')
+    (package / 'b.py').write_text('from . import a\n')
+    modules = {'pkg': str(package / '__init__.py'),
+               'pkg.a': str(package / 'a.py'), 'pkg.b': str(package / 'b.py')}
+    graph = {n: imported_modules(n, p, modules) for n, p in modules.items()}
+    assert graph['pkg.a'] == {'pkg.b'}
+    assert cycles(graph) == [['pkg.a', 'pkg.b']]
+
+
+def test_no_import_cycles():
+    assert cycles(import_graph()) == []
+
+
+def test_only_the_tools_import_the_command_line_module():
+    importers = sorted(name for name, targets in import_graph().items()
+                       if COMMAND_LINE in targets)
+    assert importers == [], importers
+
+
+def test_library_code_raises_the_package_errors_not_tool_errors():
+    offenders = []
+    for name, path in package_modules().items():
+        if name == COMMAND_LINE:
+            continue
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.Name) and node.id == 'ToolError':
+                offenders.append(f'{name}:{node.lineno}')
+    assert offenders == []
+
+
+def test_no_module_is_over_the_line_limit():
+    long = {name: n for name, path in package_modules().items()
+            if (n := len(open(path).read().splitlines())) > MAX_LINES}
+    assert long == {}
