@@ -1,11 +1,13 @@
 # Two commands do everything on a fresh machine:
 #   make demo   install, then train + evaluate the demo model on generated data
-#   make test   install, then run the whole test suite
+#   make test   install, then lint and run the whole test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# pytest options; CI adds the slowest tests' durations to its log
+PYTEST_ARGS ?=
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +20,11 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) tools/demo.py
 
-test: $(VENV)/.installed
-	$(PY) -m pytest
+lint: $(VENV)/.installed
+	$(PY) -m flake8 mmseg_plugins mmseg_plugins_mmcv_ops tools tests setup.py
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) work_dirs data/demo_shapes

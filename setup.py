@@ -18,7 +18,8 @@ from setuptools.command.build_py import build_py
 from setuptools.command.editable_wheel import editable_wheel
 
 STARTUP_PTH = 'mmseg_plugins_mmcv_ops.pth'
-STARTUP_LINE = 'import mmseg_plugins_mmcv_ops; mmseg_plugins_mmcv_ops.install()\n'
+STARTUP_LINE = ('import mmseg_plugins_mmcv_ops; '
+                'mmseg_plugins_mmcv_ops.install()\n')
 
 
 class BuildPyWithStartupPth(build_py):
@@ -57,7 +58,8 @@ class EditableWheelWithStartupPth(editable_wheel):
     """``editable_wheel`` whose wheel also installs :data:`STARTUP_PTH`."""
 
     def _select_strategy(self, *args, **kwargs):
-        return StrategyWithStartupPth(super()._select_strategy(*args, **kwargs))
+        return StrategyWithStartupPth(
+            super()._select_strategy(*args, **kwargs))
 
 
 if not hasattr(editable_wheel, '_select_strategy'):

@@ -48,7 +48,8 @@ class KeyReport:
             return shown + (', ...' if len(keys) > NAMES_SHOWN else '')
         parts = []
         if self.missing:
-            parts.append(f'{len(self.missing)} missing ({names(self.missing)})')
+            parts.append(
+                f'{len(self.missing)} missing ({names(self.missing)})')
         if self.unexpected:
             parts.append(f'{len(self.unexpected)} unexpected '
                          f'({names(self.unexpected)})')

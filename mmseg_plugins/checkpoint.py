@@ -29,7 +29,6 @@ __all__ = [
 ]
 
 
-
 def _numpy_globals() -> List[Any]:
     """The numpy pickling entry points needed to rebuild arrays/scalars."""
     try:  # numpy >= 2
@@ -176,7 +175,7 @@ def read_hf_folder(path: str) -> Dict[str, torch.Tensor]:
     """
     if not osp.isfile(osp.join(path, 'config.json')):
         raise CheckpointError(f'{path} is not a Hugging Face model folder: no '
-                         'config.json')
+                              'config.json')
     st = osp.join(path, 'model.safetensors')
     if osp.isfile(st):
         from safetensors.torch import load_file
@@ -184,5 +183,6 @@ def read_hf_folder(path: str) -> Dict[str, torch.Tensor]:
     binary = osp.join(path, 'pytorch_model.bin')
     if osp.isfile(binary):
         return safe_load(binary)
-    raise CheckpointError(f'Hugging Face folder {path} holds no weights: expected '
-                     'model.safetensors or pytorch_model.bin')
+    raise CheckpointError(
+        f'Hugging Face folder {path} holds no weights: expected '
+        'model.safetensors or pytorch_model.bin')

@@ -107,7 +107,7 @@ def check_pretrained_paths(cfg: Config) -> None:
             continue
         if not osp.isfile(path):
             raise ConfigError(f'pretrained checkpoint {path!r} ({where}) does '
-                            'not exist')
+                              'not exist')
 
 
 def plain(value: Any) -> Any:

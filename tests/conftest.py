@@ -1,11 +1,9 @@
 import os.path as osp
 import sys
-import warnings
 
 import pytest
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-warnings.filterwarnings('ignore', category=UserWarning)
 
 import mmseg_plugins  # noqa: E402,F401  (compat layer, registration)
 

@@ -4,43 +4,43 @@ import pytest
 import torch
 
 from mmseg_plugins import accelerate
-from mmseg_plugins.errors import MMSegPluginsError
+from mmseg_plugins.errors import MMSegPluginsError as Refused
 
 
 def test_device_resolution(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     assert accelerate.resolve_device('auto') == 'cpu'
-    with pytest.raises(MMSegPluginsError, match='no CUDA device is available'):
+    with pytest.raises(Refused, match='no CUDA device is available'):
         accelerate.resolve_device('cuda:1')
-    with pytest.raises(MMSegPluginsError, match="unknown device 'tpu'"):
+    with pytest.raises(Refused, match="unknown device 'tpu'"):
         accelerate.resolve_device('tpu')
 
 
 def test_precision_checks(monkeypatch):
     accelerate.check_precision('fp32', 'cpu')
-    with pytest.raises(MMSegPluginsError, match=r'fp16 \(autocast\) needs a CUDA'):
+    with pytest.raises(Refused, match=r'fp16 \(autocast\) needs a CUDA'):
         accelerate.check_precision('fp16', 'cpu')
     monkeypatch.setattr(accelerate, '_cpu_supports_bf16', lambda: False)
-    with pytest.raises(MMSegPluginsError, match='this CPU has no bfloat16'):
+    with pytest.raises(Refused, match='this CPU has no bfloat16'):
         accelerate.check_precision('bf16', 'cpu')
     monkeypatch.setattr(accelerate, '_cpu_supports_bf16', lambda: True)
     accelerate.check_precision('bf16', 'cpu')
     monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: False)
-    with pytest.raises(MMSegPluginsError, match='this GPU has no bfloat16'):
+    with pytest.raises(Refused, match='this GPU has no bfloat16'):
         accelerate.check_precision('bf16', 'cuda')
-    with pytest.raises(MMSegPluginsError, match="unknown precision 'int4'"):
+    with pytest.raises(Refused, match="unknown precision 'int4'"):
         accelerate.check_precision('int4', 'cpu')
 
 
 def test_compile_checks(monkeypatch):
-    with pytest.raises(MMSegPluginsError, match="unknown torch.compile backend"):
+    with pytest.raises(Refused, match="unknown torch.compile backend"):
         accelerate.check_compile('default', 'no_such_backend', 'cpu')
-    with pytest.raises(MMSegPluginsError, match='needs a CUDA device'):
+    with pytest.raises(Refused, match='needs a CUDA device'):
         accelerate.check_compile('reduce-overhead', 'aot_eager', 'cpu')
-    with pytest.raises(MMSegPluginsError, match="unknown compile mode 'fast'"):
+    with pytest.raises(Refused, match="unknown compile mode 'fast'"):
         accelerate.check_compile('fast', 'aot_eager', 'cpu')
     monkeypatch.setattr(accelerate.shutil, 'which', lambda name: None)
-    with pytest.raises(MMSegPluginsError, match='needs a C\\+\\+ compiler'):
+    with pytest.raises(Refused, match='needs a C\\+\\+ compiler'):
         accelerate.check_compile('default', 'inductor', 'cpu')
 
 
@@ -53,7 +53,7 @@ def test_a_broken_backend_is_refused_before_any_work(monkeypatch):
     registry = torch._dynamo.backends.registry
     monkeypatch.setitem(registry._BACKENDS, 'broken_for_test', None)
     monkeypatch.setitem(registry._COMPILER_FNS, 'broken_for_test', broken)
-    with pytest.raises(MMSegPluginsError, match="'broken_for_test' does not work on "
+    with pytest.raises(Refused, match="'broken_for_test' does not work on "
                        'cpu: .*the toolchain is broken'):
         accelerate.check_compile('default', 'broken_for_test', 'cpu')
 

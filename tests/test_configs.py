@@ -219,7 +219,7 @@ def test_segformer_configs_from_converted_files(suffix, key, tmp_path):
         for split in ('training', 'validation'):
             (data / sub / split).mkdir(parents=True)
     proc = call(osp.join(ROOT, 'tools', 'train.py'), path,
-               cwd=str(tmp_path))
+                cwd=str(tmp_path))
     assert proc.returncode == 2
     assert f"pretrained checkpoint '{target}'" in proc.stderr
 

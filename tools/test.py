@@ -32,8 +32,8 @@ def main(argv=None):
     import mmseg_plugins  # noqa: F401
     from mmengine.runner import Runner
     from mmseg_plugins.cli import (ToolError, check_data_paths, load_config,
-                                     prepare_launcher, setup_work_dir,
-                                     shutdown_distributed)
+                                   prepare_launcher, setup_work_dir,
+                                   shutdown_distributed)
 
     cfg = load_config(args.config, args.cfg_options)
     if args.tta:

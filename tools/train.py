@@ -62,8 +62,8 @@ def main(argv=None):
     import mmseg_plugins  # noqa: F401  (compat layer + registration)
     from mmengine.runner import Runner
     from mmseg_plugins.cli import (check_data_paths, check_pretrained_paths,
-                                     load_config, prepare_launcher,
-                                     setup_work_dir, shutdown_distributed)
+                                   load_config, prepare_launcher,
+                                   setup_work_dir, shutdown_distributed)
 
     cfg = load_config(args.config, args.cfg_options)
     setup_work_dir(cfg, args.config, args.work_dir)

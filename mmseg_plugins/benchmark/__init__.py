@@ -39,7 +39,8 @@ __all__ = [
     'peak_memory_mb', 'time_models', 'build_reference', 'load_builder',
     'mmseg_mix_vision_transformer', 'MEASURES', 'BenchmarkSettings',
     'benchmark_config', 'build_model', 'build_segmentor', 'collect_configs',
-    'run_benchmark', 'comparison_lines', 'environment_lines', 'COLUMNS', 'ONNXRUNTIME_COLUMNS',
+    'run_benchmark', 'comparison_lines', 'environment_lines', 'COLUMNS',
+    'ONNXRUNTIME_COLUMNS',
     'VERSUS_EAGER_COLUMNS', 'format_table',
     'plot_miou_vs_flops', 'write_tables'
 ]

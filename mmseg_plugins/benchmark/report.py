@@ -92,7 +92,8 @@ def environment_lines(settings: BenchmarkSettings) -> List[str]:
 
         from ..deploy.export import verification_shapes
         shapes = ', '.join(f'{s[1]}x{s[2]} (batch {s[0]})' for s in
-                           verification_shapes(settings.shape, DEFAULT_MIN_INPUT_SIZE, True))
+                           verification_shapes(settings.shape,
+                                               DEFAULT_MIN_INPUT_SIZE, True))
         lines.append(
             f'- onnxruntime {ort.__version__} '
             f'({"CUDA" if settings.device.startswith("cuda") else "CPU"} '

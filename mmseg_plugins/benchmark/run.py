@@ -27,6 +27,7 @@ from .settings import BenchmarkSettings
 
 __all__ = ['benchmark_config', 'run_benchmark']
 
+
 def _with_autocast(fn: Callable, settings: BenchmarkSettings) -> Callable:
     def call(x):
         with settings.autocast():
@@ -308,7 +309,7 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings
     settings.validate()
     if settings.compare and len(configs) != 1:
         raise InvalidInputError(f'--compare needs exactly one config, got '
-                        f'{len(configs)}')
+                                f'{len(configs)}')
     phases = 1 + sum(m != 'flops' for m in settings.measures) + (
         settings.backend == 'onnxruntime')
     progress = Progress(phases * len(configs), 'measurements')

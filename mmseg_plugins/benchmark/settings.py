@@ -67,8 +67,9 @@ class BenchmarkSettings:
                   self.throughput_repeats, self.train_batch,
                   self.train_repeats)
         if min(counts) < 1 or self.warmup < 0:
-            raise InvalidInputError('batch sizes and repeats must be positive and '
-                            '--warmup not negative')
+            raise InvalidInputError(
+                'batch sizes and repeats must be positive and '
+                '--warmup not negative')
         check_precision(self.precision, self.device)
         if self.compile:
             check_compile(self.compile, self.compile_backend, self.device)
@@ -76,29 +77,34 @@ class BenchmarkSettings:
             load_builder(self.compare)  # fail before any measurement
         if self.versus_eager and (self.compare or
                                   self.backend == 'onnxruntime'):
-            raise InvalidInputError('--versus-eager times our model beside its own '
-                            'eager fp32 copy: no --compare, no --backend '
-                            'onnxruntime')
+            raise InvalidInputError(
+                '--versus-eager times our model beside its own '
+                'eager fp32 copy: no --compare, no --backend '
+                'onnxruntime')
         if self.backend == 'onnxruntime':
             self._validate_onnxruntime()
 
     def _validate_onnxruntime(self) -> None:
         if self.compare or self.backbone_only:
-            raise InvalidInputError('--backend onnxruntime measures the exported '
-                            'segmentor: no --compare, no --backbone-only')
+            raise InvalidInputError(
+                '--backend onnxruntime measures the exported '
+                'segmentor: no --compare, no --backbone-only')
         if self.precision != 'fp32' or self.compile or self.channels_last:
-            raise InvalidInputError('--backend onnxruntime times the fp32 export '
-                            'beside PyTorch eager: no --precision '
-                            'fp16/bf16, --compile or --channels-last')
+            raise InvalidInputError(
+                '--backend onnxruntime times the fp32 export '
+                'beside PyTorch eager: no --precision '
+                'fp16/bf16, --compile or --channels-last')
         try:
             import onnxruntime as ort
         except ImportError:
-            raise InvalidInputError("--backend onnxruntime needs the deploy extra: "
-                            "pip install 'mmseg_plugins[deploy]'") from None
+            raise InvalidInputError(
+                "--backend onnxruntime needs the deploy extra: "
+                "pip install 'mmseg_plugins[deploy]'") from None
         if self.device.startswith('cuda') and \
                 'CUDAExecutionProvider' not in ort.get_available_providers():
-            raise InvalidInputError('--device cuda: this onnxruntime has no CUDA '
-                            'execution provider (install onnxruntime-gpu)')
+            raise InvalidInputError(
+                '--device cuda: this onnxruntime has no CUDA '
+                'execution provider (install onnxruntime-gpu)')
 
     def autocast(self):
         """The precision context of every measured call."""
@@ -123,5 +129,5 @@ def collect_configs(paths: Sequence[str],
             raise ConfigError(f'config file not found: {path}')
     if not found:
         raise ConfigError(f'no config matching {list(patterns)} under '
-                        f'{list(paths)}')
+                          f'{list(paths)}')
     return found

@@ -72,13 +72,14 @@ def predict_mask(segmentor: OnnxSegmentor, image: torch.Tensor,
     mode = segmentor.test_cfg.get('mode', 'whole')
     if mode not in ('whole', 'slide'):
         raise ConfigError(f'{segmentor.path}: unknown test mode {mode!r} in '
-                        'its test_cfg (whole or slide)')
+                          'its test_cfg (whole or slide)')
     x = segmentor.prepare(image)  # (1, 3, H, W)
     if mode == 'slide':
         if segmentor.output == 'mask':
-            raise InvalidInputError(f'{segmentor.path} outputs masks, and its '
-                            'config tests with sliding windows, which '
-                            'average logits: export with --output logits')
+            raise InvalidInputError(
+                f'{segmentor.path} outputs masks, and its '
+                'config tests with sliding windows, which '
+                'average logits: export with --output logits')
         out = slide_logits(segmentor, x, segmentor.num_classes,
                            tuple(segmentor.test_cfg['crop_size']),
                            tuple(segmentor.test_cfg['stride']))

@@ -58,6 +58,7 @@ __all__ = [
     'export_metadata', 'export_onnx'
 ]
 
+
 class ExportableAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
     """``nn.AdaptiveAvgPool2d`` computed by
     :func:`~mmseg_plugins.models.ops.exportable_adaptive_avg_pool2d`: the
@@ -146,7 +147,7 @@ def _graph_module(segmentor: nn.Module,
         copy.deepcopy(segmentor).eval()
     replace_adaptive_pools(model)
     return SegmentorForward(model, settings.normalize,
-                               settings.output).eval()
+                            settings.output).eval()
 
 
 def _export_graph(module: nn.Module, example: torch.Tensor,
@@ -225,8 +226,9 @@ def export_onnx(segmentor: nn.Module, metadata: ExportMetadata, dst: str,
 
     Raises:
         InvalidInputError: Bad settings or a missing output directory.
-        ExportError: An exporter failure, or ONNX Runtime outputs that differ from PyTorch by
-            more than ``settings.tolerance``. Nothing is written then.
+        ExportError: An exporter failure, or ONNX Runtime outputs that
+            differ from PyTorch by more than ``settings.tolerance``.
+            Nothing is written then.
     """
     min_size = min_input_size(segmentor)
     settings.validate(min_size)
@@ -236,7 +238,7 @@ def export_onnx(segmentor: nn.Module, metadata: ExportMetadata, dst: str,
     reference = SegmentorForward(segmentor, settings.normalize, 'logits')
     module = _graph_module(segmentor, settings)
     example = example_images(2 if settings.dynamic else 1, *settings.shape,
-                       settings.normalize, seed=0)
+                             settings.normalize, seed=0)
     base = osp.basename(dst)
     with tempfile.TemporaryDirectory(prefix=f'.{base}.', dir=parent) as work:
         staged = osp.join(work, base)  # final name: <base>.data resolves
@@ -246,8 +248,8 @@ def export_onnx(segmentor: nn.Module, metadata: ExportMetadata, dst: str,
                 model = _export_graph(module, example, settings, min_size)
         except Exception as err:  # exporters raise many types
             raise ExportError(f'the {settings.exporter} exporter failed: '
-                            f'{type(err).__name__}: {first_line(err)}'
-                            ) from None
+                              f'{type(err).__name__}: {first_line(err)}'
+                              ) from None
         metadata.opset = next(o.version for o in model.opset_import
                               if o.domain in ('', 'ai.onnx'))
         metadata.write_to(model)

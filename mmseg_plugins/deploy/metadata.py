@@ -110,8 +110,9 @@ class ExportMetadata:
             return cls(**{k: json.loads(props[k]) for k in names
                           if k in props})
         except (TypeError, json.JSONDecodeError) as err:
-            raise InvalidInputError(f'{source}: unreadable mmseg_plugins metadata '
-                             f'({err})') from None
+            raise InvalidInputError(
+                f'{source}: unreadable mmseg_plugins metadata '
+                f'({err})') from None
 
     def write_to(self, model) -> None:
         """Replace the entries of an ``onnx.ModelProto`` by these."""

@@ -81,7 +81,7 @@ class OnnxSegmentor:
                 path, options, providers=onnxruntime_providers(device))
         except Exception as err:  # onnxruntime raises its own types
             raise InvalidInputError(f'{path} is not a loadable ONNX model '
-                             f'({first_line(err)})') from None
+                                    f'({first_line(err)})') from None
         self.path = path
         self.metadata = ExportMetadata.from_props(
             self.session.get_modelmeta().custom_metadata_map, path)
@@ -112,7 +112,7 @@ class OnnxSegmentor:
         device."""
         if batch.dim() != 4 or batch.shape[1] != 3:
             raise InvalidInputError(f'expected a (B, 3, H, W) batch, got '
-                             f'{tuple(batch.shape)}')
+                                    f'{tuple(batch.shape)}')
         h, w = batch.shape[2:]
         if min(h, w) < self.min_input_size:
             raise InvalidInputError(

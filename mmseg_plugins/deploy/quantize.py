@@ -108,25 +108,27 @@ def quantize_int8(fp32_path: str, dst: str,
             in the file's metadata.
 
     Raises:
-        InvalidInputError: Bad input. ExportError: an agreement below ``min_agreement``;
-            nothing is written then.
+        InvalidInputError: Bad input.
+        ExportError: An agreement below ``min_agreement``; nothing is
+            written then.
     """
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat,
                                           QuantType, quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
     if not 0 <= min_agreement <= 1:
         raise InvalidInputError(f'the minimum agreement is a share of pixels '
-                        f'between 0 and 1, got {min_agreement}')
+                                f'between 0 and 1, got {min_agreement}')
     if method not in CALIBRATION_METHODS:
-        raise InvalidInputError(f'unknown calibration method {method!r}; choose '
-                        f'from {", ".join(CALIBRATION_METHODS)}')
+        raise InvalidInputError(
+            f'unknown calibration method {method!r}; choose '
+            f'from {", ".join(CALIBRATION_METHODS)}')
     parent = osp.dirname(osp.abspath(dst))
     if not osp.isdir(parent):
         raise InvalidInputError(f'output directory {parent} does not exist')
     fp32 = OnnxSegmentor(fp32_path)
     if fp32.metadata.quantization:
         raise InvalidInputError(f'{fp32_path} is already quantized '
-                        f'({fp32.metadata.quantization})')
+                                f'({fp32.metadata.quantization})')
     batches = [fp32.prepare(image).numpy() for image in calibration]
     if not batches:
         raise InvalidInputError('no calibration images')

@@ -57,11 +57,12 @@ class ExportSettings:
     def validate(self, min_input_size: int) -> None:
         """Raise ``InvalidInputError`` for settings no export can satisfy."""
         if self.exporter not in EXPORTERS:
-            raise InvalidInputError(f'unknown exporter {self.exporter!r}; choose '
-                            f'from {", ".join(EXPORTERS)}')
+            raise InvalidInputError(
+                f'unknown exporter {self.exporter!r}; choose '
+                f'from {", ".join(EXPORTERS)}')
         if self.output not in ('logits', 'mask'):
             raise InvalidInputError(f'output must be logits or mask, got '
-                            f'{self.output!r}')
+                                    f'{self.output!r}')
         low, high = OPSETS[self.exporter]
         if self.opset is not None and not low <= self.opset <= high:
             raise InvalidInputError(
@@ -69,8 +70,9 @@ class ExportSettings:
                 f'exporter (supported: {low} to {high})')
         h, w = self.shape
         if min(h, w) < min_input_size:
-            raise InvalidInputError(f'--shape {h} {w}: the model needs inputs of at '
-                            f'least {min_input_size}x{min_input_size}')
+            raise InvalidInputError(
+                f'--shape {h} {w}: the model needs inputs of at '
+                f'least {min_input_size}x{min_input_size}')
         if not self.tolerance > 0:
             raise InvalidInputError(f'tolerance must be positive, got '
-                            f'{self.tolerance}')
+                                    f'{self.tolerance}')

@@ -68,7 +68,7 @@ class Check:
 
 
 def example_images(batch: int, h: int, w: int, normalize: bool,
-             seed: int) -> torch.Tensor:
+                   seed: int) -> torch.Tensor:
     """Random images: raw-looking 0..255 values when the graph normalises,
     else standard normal."""
     g = torch.Generator().manual_seed(seed)

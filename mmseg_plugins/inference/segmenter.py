@@ -127,19 +127,22 @@ class Segmenter:
     def _load_onnx(self, path: str, precision: str, channels_last: bool,
                    compile: Optional[str]) -> None:
         if precision != 'fp32' or channels_last or compile:
-            raise InvalidInputError('--precision, --channels-last and --compile '
-                            'apply to PyTorch checkpoints, not to an ONNX '
-                            'model')
+            raise InvalidInputError(
+                '--precision, --channels-last and --compile '
+                'apply to PyTorch checkpoints, not to an ONNX '
+                'model')
         try:
             from ..deploy.onnx_runtime import OnnxSegmentor
         except ImportError as err:
-            raise InvalidInputError(f'running an ONNX model needs onnxruntime '
-                            f"(pip install 'mmseg_plugins[deploy]'): {err}")
+            raise InvalidInputError(
+                f'running an ONNX model needs onnxruntime '
+                f"(pip install 'mmseg_plugins[deploy]'): {err}")
         runner = OnnxSegmentor(path, self.device)
         if runner.output != 'logits':
-            raise InvalidInputError(f'{path} outputs {runner.output}; the inference '
-                            'tool needs logits (export with --output '
-                            'logits)')
+            raise InvalidInputError(
+                f'{path} outputs {runner.output}; the inference '
+                'tool needs logits (export with --output '
+                'logits)')
         self._check_onnx_preprocessing(runner, path)
         self.network = runner
         self.model = None

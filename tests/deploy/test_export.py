@@ -16,7 +16,7 @@ from mmseg_plugins.deploy.export import (ExportableAdaptiveAvgPool2d,
                                          replace_adaptive_pools,
                                          verification_shapes)
 from mmseg_plugins.models import AFFORMER_ARCHS, MPViT, blocks
-from mmseg_plugins.errors import MMSegPluginsError
+from mmseg_plugins.errors import MMSegPluginsError as Refused
 
 pytest.importorskip('onnxruntime')
 
@@ -130,7 +130,7 @@ def test_verifier_refuses_an_export_that_drops_in_place_updates(
     settings = ExportSettings(shape=(64, 64), dynamic=True,
                               exporter='torchscript')
     dst = tmp_path / 'wrong.onnx'
-    with pytest.raises(MMSegPluginsError, match=r'refusing to write .*wrong\.onnx: '
+    with pytest.raises(Refused, match=r'refusing to write .*wrong\.onnx: '
                        r'onnxruntime and PyTorch differ'):
         export_onnx(model, export_metadata(cfg, model, settings, {}),
                     str(dst), settings)
@@ -155,7 +155,7 @@ def test_verifier_refuses_a_perturbed_graph(demo_segmentor, tmp_path,
     monkeypatch.setattr(export, '_export_graph', perturbed)
     settings = ExportSettings(shape=(64, 64), dynamic=True,
                               exporter='torchscript')
-    with pytest.raises(MMSegPluginsError, match='differ beyond the tolerance'):
+    with pytest.raises(Refused, match='differ beyond the tolerance'):
         export_onnx(model, export_metadata(cfg, model, settings, {}),
                     str(tmp_path / 'x.onnx'), settings)
     assert os.listdir(tmp_path) == []
@@ -170,7 +170,7 @@ def test_exporter_failure_is_one_clear_error(demo_segmentor, tmp_path,
     monkeypatch.setattr(ops, 'exporting', lambda: False)
     settings = ExportSettings(shape=(64, 64), dynamic=True,
                               exporter='torchscript')
-    with pytest.raises(MMSegPluginsError, match='the torchscript exporter failed: '
+    with pytest.raises(Refused, match='the torchscript exporter failed: '
                        '.*adaptive_avg_pool2d') as info:
         export_onnx(model, export_metadata(cfg, model, settings, {}),
                     str(tmp_path / 'x.onnx'), settings)
@@ -262,5 +262,5 @@ def test_verification_shapes():
     (dict(shape=(16, 64)), 'at least 32x32'),
 ])
 def test_settings_refuse_what_no_export_can_do(options, message):
-    with pytest.raises(MMSegPluginsError, match=message):
+    with pytest.raises(Refused, match=message):
         ExportSettings(**options).validate(32)

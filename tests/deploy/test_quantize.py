@@ -7,7 +7,7 @@ import torch
 
 from mmseg_plugins.deploy.onnx_runtime import OnnxSegmentor
 from mmseg_plugins.deploy.quantize import mask_agreement, quantize_int8
-from mmseg_plugins.errors import MMSegPluginsError
+from mmseg_plugins.errors import MMSegPluginsError as Refused
 
 pytest.importorskip('onnxruntime')
 
@@ -76,21 +76,21 @@ def test_mask_agreement_counts_pixels(quantized):
 def test_refuses_and_writes_nothing(quantized, tmp_path):
     fp32, dst, _ = quantized
     out = tmp_path / 'out.onnx'
-    with pytest.raises(MMSegPluginsError, match=r'refusing to write .*out\.onnx: '
+    with pytest.raises(Refused, match=r'refusing to write .*out\.onnx: '
                        r'the int8 masks agree .* below the minimum 100'):
         quantize_int8(fp32, str(out), _images(2, 0), _images(1, 1),
                       min_agreement=1.0)  # random weights: never all pixels
-    with pytest.raises(MMSegPluginsError, match='between 0 and 1, got 1.01'):
+    with pytest.raises(Refused, match='between 0 and 1, got 1.01'):
         quantize_int8(fp32, str(out), _images(2, 0), _images(1, 1),
                       min_agreement=1.01)
-    with pytest.raises(MMSegPluginsError, match='already quantized'):
+    with pytest.raises(Refused, match='already quantized'):
         quantize_int8(dst, str(out), _images(2, 0), _images(1, 1))
-    with pytest.raises(MMSegPluginsError, match='unknown calibration method'):
+    with pytest.raises(Refused, match='unknown calibration method'):
         quantize_int8(fp32, str(out), _images(2, 0), _images(1, 1),
                       method='median')
-    with pytest.raises(MMSegPluginsError, match='no calibration images'):
+    with pytest.raises(Refused, match='no calibration images'):
         quantize_int8(fp32, str(out), [], _images(1, 1))
-    with pytest.raises(MMSegPluginsError, match='output directory .* does not '
+    with pytest.raises(Refused, match='output directory .* does not '
                        'exist'):
         quantize_int8(fp32, str(tmp_path / 'no' / 'x.onnx'), _images(2, 0),
                       _images(1, 1))

@@ -3,7 +3,8 @@ counter. mmseg 1.2.2's own script fails against mmengine 0.10.7."""
 import os.path as osp
 import re
 
-from helpers import DEMO_CONFIG, PYTHON, ROOT, assert_refused, call, mmseg_tool, run
+from helpers import (DEMO_CONFIG, PYTHON, ROOT, assert_refused, call,
+                     mmseg_tool, run)
 
 GET_FLOPS = osp.join(ROOT, 'tools', 'analysis_tools', 'get_flops.py')
 SEGFORMER_B0 = osp.join(ROOT, 'configs', 'segformer',

@@ -52,6 +52,6 @@ def test_bad_input_is_refused(demo_export, demo_root, tmp_path):
     for args, pattern in cases:
         assert_refused(call(TOOL, *args, '--calib-images', '2',
                             '--verify-images', '1', *_data(demo_root)
-                           if '--calib-images' not in args else
-                           [PYTHON, TOOL, *args, *_data(demo_root)]), pattern)
+                            if '--calib-images' not in args else
+                            [PYTHON, TOOL, *args, *_data(demo_root)]), pattern)
     assert sorted(os.listdir(tmp_path)) == ['model.pth']

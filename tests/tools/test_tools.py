@@ -183,7 +183,7 @@ def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
             cv2.imwrite(str(root / 'annotations' / split / f'{name}.png'),
                         rng.integers(0, 151, (96, 128), dtype=np.uint8))
     _ok(call(TRAIN, cfg, '--work-dir', 'w', '--cfg-options', *opts,
-            cwd=str(tmp_path)))
+             cwd=str(tmp_path)))
     assert (tmp_path / 'w' / 'iter_1.pth').is_file()
 
 
@@ -192,10 +192,10 @@ def test_load_config_explains_missing_pkg_resources(monkeypatch):
 
     import mmengine
     from mmseg_plugins.config import load_config
-    from mmseg_plugins.errors import MMSegPluginsError
+    from mmseg_plugins.errors import MMSegPluginsError as Refused
     monkeypatch.setattr(mmengine, '__version__', '0.10.7')
     monkeypatch.setitem(sys.modules, 'pkg_resources', None)
-    with pytest.raises(MMSegPluginsError, match=r'pip install "setuptools<82"'):
+    with pytest.raises(Refused, match=r'pip install "setuptools<82"'):
         load_config(DEMO_CONFIG)
 
 
