@@ -75,15 +75,21 @@ def mmseg_mix_vision_transformer(ours: nn.Module) -> nn.Module:
 
 
 class _HFLogits(nn.Module):
-    """Images -> the logits of a transformers segmentation model (1/4 of
-    the input for SegFormer)."""
+    """Images -> the logits of a transformers segmentation model resized to
+    the input (bilinear, ``align_corners=False``, as Hugging Face's own
+    post-processing and SegFormer's head do): what our inference
+    computation (:class:`mmseg_plugins.forward.SegmentorForward`)
+    returns."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x):
-        return self.model(pixel_values=x).logits
+        import torch.nn.functional as F
+        logits = self.model(pixel_values=x).logits  # (B, K, H/4, W/4)
+        return F.interpolate(logits, size=x.shape[2:], mode='bilinear',
+                             align_corners=False)
 
 
 def hf_segformer(ours: nn.Module) -> nn.Module:
@@ -93,7 +99,7 @@ def hf_segformer(ours: nn.Module) -> nn.Module:
     ``--backbone-only``), written to a Hugging Face folder by our exporter
     and loaded with ``from_pretrained``. Our LayerNorm epsilons are set to
     Hugging Face's (1e-5 in every norm) so that both compute the same
-    function; both return the logits at 1/4 of the input."""
+    function; both return the logits resized to the input."""
     import tempfile
 
     import torch
