@@ -186,6 +186,10 @@ def _export_graph(module: nn.Module, example: torch.Tensor,
             # the tracer warns about every Python value it records; whether
             # the graph is right is decided by the verification that follows
             warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            # the tool's --exporter torchscript asks for it on purpose
+            warnings.filterwarnings(
+                'ignore', message='You are using the legacy TorchScript',
+                category=DeprecationWarning)
             torch.onnx.export(
                 module, (example, ), buffer, dynamo=False,
                 opset_version=settings.opset, input_names=[INPUT_NAME],

@@ -145,7 +145,7 @@ class StagedBackbone(BaseModule):
                         depths: Sequence[int]) -> List[List[float]]:
         """Linear stochastic depth from 0 to ``rate`` over all blocks, cut
         into one list per stage."""
-        rates = torch.linspace(0, rate, sum(depths)).tolist()
+        rates = torch.linspace(0, rate, sum(depths), device='cpu').tolist()
         bounds = [sum(depths[:i]) for i in range(len(depths) + 1)]
         return [rates[a:b] for a, b in zip(bounds, bounds[1:])]
 

@@ -8,6 +8,7 @@ from mmseg_plugins.benchmark import max_abs_diff
 from mmseg_plugins.benchmark.references import (hf_segformer,
                                                 mmseg_mix_vision_transformer)
 from mmseg_plugins.builder import build_model
+from mmseg_plugins.forward import SegmentorForward
 from mmseg_plugins.models import MiT
 
 
@@ -25,8 +26,8 @@ def test_hf_segformer_reference_gives_our_logits():
     ref = hf_segformer(model)
     x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
-        ours, theirs = model(x, mode='tensor'), ref(x)
-    assert ours.shape == theirs.shape == (2, 4, 16, 24)
+        ours, theirs = SegmentorForward(model)(x), ref(x)
+    assert ours.shape == theirs.shape == (2, 4, 64, 96)  # resized to x
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match='drop --backbone-only'):
         hf_segformer(model.backbone)
