@@ -84,8 +84,6 @@ def main(argv=None):
                                          ensure_shapes_dataset)
     from mmseg_plugins.cli import load_config
 
-    if ensure_shapes_dataset(args.data_root):
-        print(f'demo data written to {args.data_root}')
     opts = data_root_options(args.data_root)
     if args.iters:
         warmup = max(1, min(30, args.iters // 10))
@@ -98,8 +96,10 @@ def main(argv=None):
             'param_scheduler.1.end': args.iters,
         })
     opts.update(args.cfg_options or {})
-    cfg = load_config(args.config, opts)
+    cfg = load_config(args.config, opts)  # a bad config: nothing written
     cfg.work_dir = args.work_dir
+    if ensure_shapes_dataset(args.data_root):
+        print(f'demo data written to {args.data_root}')
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()

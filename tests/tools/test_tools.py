@@ -155,8 +155,8 @@ def test_test_tool_refuses_bad_checkpoints(demo_root, tmp_path, kind):
     'mpvit/mpvit_tiny_upernet_ade20k.py'
 ])
 def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
-    """The real ADE20K configs start training (one iteration, 512x512 crops)
-    once data sits at the path mmseg's base config expects, relative to the
+    """The real ADE20K configs start training (one step, 512x512 crops, no
+    validation) once data sits at the path mmseg's base config expects, relative to the
     working directory; without it the tool names that path."""
     import cv2
     import numpy as np
@@ -166,7 +166,9 @@ def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
             'val_dataloader.num_workers=0',
             'val_dataloader.persistent_workers=False',
             'train_cfg.max_iters=1', 'default_hooks.checkpoint.interval=1',
-            'default_hooks.logger.interval=1']
+            'default_hooks.logger.interval=1',
+            # one training step; no validation pass after it
+            'train_cfg.val_begin=2']
     proc = call(TRAIN, cfg, '--work-dir', 'w', '--cfg-options',
                 *opts, cwd=str(tmp_path))
     assert_refused(proc, "dataset directory "
