@@ -35,7 +35,9 @@ MAX_MASK_COLOURS = 256
 #: a colour code for fully transparent pixels of an RGBA mask
 TRANSPARENT = -1
 #: a label colour of a JPEG mask covers at least this share of its pixels
-JPEG_COLOUR_SHARE = 0.005
+JPEG_COLOUR_SHARE = 0.01
+#: label colours of a JPEG mask lie at least this far apart (RGB or grey)
+JPEG_MIN_DISTANCE = 64.0
 
 
 @dataclass
@@ -104,16 +106,55 @@ def mask_codes(mask: RawMask) -> Counter:
     return Counter(dict(zip(values.tolist(), counts.tolist())))
 
 
-def snap_targets(histogram: Counter,
+def snap_targets(histogram: Counter, kind: str = 'colour',
                  given: Optional[Sequence[int]] = None) -> List[int]:
     """The label values (or colour codes) JPEG masks are snapped to: the
-    given ones, else those covering at least :data:`JPEG_COLOUR_SHARE` of
-    all pixels."""
+    given ones, else cluster centres: from the most frequent value down,
+    each joins the first cluster within :data:`JPEG_MIN_DISTANCE` or starts
+    one; a cluster covering at least :data:`JPEG_COLOUR_SHARE` of all
+    pixels is a label colour, its most frequent member (from the flat
+    inside of the regions) the true one, unless it lies within
+    :data:`JPEG_MIN_DISTANCE` of the segment between two label colours
+    taken before (a blend of two regions). Grey label values must thus lie
+    more than that apart (0/255 masks do); else give the colours in a
+    classes file."""
     if given:
         return sorted(set(given))
     total = sum(histogram.values())
-    return sorted(c for c, n in histogram.items()
-                  if n >= JPEG_COLOUR_SHARE * total)
+    seeds: List[np.ndarray] = []
+    members: List[Tuple[int, int]] = []  # (representative code, pixels)
+    for code, count in histogram.most_common():
+        if code == TRANSPARENT:
+            continue
+        point = _code_space(np.array([code]), kind)[0].astype(float)
+        dist = [np.linalg.norm(point - s) for s in seeds]
+        if dist and min(dist) <= JPEG_MIN_DISTANCE:
+            i = int(np.argmin(dist))
+            members[i] = (members[i][0], members[i][1] + count)
+        else:
+            seeds.append(point)
+            members.append((int(code), count))
+    # blur mixes neighbouring regions: a colour near the segment between
+    # two label colours is a mixture, not a class
+    taken: List[np.ndarray] = []
+    codes: List[int] = []
+    for code, mass in sorted(members, key=lambda m: -histogram[m[0]]):
+        if mass < JPEG_COLOUR_SHARE * total:
+            continue
+        point = _code_space(np.array([code]), kind)[0].astype(float)
+        near = [_segment_distance(point, a, b)
+                for i, a in enumerate(taken) for b in taken[i:]]
+        if not near or min(near) > JPEG_MIN_DISTANCE:
+            taken.append(point)
+            codes.append(int(code))
+    return sorted(codes)
+
+
+def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    ab = b - a
+    t = 0.0 if not ab.any() else float(np.clip((p - a) @ ab / (ab @ ab),
+                                               0, 1))
+    return float(np.linalg.norm(p - (a + t * ab)))
 
 
 def _code_space(codes: np.ndarray, kind: str) -> np.ndarray:

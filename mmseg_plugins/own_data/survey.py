@@ -149,7 +149,8 @@ def survey_dataset(scan: DatasetScan,
             given = [int(r) << 16 | int(g) << 8 | int(b)
                      for r, g, b in class_colours]
         total = sum((mask_codes(m) for _, m in masks), Counter())
-        survey.snap_targets = snap_targets(total, given)
+        survey.snap_targets = snap_targets(total, survey.mask_kind,
+                                           given)
         for split in raw:
             snapped = [snap_mask(m, survey.snap_targets) for m in raw[split]]
             raw[split] = [m for m, _ in snapped]
