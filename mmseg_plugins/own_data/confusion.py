@@ -116,7 +116,7 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str],
 
 
 def model_confusion(cfg, checkpoint: str, device: str = 'cpu',
-                   step: Optional[Callable[[], None]] = None):
+                    step: Optional[Callable[[], None]] = None):
     """Build the config's model with ``checkpoint`` and its test dataloader
     and count the confusion matrix.
 

@@ -1,5 +1,5 @@
-"""Helpers for the own-data tests: tiny datasets in each layout and mask format, drawn with the demo
-shapes generator (``mmseg_plugins.demo_data``)."""
+"""Helpers for the own-data tests: tiny datasets in each layout and mask
+format, drawn with the demo shapes generator (``mmseg_plugins.demo_data``)."""
 import os
 import os.path as osp
 

@@ -33,8 +33,7 @@ def main(argv=None):
     import torch
 
     import mmseg_plugins  # noqa: F401
-    from mmseg_plugins.cli import (Progress, ToolError, check_data_paths,
-                                   load_config)
+    from mmseg_plugins.cli import ToolError, check_data_paths, load_config
     from mmseg_plugins.own_data.confusion import (confusion_summary,
                                                   model_confusion,
                                                   write_confusion)
