@@ -125,12 +125,12 @@ def render_config(base: str, base_cfg, splits: Dict[str, dict],
             img_suffix, mask_suffix).
         test_scale (tuple, optional): (w, h) test resize, None to keep the
             image sizes.
-        image_loading (dict, optional): ``LoadImageFromFile`` arguments for
-            non-RGB images.
+        image_loading (dict, optional): the image loading transform of
+            non-RGB images (default mmseg's ``LoadImageFromFile``).
         normalisation (dict, optional): data preprocessor mean/std/
             bgr_to_rgb and the backbone's ``in_channels``.
     """
-    load = dict(type='LoadImageFromFile', **(image_loading or {}))
+    load = image_loading or dict(type='LoadImageFromFile')
     train_pipeline = [
         load, dict(type='LoadAnnotations'),
         dict(type='RandomResize', scale=test_scale or (crop_size[1],

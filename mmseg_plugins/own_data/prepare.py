@@ -24,6 +24,7 @@ from .masks import apply_plan, load_mask, snap_mask
 from .report import format_report
 from .scan import scan_dataset
 from .survey import label_histograms, survey_dataset
+from .transforms import channel_statistics, needs_band_loader
 
 __all__ = ['PrepareResult', 'read_classes_file', 'prepare_dataset']
 
@@ -169,7 +170,18 @@ def prepare_dataset(data_root: str,
     val_interval = max(1, iters // 10)
     weights = (median_frequency_weights(label_histograms(survey)['train'][0])
                if balance else None)
-    settings = dict(crop_size=crop, max_iters=iters, epochs=epochs,
+    infos = [i for s in survey.images.values() for i in s]
+    loading = norm = None
+    if needs_band_loader([i.channels for i in infos],
+                         [i.bits for i in infos]):
+        channels, mean, std, dtype = channel_statistics(
+            [p.img_path for p in survey.pairs['train']], seed)
+        loading = dict(type='mmseg_plugins.LoadImageAnyBands',
+                       channels=channels)
+        norm = dict(mean=mean, std=std, bgr_to_rgb=False,
+                    in_channels=channels)
+    settings = dict(crop_size=crop, bands=(norm, dtype if norm else ''),
+                    max_iters=iters, epochs=epochs,
                     n_train=n_train, batch_size=batch,
                     val_interval=val_interval, class_weight=weights)
     unpaired = {s: f.unpaired_images + f.unpaired_masks
@@ -181,7 +193,8 @@ def prepare_dataset(data_root: str,
     text = render_config(
         base, base_cfg, splits, survey.plan.classes, survey.plan.palette,
         crop, med if len(all_sizes) > 1 else None, batch, num_workers,
-        iters, val_interval, survey.plan.reduce_zero_label, weights, header)
+        iters, val_interval, survey.plan.reduce_zero_label, weights, header,
+        photometric=norm is None, image_loading=loading, normalisation=norm)
     config = osp.join(out, 'config.py')
     _write_text(config, text)
     _write_text(osp.join(out, 'report.txt'), report)

@@ -40,6 +40,14 @@ def recommendations(survey: Survey, settings: Dict) -> List[str]:
            f'{settings["batch_size"]} (warmup scaled in proportion)',
            f'val_interval={settings["val_interval"]}: about ten '
            'validations per run; the best mIoU checkpoint is kept']
+    norm, dtype = settings.get('bands') or (None, '')
+    if norm:
+        out.append(
+            f'in_channels={norm["in_channels"]} ({dtype} images, not 8-bit '
+            'RGB): loaded by mmseg_plugins.LoadImageAnyBands, normalised '
+            f'with the training images\' per-channel mean {norm["mean"]} '
+            f'and std {norm["std"]}; no photometric distortion (it assumes '
+            '8-bit RGB); RGB-pretrained stem weights do not fit as they are')
     present = pixels[pixels > 0]
     if present.size > 1:
         ratio = present.max() / present.min()

@@ -31,30 +31,45 @@ class ImageInfo:
 
 
 def image_info(path: str) -> ImageInfo:
-    """Size, channels and bit depth from an image's header (multi-band
-    TIFFs through ``tifffile`` when Pillow cannot open them).
+    """Size, channels and bit depth from an image's header (TIFFs through
+    ``tifffile`` where installed: multi-band, planar).
 
     Raises:
         DatasetError: unreadable.
     """
+    if path.lower().endswith(('.tif', '.tiff')):
+        info = _tiff_info(path)
+        if info is not None:
+            return info
     try:
         with Image.open(path) as img:
             channels, bits = _MODES.get(img.mode, (len(img.getbands()), 8))
             img.verify()
             return ImageInfo(img.size, channels, bits, img.mode)
     except Exception as err:  # Pillow raises many types on bad files
-        if path.lower().endswith(('.tif', '.tiff')):
-            try:
-                import tifffile
-                arr = tifffile.imread(path)
-                h, w = arr.shape[:2]
-                ch = arr.shape[2] if arr.ndim == 3 else 1
-                return ImageInfo((w, h), ch, arr.dtype.itemsize * 8,
-                                 f'tiff {arr.dtype}')
-            except Exception:
-                pass
         raise DatasetError(f'cannot read image {path}: '
                            f'{" ".join(str(err).split())}') from None
+
+
+def _tiff_info(path: str) -> Optional[ImageInfo]:
+    """A TIFF's header through ``tifffile`` (multi-band, planar), None
+    without tifffile."""
+    try:
+        import tifffile
+    except ImportError:
+        return None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, dtype = series.shape, series.dtype
+    except Exception as err:  # tifffile raises many types
+        raise DatasetError(f'cannot read image {path}: '
+                           f'{" ".join(str(err).split())}') from None
+    if len(shape) == 3 and shape[0] < min(shape[1:]) and shape[0] <= 32:
+        shape = shape[1:] + shape[:1]  # planar: bands first
+    channels = shape[2] if len(shape) == 3 else 1
+    return ImageInfo((shape[1], shape[0]), channels, dtype.itemsize * 8,
+                     f'tiff {dtype}')
 
 
 @dataclass
