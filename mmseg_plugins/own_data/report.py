@@ -103,7 +103,7 @@ def format_report(scan: DatasetScan, survey: Survey, settings: Dict,
         lines.append('  ' + name.ljust(width) + ''.join(
             f'  {h[0][i]:>12} {h[1][i]:>9}' for h in hist.values()))
     lines.append('  ' + 'ignored (255)'.ljust(width) + ''.join(
-        f'  {h[2]:>12} {"":>9}' for h in hist.values()))
+        f'  {h[2]:>12} {"-":>9}' for h in hist.values()))
     for split, h in hist.items():
         absent = [plan.classes[i] for i in np.flatnonzero(h[0] == 0)]
         if absent:
