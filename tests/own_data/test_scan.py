@@ -65,3 +65,20 @@ def test_no_pairs(tmp_path):
         scan_dataset(str(tmp_path), img_suffix='.png')
     with pytest.raises(DatasetError, match='no known dataset layout'):
         scan_dataset(str(tmp_path / 'images'))
+
+
+def test_train_val_folders_holding_images_and_tagged_masks(tmp_path):
+    make_dataset(str(tmp_path), layout='outside', n=(3, 2),
+                 mask_ext='_mask.png')
+    for split in ('train', 'val'):  # one folder per split
+        for sub in ('images', 'masks'):
+            d = tmp_path / split / sub
+            for f in os.listdir(d):
+                os.rename(d / f, tmp_path / split / f)
+            os.rmdir(d)
+    scan = scan_dataset(str(tmp_path))
+    assert (scan.img_suffix, scan.mask_suffix) == ('.jpg', '_mask.png')
+    assert [p.name for p in scan.splits['val'].pairs] == \
+        ['val_00', 'val_01']
+    assert not scan.splits['train'].unpaired_images
+    assert not scan.splits['train'].unpaired_masks
