@@ -171,8 +171,13 @@ def render_config(base: str, base_cfg, splits: Dict[str, dict],
                 '--balance cannot set its class_weight')
         head['loss_decode'] = dict(class_weight=class_weight)
     model = dict(data_preprocessor=dict(size=crop_size), decode_head=head)
-    if base_cfg.model.get('auxiliary_head'):
+    aux = base_cfg.model.get('auxiliary_head')
+    if isinstance(aux, dict):
         model['auxiliary_head'] = dict(num_classes=len(classes))
+        if class_weight is not None and \
+                isinstance(aux.get('loss_decode'), dict):
+            model['auxiliary_head']['loss_decode'] = dict(
+                class_weight=class_weight)
     if normalisation:
         norm = dict(normalisation)
         model['backbone'] = dict(in_channels=norm.pop('in_channels'))
