@@ -11,6 +11,7 @@ from mmengine.registry import Registry
 from mmseg.registry import DATASETS as MMSEG_DATASETS
 from mmseg.registry import HOOKS as MMSEG_HOOKS
 from mmseg.registry import MODELS as MMSEG_MODELS
+from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS
 
 MODELS = Registry(
     'model',
@@ -44,3 +45,11 @@ DATASETS = Registry(
     parent=MMSEG_DATASETS,
     scope='mmseg_plugins',
     locations=['mmseg_plugins.datasets'])
+
+# mmseg's datasets build their pipelines through mmseg's TRANSFORMS, which
+# finds ``mmseg_plugins.X`` here (the image loader of non-RGB datasets).
+TRANSFORMS = Registry(
+    'transform',
+    parent=MMSEG_TRANSFORMS,
+    scope='mmseg_plugins',
+    locations=['mmseg_plugins.own_data.transforms'])

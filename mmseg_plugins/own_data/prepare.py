@@ -1,0 +1,201 @@
+"""``prepare_dataset``: scan a user's folder of images and masks, convert
+the masks mmseg would misread, and write a config that trains and tests
+with mmseg's own ``tools/train.py`` and ``tools/test.py``.
+
+Everything is written under the output folder (``config.py``,
+``report.txt``, ``splits/{train,val}.txt`` and, only where masks had to be
+converted, ``data/masks/{train,val}/``); the user's files are only read.
+"""
+import os
+import os.path as osp
+import shutil
+import tempfile
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import cv2
+
+from ..errors import DatasetError, InvalidInputError
+from ..fileio import atomic_write
+from .config_writer import (crop_size_for, iterations,
+                            median_frequency_weights, render_config,
+                            resolve_model_config)
+from .masks import apply_plan, load_mask, snap_mask
+from .report import format_report
+from .scan import scan_dataset
+from .survey import label_histograms, survey_dataset
+from .transforms import channel_statistics, needs_band_loader
+
+__all__ = ['PrepareResult', 'read_classes_file', 'prepare_dataset']
+
+
+@dataclass
+class PrepareResult:
+    """What :func:`prepare_dataset` wrote; ``skipped`` counts unreadable
+    files left out (the tool exits 1 when there are any)."""
+    config: str
+    report: str
+    converted: int
+    skipped: int
+
+
+def read_classes_file(path: str) -> Tuple[List[str], Optional[List]]:
+    """Class names, one a line, each optionally followed by its colour
+    ``R G B`` (or ``R,G,B``); ``#`` starts a comment.
+
+    Returns:
+        tuple: (names, colours or None when no line has one).
+
+    Raises:
+        DatasetError: unreadable, or colours on some lines only.
+    """
+    names, colours = [], []
+    try:
+        with open(path) as f:
+            lines = [ln.split('#')[0].strip() for ln in f]
+    except OSError as err:
+        raise DatasetError(f'cannot read classes file {path}: {err}') \
+            from None
+    for line in filter(None, lines):
+        tokens = line.replace(',', ' ').split()
+        if len(tokens) >= 4 and all(t.isdigit() for t in tokens[-3:]):
+            colours.append(tuple(int(t) for t in tokens[-3:]))
+            names.append(' '.join(tokens[:-3]))
+        else:
+            names.append(line)
+    if colours and len(colours) != len(names):
+        raise DatasetError(f'{path}: give a colour on every line or none')
+    if not names:
+        raise DatasetError(f'classes file {path} names no classes')
+    return names, (colours or None)
+
+
+def _check_out_dir(data_root: str, out: str) -> None:
+    data = osp.realpath(data_root)
+    dst = osp.realpath(out)
+    if osp.commonpath([data, dst]) == data:
+        raise InvalidInputError(
+            f'output folder {out} is inside the data folder {data_root}; '
+            'choose one outside it (the data is never written to)')
+
+
+def _write_masks(survey, out: str) -> int:
+    """Converted masks into ``out/data/masks/<split>/`` (replaced as a
+    whole, so no mix of old and new files)."""
+    tmp = tempfile.mkdtemp(prefix='.data.', dir=out)
+    count = 0
+    try:
+        for split, pairs in survey.pairs.items():
+            for pair in pairs:
+                mask = load_mask(pair.mask_path)
+                if survey.snap_targets is not None:
+                    mask = snap_mask(mask, survey.snap_targets)[0]
+                dst = osp.join(tmp, 'masks', split, pair.name + '.png')
+                os.makedirs(osp.dirname(dst), exist_ok=True)
+                if not cv2.imwrite(dst, apply_plan(mask, survey.plan)):
+                    raise DatasetError(f'cannot write {dst}')
+                count += 1
+        final = osp.join(out, 'data')
+        if osp.isdir(final):
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return count
+
+
+def _write_text(path: str, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def prepare_dataset(data_root: str,
+                    model: str,
+                    out: str,
+                    classes: Optional[Sequence[str]] = None,
+                    class_colours: Optional[Sequence] = None,
+                    img_suffix: Optional[str] = None,
+                    mask_suffix: Optional[str] = None,
+                    val_fraction: float = 0.2,
+                    seed: int = 0,
+                    zero_is_ignore: bool = False,
+                    snap_jpeg: bool = False,
+                    epochs: float = 50,
+                    max_iters: Optional[int] = None,
+                    batch_size: Optional[int] = None,
+                    num_workers: int = 2,
+                    balance: bool = False) -> PrepareResult:
+    """Scan, report, convert, write the config (see the module docstring).
+
+    Raises:
+        DatasetError: the dataset cannot be trained as it is (see
+            :func:`~mmseg_plugins.own_data.survey.survey_dataset`).
+        InvalidInputError: bad options (an output folder inside the data,
+            an unknown model).
+    """
+    from mmengine.config import Config
+    _check_out_dir(data_root, out)
+    base = resolve_model_config(model)
+    base_cfg = Config.fromfile(base)
+    scan = scan_dataset(data_root, img_suffix, mask_suffix, val_fraction,
+                        seed)
+    survey = survey_dataset(scan, classes, class_colours, zero_is_ignore,
+                            snap_jpeg)
+    for split in ('train', 'val'):
+        if not survey.pairs.get(split):
+            raise DatasetError(f'no readable image/mask pairs in the '
+                               f'{split} split of {scan.root}')
+    os.makedirs(out, exist_ok=True)
+    out = osp.abspath(out)
+    converted = _write_masks(survey, out) if survey.plan.convert else 0
+    splits = {}
+    for split, pairs in survey.pairs.items():
+        ann_file = osp.join(out, 'splits', f'{split}.txt')
+        os.makedirs(osp.dirname(ann_file), exist_ok=True)
+        _write_text(ann_file, ''.join(p.name + '\n' for p in pairs))
+        files = scan.splits[split]
+        splits[split] = dict(
+            img_dir=files.img_dir, ann_file=ann_file,
+            img_suffix=scan.img_suffix,
+            mask_dir=(osp.join(out, 'data', 'masks', split)
+                      if survey.plan.convert else files.mask_dir),
+            mask_suffix='.png' if survey.plan.convert else scan.mask_suffix)
+    sizes = [i.size for i in survey.images['train']]
+    crop = crop_size_for(sizes)
+    all_sizes = {i.size for s in survey.images.values() for i in s}
+    med = sorted(sizes, key=lambda s: s[0] * s[1])[len(sizes) // 2]
+    batch = batch_size or int(base_cfg.train_dataloader.batch_size)
+    n_train = len(survey.pairs['train'])
+    iters = max_iters or iterations(n_train, batch, epochs)
+    val_interval = max(1, iters // 10)
+    weights = (median_frequency_weights(label_histograms(survey)['train'][0])
+               if balance else None)
+    infos = [i for s in survey.images.values() for i in s]
+    loading = norm = None
+    if needs_band_loader([i.channels for i in infos],
+                         [i.bits for i in infos]):
+        channels, mean, std, dtype = channel_statistics(
+            [p.img_path for p in survey.pairs['train']], seed)
+        loading = dict(type='mmseg_plugins.LoadImageAnyBands',
+                       channels=channels)
+        norm = dict(mean=mean, std=std, bgr_to_rgb=False,
+                    in_channels=channels)
+    settings = dict(crop_size=crop, bands=(norm, dtype if norm else ''),
+                    max_iters=iters, epochs=epochs,
+                    n_train=n_train, batch_size=batch,
+                    val_interval=val_interval, class_weight=weights)
+    unpaired = {s: f.unpaired_images + f.unpaired_masks
+                for s, f in scan.splits.items()}
+    report = format_report(scan, survey, settings, unpaired)
+    header = ('"""Training config written by tools/prepare_dataset.py for '
+              f'{scan.root}\n(report: report.txt beside this file).\n\n' +
+              report.replace('\\', '/').replace('"""', "'''") + '"""')
+    text = render_config(
+        base, base_cfg, splits, survey.plan.classes, survey.plan.palette,
+        crop, med if len(all_sizes) > 1 else None, batch, num_workers,
+        iters, val_interval, survey.plan.reduce_zero_label, weights, header,
+        photometric=norm is None, image_loading=loading, normalisation=norm)
+    config = osp.join(out, 'config.py')
+    _write_text(config, text)
+    _write_text(osp.join(out, 'report.txt'), report)
+    return PrepareResult(config, report, converted, len(survey.unreadable))

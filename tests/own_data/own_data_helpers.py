@@ -1,0 +1,98 @@
+"""Helpers for the own-data tests: tiny datasets in each layout and mask
+format, drawn with the demo shapes generator (``mmseg_plugins.demo_data``)."""
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from mmseg_plugins.demo_data import SHAPES_METAINFO, _draw_sample
+
+COLOURS = np.array(SHAPES_METAINFO['palette'], np.uint8)  # (4, 3) RGB
+
+
+def write_mask(path, label, fmt):
+    """Write a (H, W) label map 0-3 in a mask format."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    if fmt == 'index':
+        cv2.imwrite(path, label)
+    elif fmt == 'binary255':
+        cv2.imwrite(path, ((label > 0) * 255).astype(np.uint8))
+    elif fmt == 'colour':
+        Image.fromarray(COLOURS[label]).save(path)
+    elif fmt == 'palette':
+        img = Image.fromarray(label, mode='P')
+        img.putpalette(COLOURS.ravel().tolist())
+        img.save(path)
+    elif fmt == 'index16':
+        Image.fromarray(label.astype(np.uint16)).save(path)
+    elif fmt == 'jpeg':
+        Image.fromarray(COLOURS[label]).save(path, quality=85)
+    else:
+        raise ValueError(fmt)
+
+
+def make_dataset(root, layout='flat', fmt='index', n=(6, 3), size=32,
+                 seed=0, mask_ext='.png'):
+    """Write ``n`` (train, val) image/mask pairs under ``root``.
+
+    Returns:
+        dict: {name: (H, W) label map written}.
+    """
+    rng = np.random.default_rng(seed)
+    labels = {}
+    for split, count in zip(('train', 'val'), n):
+        if layout == 'mmseg':
+            img_dir = osp.join(root, 'img_dir', split)
+            mask_dir = osp.join(root, 'ann_dir', split)
+        elif layout == 'outside':
+            img_dir = osp.join(root, split, 'images')
+            mask_dir = osp.join(root, split, 'masks')
+        else:
+            img_dir = osp.join(root, 'images')
+            mask_dir = osp.join(root, 'masks')
+        os.makedirs(img_dir, exist_ok=True)
+        for i in range(count):
+            img, label = _draw_sample(rng, size)
+            name = f'{split}_{i:02d}'
+            cv2.imwrite(osp.join(img_dir, name + '.jpg'), img[..., ::-1])
+            write_mask(osp.join(mask_dir, name + mask_ext), label, fmt)
+            labels[name] = label
+    return labels
+
+
+def tree_digest(root):
+    """{relative path: bytes} of every file under root."""
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = osp.join(d, f)
+            with open(p, 'rb') as fh:
+                out[osp.relpath(p, root)] = fh.read()
+    return out
+
+
+def load_tool(relpath):
+    """Import a script of ``tools/`` as a module (its ``main`` callable)."""
+    import importlib.util
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    path = osp.join(root, 'tools', relpath)
+    spec = importlib.util.spec_from_file_location(
+        'tool_' + osp.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tool_main(tool, argv, capsys):
+    """``tool.main(argv)`` through ``run_tool``, as the script runs:
+    returns (exit code, stdout, stderr)."""
+    from mmseg_plugins.cli import run_tool
+    code = 0
+    try:
+        run_tool(lambda: tool.main(argv))
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
