@@ -156,8 +156,9 @@ def test_test_tool_refuses_bad_checkpoints(demo_root, tmp_path, kind):
 ])
 def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
     """The real ADE20K configs start training (one step, 512x512 crops, no
-    validation) once data sits at the path mmseg's base config expects, relative to the
-    working directory; without it the tool names that path."""
+    validation) once data sits at the path mmseg's base config expects,
+    relative to the working directory; without it the tool names that
+    path."""
     import cv2
     import numpy as np
     cfg = osp.join(ROOT, 'configs', config)
