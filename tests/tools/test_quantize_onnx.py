@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 
-from helpers import PYTHON, ROOT, assert_refused, call
+from helpers import ROOT, assert_refused, call
 
 pytest.importorskip('onnxruntime')
 
@@ -50,8 +50,8 @@ def test_bad_input_is_refused(demo_export, demo_root, tmp_path):
          'a share of pixels between 0 and 1, got 1.5'),
     ]
     for args, pattern in cases:
-        assert_refused(call(TOOL, *args, '--calib-images', '2',
-                            '--verify-images', '1', *_data(demo_root)
-                            if '--calib-images' not in args else
-                            [PYTHON, TOOL, *args, *_data(demo_root)]), pattern)
+        counts = [] if '--calib-images' in args else [
+            '--calib-images', '2', '--verify-images', '1']
+        assert_refused(call(TOOL, *args, *counts, *_data(demo_root)),
+                       pattern)
     assert sorted(os.listdir(tmp_path)) == ['model.pth']
