@@ -1,0 +1,244 @@
+"""Tiled, streaming inference over images larger than memory allows.
+
+The image is read window by window through a *reader* (a callable
+``(y1, y2, x1, x2) -> (h, w, C) array``; :mod:`.rasters` has readers for
+arrays, memory maps and TIFF files), cut into the windows of mmseg's
+``slide_inference`` (:func:`mmseg_plugins.forward.slide_windows`: tile
+``size``, stride ``size - overlap``), each window's logits are blended into
+a band of rows, and label rows are handed to a *sink* (a callable
+``(y0, labels (h, W))``) as soon as no later window touches them. Only one
+row of tiles is held: the logits band is ``K x tile x W`` float32 (plus its
+weights), whatever the image's height.
+
+Blending:
+
+- ``'mean'``: every window weighs 1, as mmseg's ``slide_inference``; with
+  the same window and stride the blended logits equal
+  :func:`~mmseg_plugins.forward.slide_logits` (floating-point sums in the
+  same order).
+- ``'smooth'``: each window weighs ``w(y) * w(x)``, a ramp that rises from
+  ``0.5 / overlap`` at a tile's border to 1 at ``overlap`` pixels inside it,
+  so that a tile's border (where the network sees least context) counts
+  less than its neighbour's interior.
+
+``scale`` resamples the image on the fly (bilinear at pixel centres, as
+OpenCV's ``INTER_LINEAR``): tiles are cut from the resampled image and the
+labels are mapped back to the original grid (nearest).
+"""
+import math
+from typing import Callable, Iterator, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..errors import InvalidInputError
+from ..forward import slide_windows
+from ..reporting import Progress
+
+__all__ = ['BLENDS', 'TiledSegmenter', 'check_tiling', 'scaled_reader',
+           'band_bytes']
+
+#: The blending of overlapping windows.
+BLENDS = ('mean', 'smooth')
+
+Reader = Callable[[int, int, int, int], np.ndarray]
+
+
+def check_tiling(tile: int, overlap: int, scale: float,
+                 min_size: int, blend: str = 'mean') -> None:
+    """Refuse a tiling that cannot run.
+
+    Raises:
+        InvalidInputError: ``tile`` below the network's minimum side,
+            ``overlap`` negative or not below ``tile``, ``scale <= 0`` or
+            an unknown ``blend``.
+    """
+    if tile < min_size:
+        raise InvalidInputError(f'--tile {tile} is below the network\'s '
+                                f'minimum input side {min_size}')
+    if not 0 <= overlap < tile:
+        raise InvalidInputError(f'--overlap must be in [0, tile), got '
+                                f'{overlap} with --tile {tile}')
+    if not scale > 0 or not math.isfinite(scale):
+        raise InvalidInputError(f'--scale must be positive, got {scale}')
+    if blend not in BLENDS:
+        raise InvalidInputError(f'--blend must be one of {BLENDS}, got '
+                                f'{blend!r}')
+
+
+def band_bytes(num_classes: int, tile: int, width: int) -> int:
+    """Bytes of the logits band and its weights that the tiler holds for
+    an image ``width`` pixels wide (float32)."""
+    return (num_classes + 1) * tile * width * 4
+
+
+def _ramp(length: int, overlap: int) -> np.ndarray:
+    """1-D smooth window weights of a tile side of ``length``."""
+    if overlap <= 0:
+        return np.ones(length, np.float32)
+    i = np.arange(length, dtype=np.float32)
+    edge = np.minimum(i, length - 1 - i) + 0.5
+    return np.clip(edge / overlap, 0., 1.).astype(np.float32)
+
+
+def _source_coords(n_out: int, scale: float, n_in: int) -> np.ndarray:
+    """Source coordinates of output pixel centres (OpenCV's convention)."""
+    c = (np.arange(n_out, dtype=np.float64) + 0.5) / scale - 0.5
+    return np.clip(c, 0, n_in - 1)
+
+
+def scaled_reader(reader: Reader, height: int, width: int,
+                  scale: float) -> Tuple[Reader, int, int]:
+    """A reader of ``reader``'s image resampled by ``scale`` (bilinear at
+    pixel centres), reading only the source window it needs; returns
+    ``(reader, scaled height, scaled width)``."""
+    out_h = max(1, int(round(height * scale)))
+    out_w = max(1, int(round(width * scale)))
+    ys, xs = (_source_coords(out_h, scale, height),
+              _source_coords(out_w, scale, width))
+
+    def read(y1: int, y2: int, x1: int, x2: int) -> np.ndarray:
+        sy, sx = ys[y1:y2], xs[x1:x2]
+        r0, r1 = int(np.floor(sy[0])), min(int(np.floor(sy[-1])) + 2, height)
+        c0, c1 = int(np.floor(sx[0])), min(int(np.floor(sx[-1])) + 2, width)
+        src = reader(r0, r1, c0, c1).astype(np.float32)  # (h, w, C)
+        fy, fx = sy - r0, sx - c0
+        iy = np.minimum(np.floor(fy).astype(int), r1 - r0 - 1)
+        ix = np.minimum(np.floor(fx).astype(int), c1 - c0 - 1)
+        iy1 = np.minimum(iy + 1, r1 - r0 - 1)
+        ix1 = np.minimum(ix + 1, c1 - c0 - 1)
+        wy = (fy - iy).astype(np.float32)[:, None, None]
+        wx = (fx - ix).astype(np.float32)[None, :, None]
+        top = src[iy][:, ix] * (1 - wx) + src[iy][:, ix1] * wx
+        bottom = src[iy1][:, ix] * (1 - wx) + src[iy1][:, ix1] * wx
+        return top * (1 - wy) + bottom * wy
+
+    return read, out_h, out_w
+
+
+class TiledSegmenter:
+    """Label an image of any size tile by tile with bounded memory.
+
+    Args:
+        logits_fn (callable): (B, C, h, w) network inputs -> (B, K, h, w)
+            logits (``Segmenter._network_logits``, an ONNX Runtime
+            runner, ...).
+        prepare (callable): (B, h, w, C) float32 image windows as the
+            reader gives them -> (B, C, h, w) network inputs (the
+            normalisation).
+        num_classes (int): K.
+        tile (int): Window side in pixels of the (scaled) image.
+        overlap (int): Pixels shared by neighbouring windows.
+        blend (str): ``'mean'`` or ``'smooth'`` (see the module).
+        batch_size (int): Windows of the same shape run together.
+        progress (bool): A progress bar per window on stderr.
+    """
+
+    def __init__(self, logits_fn: Callable[[torch.Tensor], torch.Tensor],
+                 prepare: Callable[[torch.Tensor], torch.Tensor],
+                 num_classes: int, tile: int, overlap: int = 0,
+                 blend: str = 'mean', batch_size: int = 1,
+                 progress: bool = False) -> None:
+        check_tiling(tile, overlap, 1., 1, blend)
+        self.logits_fn, self.prepare = logits_fn, prepare
+        self.num_classes, self.tile, self.overlap = num_classes, tile, overlap
+        self.blend, self.batch_size = blend, max(1, batch_size)
+        self.progress = progress
+        #: Largest logits band held so far (bytes), for memory checks.
+        self.peak_band_bytes = 0
+
+    def rows(self, reader: Reader, height: int, width: int
+             ) -> Iterator[Tuple[int, torch.Tensor]]:
+        """``(y0, logits (K, h, W))`` of the blended logits, top to
+        bottom, each band final when yielded."""
+        size, stride = self.tile, self.tile - self.overlap
+        windows = list(slide_windows(height, width, (size, size),
+                                     (stride, stride)))
+        tile_rows = sorted({(y1, y2) for y1, y2, _, _ in windows})
+        bar = Progress(len(windows), 'tiles') if self.progress else None
+        carry = None  # (y0, logits, weight) rows shared with the next row
+        try:
+            for index, (y1, y2) in enumerate(tile_rows):
+                k = self.num_classes
+                band = torch.zeros((k, y2 - y1, width))
+                weight = torch.zeros((1, y2 - y1, width))
+                if carry is not None:
+                    c0, c_logits, c_weight = carry
+                    n = c_logits.shape[1]
+                    band[:, c0 - y1:c0 - y1 + n] = c_logits
+                    weight[:, c0 - y1:c0 - y1 + n] = c_weight
+                self.peak_band_bytes = max(
+                    self.peak_band_bytes,
+                    (band.numel() + weight.numel()) * 4)
+                row = [w for w in windows if w[:2] == (y1, y2)]
+                self._blend_row(reader, row, band, weight, y1, bar)
+                nxt = (tile_rows[index + 1][0] if index + 1 < len(tile_rows)
+                       else y2)
+                yield y1, band[:, :nxt - y1] / weight[:, :nxt - y1]
+                carry = (nxt, band[:, nxt - y1:].clone(),
+                         weight[:, nxt - y1:].clone())
+                del band, weight
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _blend_row(self, reader: Reader, row, band: torch.Tensor,
+                   weight: torch.Tensor, y0: int, bar) -> None:
+        """Add the logits of one row of windows into ``band``."""
+        for start in range(0, len(row), self.batch_size):
+            chunk = row[start:start + self.batch_size]
+            groups = {}
+            for w in chunk:
+                groups.setdefault((w[1] - w[0], w[3] - w[2]), []).append(w)
+            for (h, w_), group in groups.items():
+                images = np.stack([reader(*w) for w in group])
+                inputs = self.prepare(torch.from_numpy(
+                    np.ascontiguousarray(images, dtype=np.float32)))
+                logits = self.logits_fn(inputs).float().cpu()
+                if self.blend == 'smooth':
+                    win = torch.from_numpy(np.outer(
+                        _ramp(h, self.overlap), _ramp(w_, self.overlap)))
+                else:
+                    win = None
+                for (y1, y2, x1, x2), one in zip(group, logits):
+                    if win is None:
+                        band[:, y1 - y0:y2 - y0, x1:x2] += one
+                        weight[:, y1 - y0:y2 - y0, x1:x2] += 1
+                    else:
+                        band[:, y1 - y0:y2 - y0, x1:x2] += one * win
+                        weight[:, y1 - y0:y2 - y0, x1:x2] += win
+                    if bar is not None:
+                        bar.step(f'tile y={y1} x={x1}')
+
+    def __call__(self, reader: Reader, height: int, width: int,
+                 sink: Callable[[int, np.ndarray], None],
+                 scale: float = 1.) -> None:
+        """Label the ``height`` x ``width`` image of ``reader``, handing
+        ``(y0, labels (h, width))`` rows to ``sink``."""
+        for y0, labels in self.label_rows(reader, height, width, scale):
+            sink(y0, labels)
+
+    def label_rows(self, reader: Reader, height: int, width: int,
+                   scale: float = 1.) -> Iterator[Tuple[int, np.ndarray]]:
+        """``(y0, labels (h, width))`` rows (int64, top to bottom, at the
+        original size) of the ``height`` x ``width`` image of ``reader``,
+        each yielded as soon as it is final."""
+        if scale == 1:
+            for y0, logits in self.rows(reader, height, width):
+                yield y0, logits.argmax(0).numpy()
+            return
+        check_tiling(self.tile, self.overlap, scale, 1, self.blend)
+        read, out_h, out_w = scaled_reader(reader, height, width, scale)
+        # nearest scaled pixel of every original row / column
+        row_of = np.minimum(((np.arange(height) + 0.5) * scale).astype(int),
+                            out_h - 1)
+        col_of = np.minimum(((np.arange(width) + 0.5) * scale).astype(int),
+                            out_w - 1)
+        done = 0
+        for y0, logits in self.rows(read, out_h, out_w):
+            labels = logits.argmax(0).numpy()
+            end = y0 + labels.shape[0]
+            stop = int(np.searchsorted(row_of, end))
+            if stop > done:
+                yield done, labels[row_of[done:stop] - y0][:, col_of]
+                done = stop
