@@ -26,7 +26,7 @@ OpenCV's ``INTER_LINEAR``): tiles are cut from the resampled image and the
 labels are mapped back to the original grid (nearest).
 """
 import math
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Callable, Iterator, Tuple
 
 import numpy as np
 import torch

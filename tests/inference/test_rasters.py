@@ -55,8 +55,8 @@ def test_geotiff_round_trip_with_nodata(tmp_path):
     src = str(tmp_path / 'geo.tif')
     tifffile.imwrite(src, data, photometric='rgb', extratags=GEO)
     r = open_raster(src)
-    assert r.nodata == 0. and set(r.geo_tags) == {33550, 33922, 34735,
-                                                   42113}
+    assert r.nodata == 0.
+    assert set(r.geo_tags) == {33550, 33922, 34735, 42113}
     mask = r.nodata_mask(0, 10)
     assert mask[:5, :7].all() and not mask[5:].any()
     labels = (np.arange(70 * 90) % 7).reshape(70, 90).astype(np.uint8)

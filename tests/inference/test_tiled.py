@@ -34,9 +34,8 @@ def array_reader(img):
     return lambda y1, y2, x1, x2: img[y1:y2, x1:x2]
 
 
-@pytest.mark.parametrize('h,w,tile,overlap', [(100, 130, 48, 16),
-                                             (64, 64, 64, 8),
-                                             (70, 40, 32, 0)])
+@pytest.mark.parametrize('h,w,tile,overlap', [
+    (100, 130, 48, 16), (64, 64, 64, 8), (70, 40, 32, 0)])
 def test_mean_blend_equals_slide_logits(h, w, tile, overlap):
     img = image(h, w)
     tiler = TiledSegmenter(toy_logits, prepare, K, tile, overlap,
