@@ -66,10 +66,16 @@ def check_tiling(tile: int, overlap: int, scale: float,
                                 f'{blend!r}')
 
 
-def band_bytes(num_classes: int, tile: int, width: int) -> int:
-    """Bytes of the logits band and its weights that the tiler holds for
-    an image ``width`` pixels wide (float32)."""
-    return (num_classes + 1) * tile * width * 4
+def band_bytes(num_classes: int, tile: int, overlap: int,
+               width: int) -> int:
+    """Bound of the bytes of logits and weights (float32) that the tiler
+    holds for an image ``width`` pixels wide: the rows carried down from
+    one row of windows to the next (old and new; ``overlap`` rows, except
+    above the last row of windows, which ends at the image's border and so
+    may share up to ``tile - 1`` rows) and the columns of one row of
+    windows not yet final (at most ``tile x 2 tile``)."""
+    return (num_classes + 1) * 4 * ((overlap + tile) * width
+                                    + 2 * tile * tile)
 
 
 def _ramp(length: int, overlap: int) -> np.ndarray:
@@ -147,68 +153,124 @@ class TiledSegmenter:
         #: Largest logits band held so far (bytes), for memory checks.
         self.peak_band_bytes = 0
 
-    def rows(self, reader: Reader, height: int, width: int
-             ) -> Iterator[Tuple[int, torch.Tensor]]:
-        """``(y0, logits (K, h, W))`` of the blended logits, top to
-        bottom, each band final when yielded."""
+    def chunks(self, reader: Reader, height: int, width: int
+               ) -> Iterator[Tuple[int, int, torch.Tensor]]:
+        """``(y0, x0, logits (K, h, w))``: the blended logits in final
+        pieces, row of windows by row of windows (top to bottom), each
+        row's pieces left to right and covering the rows up to the next
+        row of windows."""
         size, stride = self.tile, self.tile - self.overlap
         windows = list(slide_windows(height, width, (size, size),
                                      (stride, stride)))
         tile_rows = sorted({(y1, y2) for y1, y2, _, _ in windows})
         bar = Progress(len(windows), 'tiles') if self.progress else None
-        carry = None  # (y0, logits, weight) rows shared with the next row
+        k = self.num_classes
+        # (K + 1, n, W): logits and weight of the rows shared with the
+        # next row of windows (the overlap), carried down
+        carry = torch.zeros((k + 1, 0, width))
         try:
             for index, (y1, y2) in enumerate(tile_rows):
-                k = self.num_classes
-                band = torch.zeros((k, y2 - y1, width))
-                weight = torch.zeros((1, y2 - y1, width))
-                if carry is not None:
-                    c0, c_logits, c_weight = carry
-                    n = c_logits.shape[1]
-                    band[:, c0 - y1:c0 - y1 + n] = c_logits
-                    weight[:, c0 - y1:c0 - y1 + n] = c_weight
-                self.peak_band_bytes = max(
-                    self.peak_band_bytes,
-                    (band.numel() + weight.numel()) * 4)
-                row = [w for w in windows if w[:2] == (y1, y2)]
-                self._blend_row(reader, row, band, weight, y1, bar)
                 nxt = (tile_rows[index + 1][0] if index + 1 < len(tile_rows)
                        else y2)
-                yield y1, band[:, :nxt - y1] / weight[:, :nxt - y1]
-                carry = (nxt, band[:, nxt - y1:].clone(),
-                         weight[:, nxt - y1:].clone())
-                del band, weight
+                row = [w for w in windows if w[:2] == (y1, y2)]
+                new_carry = torch.zeros((k + 1, y2 - nxt, width))
+                self._carry_bytes = 4 * (carry.numel() + new_carry.numel())
+                for x0, piece in self._blend_row(reader, row, carry, y1, y2,
+                                                 bar):
+                    # piece: (K + 1, y2 - y1, w), final
+                    new_carry[:, :, x0:x0 + piece.shape[2]] = \
+                        piece[:, nxt - y1:]
+                    top = piece[:, :nxt - y1]
+                    yield y1, x0, top[:k] / top[k:]
+                carry = new_carry
         finally:
             if bar is not None:
                 bar.close()
 
-    def _blend_row(self, reader: Reader, row, band: torch.Tensor,
-                   weight: torch.Tensor, y0: int, bar) -> None:
-        """Add the logits of one row of windows into ``band``."""
+    def _blend_row(self, reader: Reader, row, carry: torch.Tensor,
+                   y1: int, y2: int, bar
+                   ) -> Iterator[Tuple[int, torch.Tensor]]:
+        """``(x0, (K + 1, y2 - y1, w))``: logits and weights of one row of
+        windows (plus the carried rows above), in final column pieces."""
+        k = self.num_classes
+        work = torch.zeros((k + 1, y2 - y1, 0))  # columns x0:x0 + w
+        x0 = row[0][2]
         for start in range(0, len(row), self.batch_size):
             chunk = row[start:start + self.batch_size]
-            groups = {}
-            for w in chunk:
-                groups.setdefault((w[1] - w[0], w[3] - w[2]), []).append(w)
-            for (h, w_), group in groups.items():
-                images = np.stack([reader(*w) for w in group])
-                inputs = self.prepare(torch.from_numpy(
-                    np.ascontiguousarray(images, dtype=np.float32)))
-                logits = self.logits_fn(inputs).float().cpu()
-                if self.blend == 'smooth':
-                    win = torch.from_numpy(np.outer(
-                        _ramp(h, self.overlap), _ramp(w_, self.overlap)))
+            logits = self._logits(reader, chunk)
+            for (wy1, wy2, wx1, wx2), one in zip(chunk, logits):
+                end = x0 + work.shape[2]
+                if wx2 > end:  # extend to the right, with the carried rows
+                    more = torch.zeros((k + 1, y2 - y1, wx2 - end))
+                    more[:, :carry.shape[1]] = carry[:, :, end:wx2]
+                    work = torch.cat([work, more], dim=2)
+                    self.peak_band_bytes = max(
+                        self.peak_band_bytes,
+                        4 * work.numel() + self._carry_bytes)
+                win = (None if self.blend == 'mean' else torch.from_numpy(
+                    np.outer(_ramp(wy2 - wy1, self.overlap),
+                             _ramp(wx2 - wx1, self.overlap))))
+                cols = slice(wx1 - x0, wx2 - x0)
+                if win is None:
+                    work[:k, :, cols] += one
+                    work[k, :, cols] += 1
                 else:
-                    win = None
-                for (y1, y2, x1, x2), one in zip(group, logits):
-                    if win is None:
-                        band[:, y1 - y0:y2 - y0, x1:x2] += one
-                        weight[:, y1 - y0:y2 - y0, x1:x2] += 1
-                    else:
-                        band[:, y1 - y0:y2 - y0, x1:x2] += one * win
-                        weight[:, y1 - y0:y2 - y0, x1:x2] += win
-                    if bar is not None:
-                        bar.step(f'tile y={y1} x={x1}')
+                    work[:k, :, cols] += one * win
+                    work[k, :, cols] += win
+                if bar is not None:
+                    bar.step(f'tile y={wy1} x={wx1}')
+                position = row.index((wy1, wy2, wx1, wx2))
+                final = (row[position + 1][2] if position + 1 < len(row)
+                         else x0 + work.shape[2])
+                if final > x0:
+                    yield x0, work[:, :, :final - x0]
+                    work = work[:, :, final - x0:].clone()
+                    x0 = final
+
+    def _logits(self, reader: Reader, chunk) -> list:
+        """Logits (K, h, w) of a batch of windows (same shapes together)."""
+        out = {}
+        groups = {}
+        for w in chunk:
+            groups.setdefault((w[1] - w[0], w[3] - w[2]), []).append(w)
+        for group in groups.values():
+            images = np.stack([reader(*w) for w in group])
+            inputs = self.prepare(torch.from_numpy(
+                np.ascontiguousarray(images, dtype=np.float32)))
+            logits = self.logits_fn(inputs).float().cpu()
+            out.update(zip(group, logits))
+        return [out[w] for w in chunk]
+
+    def rows(self, reader: Reader, height: int, width: int
+             ) -> Iterator[Tuple[int, torch.Tensor]]:
+        """``(y0, logits (K, h, W))`` of the blended logits, top to
+        bottom (assembled from :meth:`chunks`; holds one band of logits,
+        for images whose logits band fits)."""
+        band, band_y0 = [], None
+        for y0, _, piece in self.chunks(reader, height, width):
+            if band and y0 != band_y0:
+                yield band_y0, torch.cat(band, dim=2)
+                band = []
+            band_y0 = y0
+            band.append(piece)
+        if band:
+            yield band_y0, torch.cat(band, dim=2)
+
+    def _label_bands(self, reader: Reader, height: int, width: int
+                     ) -> Iterator[Tuple[int, np.ndarray]]:
+        """``(y0, labels (h, width))`` per row of windows, from
+        :meth:`chunks` (no band of logits held)."""
+        labels, band_y0 = None, None
+        for y0, x0, piece in self.chunks(reader, height, width):
+            if labels is not None and y0 != band_y0:
+                yield band_y0, labels
+                labels = None
+            if labels is None:
+                labels = np.empty((piece.shape[1], width), np.int64)
+            band_y0 = y0
+            labels[:, x0:x0 + piece.shape[2]] = piece.argmax(0).numpy()
+        if labels is not None:
+            yield band_y0, labels
 
     def __call__(self, reader: Reader, height: int, width: int,
                  sink: Callable[[int, np.ndarray], None],
@@ -224,8 +286,7 @@ class TiledSegmenter:
         original size) of the ``height`` x ``width`` image of ``reader``,
         each yielded as soon as it is final."""
         if scale == 1:
-            for y0, logits in self.rows(reader, height, width):
-                yield y0, logits.argmax(0).numpy()
+            yield from self._label_bands(reader, height, width)
             return
         check_tiling(self.tile, self.overlap, scale, 1, self.blend)
         read, out_h, out_w = scaled_reader(reader, height, width, scale)
@@ -235,8 +296,7 @@ class TiledSegmenter:
         col_of = np.minimum(((np.arange(width) + 0.5) * scale).astype(int),
                             out_w - 1)
         done = 0
-        for y0, logits in self.rows(read, out_h, out_w):
-            labels = logits.argmax(0).numpy()
+        for y0, labels in self._label_bands(read, out_h, out_w):
             end = y0 + labels.shape[0]
             stop = int(np.searchsorted(row_of, end))
             if stop > done:

@@ -67,13 +67,18 @@ def test_smooth_blend_close_to_whole_image():
     assert 0.9 < agreement['mean'] < agreement['smooth']
 
 
-def test_band_memory_bound_independent_of_height():
-    tiler = TiledSegmenter(toy_logits, prepare, K, 32, 8)
+def test_memory_bound_from_tile_size_not_image_height():
+    peaks = []
     for h in (64, 400):
-        img = image(h, 50)
-        for _ in tiler.rows(array_reader(img), h, 50):
+        tiler = TiledSegmenter(toy_logits, prepare, K, 32, 8)
+        img = image(h, 150)
+        for _ in tiler.label_rows(array_reader(img), h, 150):
             pass
-    assert 0 < tiler.peak_band_bytes <= band_bytes(K, 32, 50)
+        peaks.append(tiler.peak_band_bytes)
+    assert peaks[0] == peaks[1]
+    assert 0 < peaks[1] <= band_bytes(K, 32, 8, 150)
+    # far below the whole image's logits
+    assert peaks[1] < (K + 1) * 400 * 150 * 4 / 4
 
 
 def test_scale_reader_matches_cv2_and_labels_original_size():
