@@ -5,6 +5,7 @@ model.
         [--batch-size N] [--device auto|cpu|cuda[:N]] [--opacity A]
         [--precision fp32|fp16|bf16] [--channels-last]
         [--compile [MODE]] [--compile-backend B] [--cfg-options k=v ...]
+        [--tile SIZE [--overlap PX] [--scale S] [--blend mean|smooth]]
 
 CHECKPOINT is a checkpoint of CONFIG's model (``.pth``; trained here or
 converted by ``tools/model_converters``) or an ONNX file exported from it by
@@ -25,6 +26,16 @@ counted; the exit code is then 1. Bad arguments (a checkpoint of another
 model, an output directory that is a file, no images at all) stop the tool
 with one ``error:`` line and exit code 2. Every output file is written
 atomically.
+
+With ``--tile SIZE`` images run tiled and streaming at the model's scale
+(no test-pipeline resize; ``--scale`` resamples on the fly): windows of
+SIZE pixels, ``--overlap`` shared, blended by ``--blend`` (see
+docs/large_images.md); only one row of tiles is held in memory. TIFF
+inputs (16-bit, float, gray, multi-band; GeoTIFF) are read window by
+window and their labels are written as they become final to a tiled,
+compressed ``DIR/labels/<name>.tif`` with the input's georeference; its
+nodata pixels are labelled 255. Colour and overlay PNGs are written for
+images up to 64 megapixels.
 """
 import argparse
 import os
@@ -66,6 +77,14 @@ def parse_args(argv=None):
                         choices=COMPILE_MODES,
                         help='torch.compile the network (optional mode)')
     parser.add_argument('--compile-backend', default='inductor')
+    parser.add_argument('--tile', type=int, default=None, metavar='SIZE',
+                        help='tiled, streaming inference in SIZE windows')
+    parser.add_argument('--overlap', type=int, default=0, metavar='PX',
+                        help='pixels shared by neighbouring tiles')
+    parser.add_argument('--scale', type=float, default=1.,
+                        help='resample the image by S before tiling')
+    parser.add_argument('--blend', default='mean',
+                        help='mean (as slide_inference) or smooth')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config, key=value')
     return parser.parse_args(argv)
@@ -147,8 +166,10 @@ class Inputs:
 
 
 def write_outputs(out_dir: str, name: str, image, label, segmenter,
-                  opacity: float) -> None:
-    """The three PNGs of one image, each written atomically."""
+                  opacity: float,
+                  kinds=('labels', 'color', 'overlay')) -> None:
+    """The PNGs of one image (by default all three), each written
+    atomically."""
     import cv2
     import numpy as np
 
@@ -157,12 +178,68 @@ def write_outputs(out_dir: str, name: str, image, label, segmenter,
     dtype = np.uint8 if segmenter.num_classes <= 256 else np.uint16
     outputs = dict(
         labels=label.astype(dtype),
-        color=colorize(label, segmenter.palette),
-        overlay=overlay(image, label, segmenter.palette, opacity))
-    for kind, array in outputs.items():
+        color=colorize(label, segmenter.palette), overlay=None)
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    for kind in kinds:
+        array = outputs[kind] if kind != 'overlay' else overlay(
+            image, label, segmenter.palette, opacity)
         with atomic_path(osp.join(out_dir, kind, name + '.png')) as tmp:
             if not cv2.imwrite(tmp, array):
                 raise OSError(f'could not write {name}.png in {out_dir}')
+
+
+#: Largest image (pixels) that gets colour and overlay PNGs when tiled.
+PICTURE_PIXELS = 64 * 2 ** 20
+
+
+def label_tiled(args, segmenter, path: str, name: str) -> None:
+    """One image file labelled tile by tile (see the module)."""
+    import numpy as np
+
+    from mmseg_plugins.inference.rasters import (open_raster,
+                                                 write_labels_tiff)
+    raster = open_raster(path)
+    try:
+        rows = segmenter.label_rows(raster.read, raster.height,
+                                    raster.width, args.batch_size,
+                                    progress=True)
+        dtype = np.uint8 if segmenter.num_classes <= 255 else np.uint16
+        pixels = raster.height * raster.width
+        picture = pixels <= PICTURE_PIXELS
+        kept = np.empty((raster.height, raster.width), dtype) \
+            if picture else None
+
+        def masked():
+            for y0, labels in rows:
+                labels = labels.astype(dtype)
+                mask = raster.nodata_mask(y0, y0 + labels.shape[0])
+                if mask is not None:
+                    labels[mask] = np.iinfo(dtype).max
+                if kept is not None:
+                    kept[y0:y0 + labels.shape[0]] = labels
+                yield y0, labels
+
+        if path.lower().endswith(('.tif', '.tiff')):
+            tags = dict(raster.geo_tags)
+            if raster.nodata is not None:
+                value = str(np.iinfo(dtype).max)
+                tags[42113] = (2, len(value) + 1, value)  # ASCII
+            write_labels_tiff(osp.join(args.out_dir, 'labels',
+                                       name + '.tif'), masked(),
+                              raster.height, raster.width, dtype, tags)
+            if picture:
+                image = raster.read(0, raster.height, 0, raster.width)
+                write_outputs(args.out_dir, name, image, kept, segmenter,
+                              args.opacity, ('color', 'overlay'))
+        else:
+            for _ in masked():
+                pass
+            image = raster.read(0, raster.height, 0, raster.width)
+            write_outputs(args.out_dir, name, image, kept, segmenter,
+                          args.opacity)
+    finally:
+        raster.close()
 
 
 def main(argv=None):
@@ -181,7 +258,10 @@ def main(argv=None):
         args.config, args.checkpoint, device=args.device,
         precision=args.precision, channels_last=args.channels_last,
         compile=args.compile, compile_backend=args.compile_backend,
-        cfg_options=args.cfg_options)
+        cfg_options=args.cfg_options, tile=args.tile, overlap=args.overlap,
+        scale=args.scale, blend=args.blend)
+    if args.tile is not None:
+        return main_tiled(args, segmenter, inputs)
     progress = Progress(inputs.expected_count(), 'images')
     start = time.perf_counter()
     done = 0
@@ -211,6 +291,32 @@ def main(argv=None):
     print(f'labelled {done} images in {elapsed:.1f} s '
           f'({done / max(elapsed, 1e-9):.2f} images/s) on '
           f'{segmenter.device} -> {args.out_dir}/{{labels,color,overlay}}'
+          + (f'; skipped {len(inputs.skipped)} input(s)'
+             if inputs.skipped else ''))
+    if inputs.skipped:
+        sys.exit(1)
+
+
+def main_tiled(args, segmenter, inputs) -> None:
+    """Every input image labelled tile by tile (no videos)."""
+    start = time.perf_counter()
+    done = 0
+    for kind, path, name in inputs.items:
+        if kind == 'video':
+            inputs.skipped.append((path, 'a video; --tile labels images'))
+            continue
+        try:
+            label_tiled(args, segmenter, path, name)
+        except OSError as err:  # disk full, permissions: nothing was kept
+            from mmseg_plugins.cli import ToolError
+            raise ToolError(f'could not write the outputs of {path}: '
+                            f'{err}') from None
+        done += 1
+    for path, why in inputs.skipped:
+        print(f'skipped {path}: {why}', file=sys.stderr)
+    elapsed = time.perf_counter() - start
+    print(f'labelled {done} images tile by tile in {elapsed:.1f} s on '
+          f'{segmenter.device} -> {args.out_dir}/labels'
           + (f'; skipped {len(inputs.skipped)} input(s)'
              if inputs.skipped else ''))
     if inputs.skipped:

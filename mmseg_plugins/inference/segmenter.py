@@ -33,6 +33,7 @@ from ..config import dataset_meta, load_config
 from ..errors import CheckpointError, InvalidInputError
 from ..forward import (SegmentorForward, min_input_size, normalize_images,
                        slide_logits)
+from .tiled import TiledSegmenter, check_tiling
 
 __all__ = ['Segmenter', 'segment']
 
@@ -57,6 +58,15 @@ class Segmenter:
             ``'inductor'``.
         cfg_options (dict, optional): Overrides of the config, e.g.
             ``{'model.test_cfg.mode': 'slide', ...}``.
+        tile (int, optional): Run tiled and streaming
+            (:mod:`.tiled`): windows of ``tile`` pixels at the model's
+            scale (no test-pipeline resize), ``overlap`` pixels shared,
+            blended by ``blend`` (``'mean'``, as ``slide_inference``, or
+            ``'smooth'``), the image resampled by ``scale`` on the fly.
+            None (default): the config's test pipeline and ``test_cfg``.
+        overlap (int): See ``tile``. Default: 0.
+        scale (float): See ``tile``. Default: 1.
+        blend (str): See ``tile``. Default: ``'mean'``.
 
     Raises:
         ConfigError: the config has no model or cannot be built.
@@ -73,7 +83,9 @@ class Segmenter:
                  channels_last: bool = False,
                  compile: Optional[str] = None,
                  compile_backend: str = 'inductor',
-                 cfg_options: Optional[dict] = None) -> None:
+                 cfg_options: Optional[dict] = None,
+                 tile: Optional[int] = None, overlap: int = 0,
+                 scale: float = 1., blend: str = 'mean') -> None:
         cfg = load_config(config, cfg_options)
         self.cfg = cfg
         self.device = resolve_device(device)
@@ -103,6 +115,10 @@ class Segmenter:
                              compile_backend)
         self.classes = self.meta['classes']
         self.palette = self.meta['palette']
+        self.tile, self.overlap, self.scale = tile, overlap, scale
+        self.blend = blend
+        if tile is not None:
+            check_tiling(tile, overlap, scale, self.min_input_size, blend)
 
     # ----------------------------------------------------------- loading
     def _load_torch(self, checkpoint: str, channels_last: bool,
@@ -248,13 +264,45 @@ class Segmenter:
                                 self.num_classes, self.crop_size, self.stride)
         return self._network_logits(batch)
 
+    # ------------------------------------------------------------ tiled
+    def _prepare_windows(self, windows: torch.Tensor) -> torch.Tensor:
+        """(B, h, w, 3) float BGR windows -> the network's (B, 3, h, w)
+        input on the device (normalised unless the ONNX graph does)."""
+        x = windows.permute(0, 3, 1, 2).to(self.device)
+        if self.inputs_normalised:
+            x = normalize_images(x, self.mean.to(x), self.std.to(x),
+                                 self.bgr_to_rgb)
+        return x
+
+    def tiler(self, batch_size: int = 1,
+              progress: bool = False) -> TiledSegmenter:
+        """The :class:`~.tiled.TiledSegmenter` of this model with the
+        ``tile``/``overlap``/``blend`` given at construction."""
+        if self.tile is None:
+            raise InvalidInputError('this Segmenter was made without tile=')
+        return TiledSegmenter(self._network_logits, self._prepare_windows,
+                              self.num_classes, self.tile, self.overlap,
+                              self.blend, batch_size, progress)
+
+    def label_rows(self, reader, height: int, width: int,
+                   batch_size: int = 1, progress: bool = False):
+        """``(y0, labels (h, width))`` rows of a large image read window by
+        window by ``reader`` ((y1, y2, x1, x2) -> (h, w, 3) BGR), each
+        yielded as soon as it is final (see :mod:`.tiled`)."""
+        return self.tiler(batch_size, progress).label_rows(
+            reader, height, width, self.scale)
+
     def __call__(self, images: Sequence[np.ndarray],
                  batch_size: int = 1) -> List[np.ndarray]:
         """Label maps (H, W) of class indices (int64) of BGR images.
 
         Consecutive images that the test pipeline brings to the same size
-        are run together, up to ``batch_size`` at a time.
+        are run together, up to ``batch_size`` at a time. With ``tile``,
+        each image runs tiled (windows batched ``batch_size`` at a time).
         """
+        if self.tile is not None:
+            return [self._tiled_labels(image, batch_size)
+                    for image in images]
         prepared = [self.preprocess(image) for image in images]
         labels: List[np.ndarray] = []
         start = 0
@@ -269,6 +317,22 @@ class Segmenter:
             for one, (_, meta) in zip(logits, chunk):
                 labels.append(self.postprocess(one[None], meta))
             start = end
+        return labels
+
+    def _tiled_labels(self, image: np.ndarray,
+                      batch_size: int) -> np.ndarray:
+        """One BGR image (H, W[, C]) labelled tile by tile."""
+        if image.ndim == 2:
+            image = image[..., None]
+        image = image[..., :3]
+        if image.shape[2] == 1:
+            image = np.repeat(image, 3, axis=2)
+        height, width = image.shape[:2]
+        labels = np.empty((height, width), np.int64)
+        for y0, rows in self.label_rows(
+                lambda y1, y2, x1, x2: image[y1:y2, x1:x2], height, width,
+                batch_size):
+            labels[y0:y0 + rows.shape[0]] = rows
         return labels
 
     def postprocess(self, logits: torch.Tensor, meta: dict) -> np.ndarray:
