@@ -52,6 +52,8 @@ class Detected:
     arch: Optional[str] = None
     report: Optional[ConversionReport] = None
     meta: dict = field(default_factory=dict)
+    variant_check: Optional[Callable[[Optional[str]], Optional[str]]] = \
+        field(default=None, repr=False)
 
     def describe(self) -> str:
         """One line: family, variant, source layout, dropped keys."""
@@ -129,16 +131,28 @@ def read_weights(path: str) -> Tuple[StateDict, dict]:
 
 
 def _convert_as(family: str, sd: Mapping, src: str) -> Detected:
-    from ..converters.driver import find_variant, map_to_ours
+    from ..converters.driver import map_to_ours
     source = FAMILIES[family](sd)
     spec = _spec_for(family, source)
     out, report, head_sds = map_to_ours(dict(sd), spec, src)
-    try:
-        arch = find_variant(spec, out, head_sds, None, src)
-    except ConversionError:  # a custom variant: the model decides
-        arch = None
     kind = 'backbone' if head_sds is None else 'segmentation'
-    return Detected(out, family, source, kind, arch, report)
+    detected = Detected(out, family, source, kind, None, report)
+    # the variant is that of the backbone's weights
+    bare = out if head_sds is None else \
+        {k[9:]: v for k, v in out.items() if k.startswith('backbone.')}
+    detected.variant_check = lambda arch: _variant(spec, bare, None, arch,
+                                                   src)
+    return detected
+
+
+def _variant(spec, out, head_sds, arch, src) -> Optional[str]:
+    """``arch`` if the converted weights have its keys and shapes; with
+    ``arch=None`` the variant that has them; None if none has."""
+    from ..converters.driver import find_variant
+    try:
+        return find_variant(spec, out, head_sds, arch, src)
+    except ConversionError:
+        return None
 
 
 def convert_weights(sd: Mapping[str, torch.Tensor], src: str,
@@ -154,7 +168,9 @@ def convert_weights(sd: Mapping[str, torch.Tensor], src: str,
 
     Returns:
         tuple: (the :class:`Detected` conversion, or None when no layout
-        knows the keys; the reason each family refused them).
+        knows the keys; the reason each family refused them). Its
+        ``variant_check(arch)`` names the variant (building the
+        candidate models, so only when needed).
     """
     order = [family] if family in FAMILIES else []
     order += [f for f in FAMILIES if f not in order]

@@ -49,6 +49,17 @@ def _family(module: nn.Module) -> Optional[str]:
     return getattr(backbone, 'family', None)
 
 
+def _arch_name(module: nn.Module) -> Optional[str]:
+    """The variant name of a module's backbone (its settings equal a row
+    of the family's table), or None for a custom one."""
+    backbone = getattr(module, 'backbone', module)
+    table = getattr(backbone, 'arch_table', {})
+    settings = getattr(backbone, 'arch_settings', None)
+    return next((name for name, row in table.items()
+                 if {k: list(v) for k, v in row.items()} ==
+                 {k: list(v) for k, v in (settings or {}).items()}), None)
+
+
 def fit_weights(module: nn.Module, sd: Mapping[str, torch.Tensor],
                 src: str, target: str, want: str) -> Detected:
     """Bring ``sd`` into the layout of ``module`` (ours as it is, or
@@ -77,6 +88,9 @@ def fit_weights(module: nn.Module, sd: Mapping[str, torch.Tensor],
                                detected.state_dict.items()
                                if k.startswith('backbone.')}
         detected.kind = 'backbone (of a segmentation file; heads not used)'
+    arch = _arch_name(module)
+    if arch and detected.family == _family(module):
+        detected.arch = detected.variant_check(arch)
     return detected
 
 
@@ -94,6 +108,8 @@ def _check(module: nn.Module, detected: Detected, src: str, target: str,
         keep += report.missing
         report.missing = []
     if not report.fits:
+        if detected.arch is None and detected.variant_check is not None:
+            detected.arch = detected.variant_check(None)
         what = '' if detected.source == 'ours' else \
             f' (the file is: {detected.describe()})'
         raise CheckpointError(f'checkpoint {src} does not fit {target}: '
