@@ -98,5 +98,5 @@ def check_model_weights(cfg) -> None:
     model.init_weights()
     path = cfg.get('load_from')
     if path and not cfg.get('resume', False):
-        load_model_weights(model, path, 'the model of the config', True,
+        load_model_weights(model, path, 'the config', True,
                            bool(cfg.get('load_from_partial', False)))

@@ -175,10 +175,11 @@ def load_model_weights(model: nn.Module, checkpoint: str, target: str,
         CheckpointError: see :func:`fit_weights`.
     """
     sd, meta = read_checkpoint(checkpoint)
-    detected = fit_weights(model, sd, checkpoint, target, 'segmentation')
+    where = f'the model of {target}'
+    detected = fit_weights(model, sd, checkpoint, where, 'segmentation')
     detected.meta = meta
     allowed = (CLASS_LAYER_PATTERN, ) if reinit_class_layers else ()
-    keep = _check(model, detected, checkpoint, target, allowed, partial)
+    keep = _check(model, detected, checkpoint, where, allowed, partial)
     _load(model, detected.state_dict, keep)
     if detected.source != 'ours':
         _log(f'{target}: {checkpoint} converted: {detected.describe()}')
