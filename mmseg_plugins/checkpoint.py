@@ -19,16 +19,13 @@ from typing import Any, Callable, List, Optional, Union
 import numpy as np
 import torch
 
+from .errors import CheckpointError
 from .fileio import atomic_write
 
 __all__ = [
     'CheckpointError', 'safe_load', 'atomic_save', 'allowed_globals',
     'unwrap_state_dict'
 ]
-
-
-class CheckpointError(RuntimeError):
-    """A file could not be read as a checkpoint, or was refused."""
 
 
 def _numpy_globals() -> List[Any]:

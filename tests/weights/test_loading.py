@@ -196,3 +196,26 @@ def test_whole_model_class_count_fine_tuning(official, tmp_path, caplog):
     torch.testing.assert_close(five.decode_head.convs[0].conv.weight,
                                model150.decode_head.convs[0].conv.weight)
     torch.testing.assert_close(five.backbone(X), mpvit.eval()(X))
+
+
+def test_load_from_goes_through_the_strict_hook(official, tmp_path):
+    from mmengine.config import Config
+
+    from mmseg_plugins.weights.hook import StrictLoadHook, route_load_from
+    cfg = Config(dict(model=dict(), load_from='x.pth', resume=False,
+                      load_from_partial=True))
+    route_load_from(cfg, reinit_class_layers=True)
+    assert cfg.load_from is None and 'load_from_partial' not in cfg
+    hook = cfg.custom_hooks[-1]
+    assert hook == dict(type='mmseg_plugins.StrictLoadHook',
+                        checkpoint='x.pth', reinit_class_layers=True,
+                        partial=True)
+    # the hook refuses a file that does not fit the runner's model
+    _, mit_file = official['MiT']
+
+    class Runner:
+        model = _mpvit_segmentor(3)
+        experiment_name = 'run'
+    with pytest.raises(CheckpointError, match='does not fit the model of '
+                       'run'):
+        StrictLoadHook(mit_file).before_train(Runner)
