@@ -81,8 +81,8 @@ def fit_weights(module: nn.Module, sd: Mapping[str, torch.Tensor],
     detected, reasons = convert_weights(sd, src, _family(module))
     if detected is None:
         raise CheckpointError(
-            f'checkpoint {src} does not fit {target} and is in no known '
-            f'layout: {own.describe()} ({reasons[0]})')
+            f'checkpoint {src} does not fit {target}: {own.describe()} '
+            f'(and it is in no known layout; {reasons[0]})')
     if detected.kind == 'segmentation' and want == 'backbone':
         detected.state_dict = {k[9:]: v for k, v in
                                detected.state_dict.items()
