@@ -13,8 +13,10 @@ from . import models  # noqa: E402,F401  (registers the models)
 from .datasets import DemoShapesDataset  # noqa: E402  (registers datasets)
 from .hooks import CompileHook, RNGStateHook  # noqa: E402  (the hooks)
 from .registry import DATASETS, HOOKS, MODEL_WRAPPERS, MODELS  # noqa: E402
+from .weights.hook import StrictLoadHook  # noqa: E402  (registers it)
 
 __all__ = [
     '__version__', 'MODELS', 'MODEL_WRAPPERS', 'HOOKS', 'DATASETS',
-    'RNGStateHook', 'CompileHook', 'DemoShapesDataset', 'compat'
+    'RNGStateHook', 'CompileHook', 'StrictLoadHook', 'DemoShapesDataset',
+    'compat'
 ]

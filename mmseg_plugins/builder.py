@@ -10,12 +10,11 @@ unexpected and mis-shaped keys and names the first few.
 """
 import copy
 import os.path as osp
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-from .checkpoint import safe_load, unwrap_state_dict
 from .errors import CheckpointError, ConfigError
 from .reporting import quiet_logger
 
@@ -94,17 +93,13 @@ def load_state_dict_strictly(module: nn.Module,
     module.load_state_dict(state_dict, strict=True)
 
 
-def _strip_prefix(state_dict: Mapping, prefix: str) -> Dict:
-    """``module.`` of DataParallel/DDP checkpoints, as mmengine strips it."""
-    if state_dict and all(k.startswith(prefix) for k in state_dict):
-        return {k[len(prefix):]: v for k, v in state_dict.items()}
-    return dict(state_dict)
-
-
 def load_segmentor_checkpoint(model: nn.Module, checkpoint: str,
                               target: str) -> dict:
-    """Load a whole-segmentor checkpoint (an mmengine ``.pth`` file) into
-    ``model``, strictly.
+    """Load a whole-segmentor checkpoint into ``model``, strictly: an
+    mmengine ``.pth`` file, or any layout :mod:`mmseg_plugins.weights`
+    converts in memory (official AFFormer/MPViT segmentation files,
+    NVlabs/mmseg/Hugging Face/smp SegFormer), a local path, ``http(s)://``
+    URL or ``hf://`` reference.
 
     Args:
         model (nn.Module): The segmentor.
@@ -118,10 +113,8 @@ def load_segmentor_checkpoint(model: nn.Module, checkpoint: str,
         CheckpointError: missing, unreadable or unsafe file, or one that
             does not fit the model.
     """
-    loaded = safe_load(checkpoint)
-    state_dict = _strip_prefix(unwrap_state_dict(loaded), 'module.')
-    load_state_dict_strictly(model, state_dict, checkpoint, target)
-    return dict(loaded.get('meta') or {}) if isinstance(loaded, dict) else {}
+    from .weights import load_model_weights
+    return load_model_weights(model, checkpoint, target).meta
 
 
 def build_segmentor(cfg, checkpoint: Optional[str] = None,

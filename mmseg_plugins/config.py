@@ -105,9 +105,12 @@ def check_pretrained_paths(cfg: Config) -> None:
     for where, path in paths:
         if '://' in str(path):
             continue
-        if not osp.isfile(path):
+        if not osp.exists(path):
+            from .weights.sources import where_published
             raise ConfigError(f'pretrained checkpoint {path!r} ({where}) does '
-                              'not exist')
+                              f'not exist{where_published(path)}; '
+                              f'--cfg-options {where}=None trains from '
+                              'scratch')
 
 
 def plain(value: Any) -> Any:

@@ -48,7 +48,11 @@ def main(argv=None):
     check_data_paths(cfg, ('test_dataloader', ))
     if not osp.isfile(args.checkpoint):
         raise ToolError(f'checkpoint not found: {args.checkpoint}')
-    cfg.load_from = args.checkpoint  # read by the safe loader (compat)
+    # loaded strictly, converted from any known layout
+    # (mmseg_plugins.weights.StrictLoadHook)
+    cfg.load_from = args.checkpoint
+    from mmseg_plugins.weights.hook import route_load_from
+    route_load_from(cfg)
     if args.show_dir:
         cfg.default_hooks.visualization.draw = True
         cfg.default_hooks.visualization.show = False

@@ -65,11 +65,18 @@ def main(argv=None):
                                    load_config, prepare_launcher,
                                    setup_work_dir, shutdown_distributed)
 
+    from mmseg_plugins.weights.hook import (check_model_weights,
+                                            route_load_from)
+
     cfg = load_config(args.config, args.cfg_options)
-    setup_work_dir(cfg, args.config, args.work_dir)
-    check_data_paths(cfg, ('train_dataloader', 'val_dataloader'))
     cfg.resume = args.resume
     check_pretrained_paths(cfg)
+    # every checkpoint fits strictly (or the run stops here, before any
+    # work-dir artefact); load_from then loads through the strict hook
+    check_model_weights(cfg)
+    route_load_from(cfg, reinit_class_layers=True)
+    setup_work_dir(cfg, args.config, args.work_dir)
+    check_data_paths(cfg, ('train_dataloader', 'val_dataloader'))
     if args.amp:
         import torch
 

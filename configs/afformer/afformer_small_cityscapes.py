@@ -7,10 +7,13 @@ decay 0.01 on all parameters, 1500-iteration linear warmup from 1e-6 + poly
 2 GPUs; with N GPUs set ``train_dataloader.batch_size`` so that N x batch keeps
 the total.
 
-ImageNet initialisation (as the official configs): convert
-``AFFormer_small_ImageNet1k.pth`` with
-``tools/model_converters/afformer2mmseg.py`` and pass ``--cfg-options
-model.pretrained=<converted file>``.
+ImageNet initialisation (as the official configs): the authors'
+``AFFormer_small_ImageNet1k.pth`` as they publish it, read from
+``./pretained_weight/AFFormer_small_ImageNet1k.pth`` (the official configs'
+folder name, sic; see docs/weights.md); ``--cfg-options
+model.pretrained=None`` trains from scratch.
 """
 _base_ = ['./afformer_tiny_cityscapes.py']
-model = dict(backbone=dict(arch='small'))
+model = dict(
+    pretrained='./pretained_weight/AFFormer_small_ImageNet1k.pth',
+    backbone=dict(arch='small'))

@@ -8,10 +8,11 @@ decay 0.01 on all parameters, 1500-iteration linear warmup from 1e-6 + poly
 2 GPUs; with N GPUs set ``train_dataloader.batch_size`` so that N x batch keeps
 the total.
 
-ImageNet initialisation (as the official configs): convert
-``AFFormer_tiny_ImageNet1k.pth`` with
-``tools/model_converters/afformer2mmseg.py`` and pass ``--cfg-options
-model.pretrained=<converted file>``.
+ImageNet initialisation (as the official configs): the authors'
+``AFFormer_tiny_ImageNet1k.pth`` as they publish it, read from
+``./pretained_weight/AFFormer_tiny_ImageNet1k.pth`` (the official configs'
+folder name, sic; see docs/weights.md); ``--cfg-options
+model.pretrained=None`` trains from scratch.
 """
 _base_ = [
     '../_base_/models/afformer.py',
@@ -33,6 +34,7 @@ val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=0.0003))
 model = dict(
+    pretrained='./pretained_weight/AFFormer_tiny_ImageNet1k.pth',
     data_preprocessor=data_preprocessor,
     backbone=dict(arch='tiny'),
     decode_head=dict(num_classes=150))

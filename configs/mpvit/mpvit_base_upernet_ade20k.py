@@ -6,6 +6,7 @@ Official (``upernet_mpvit_base_160k_ade20k.py``): drop path 0.4; published
 """
 _base_ = ['./mpvit_small_upernet_ade20k.py']
 model = dict(
+    pretrained='./pretrained/mpvit_base.pth',
     backbone=dict(arch='base', drop_path_rate=0.4),
     decode_head=dict(in_channels=[224, 368, 480, 480]),
     auxiliary_head=dict(in_channels=480))

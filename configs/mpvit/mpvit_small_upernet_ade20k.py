@@ -9,9 +9,10 @@ parameters, 1500-iteration linear warmup from 1e-6 + poly (power 1) to 0.
 Published: 48.3 mIoU (single scale), 52M parameters with the auxiliary head.
 With N GPUs set ``train_dataloader.batch_size`` so that N x batch = 16.
 
-ImageNet initialisation: convert ``mpvit_small.pth`` (or ``mpvit_small_mm.pth``)
-with ``tools/model_converters/mpvit2mmseg.py`` and pass ``--cfg-options
-model.pretrained=<converted file>``.
+ImageNet initialisation: the authors' release file
+``mpvit_small.pth`` as published (an ImageNet ``{'model': ...}`` file,
+converted at load time), read from ``./pretrained/``; see docs/weights.md.
+``--cfg-options model.pretrained=None`` trains from scratch.
 """
 _base_ = [
     '../_base_/models/upernet_mpvit.py',
@@ -24,6 +25,7 @@ data_preprocessor = dict(size=crop_size)
 train_dataloader = dict(batch_size=2, num_workers=4)  # 8 GPUs x 2 = 16
 optim_wrapper = dict(optimizer=dict(lr=0.00006))
 model = dict(
+    pretrained='./pretrained/mpvit_small.pth',
     data_preprocessor=data_preprocessor,
     backbone=dict(arch='small', drop_path_rate=0.2),
     decode_head=dict(in_channels=[128, 216, 288, 288], num_classes=150),

@@ -6,6 +6,7 @@ their detectron2 setting for tiny/xsmall.
 """
 _base_ = ['./mpvit_small_upernet_ade20k.py']
 model = dict(
+    pretrained='./pretrained/mpvit_tiny.pth',
     backbone=dict(arch='tiny', drop_path_rate=0.1),
     decode_head=dict(in_channels=[96, 176, 216, 216]),
     auxiliary_head=dict(in_channels=216))

@@ -6,6 +6,7 @@ is their detectron2 setting for tiny/xsmall.
 """
 _base_ = ['./mpvit_small_upernet_ade20k.py']
 model = dict(
+    pretrained='./pretrained/mpvit_xsmall.pth',
     backbone=dict(arch='xsmall', drop_path_rate=0.1),
     decode_head=dict(in_channels=[128, 192, 256, 256]),
     auxiliary_head=dict(in_channels=256))

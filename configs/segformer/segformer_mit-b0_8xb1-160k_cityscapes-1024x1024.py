@@ -3,8 +3,10 @@
 
 Official recipe (paper, NVlabs configs): AdamW lr 6e-5, wd 0.01, head lr x10,
 no decay on norms, 1500-iter warmup + poly. Decoder width 256 (official).
-ImageNet weights: ``--cfg-options model.pretrained=<MiT file converted to
-this project's layout>``.
+ImageNet weights: mmseg's MiT file, downloaded once into torch's hub
+cache with its SHA-256 prefix checked, converted at load time (see
+docs/weights.md); ``--cfg-options model.pretrained=None`` trains from
+scratch.
 """
 _base_ = [
     '../_base_/models/segformer_mit-b0.py',
@@ -18,6 +20,8 @@ train_dataloader = dict(batch_size=1, num_workers=4)  # 8 GPUs x 1 = 8
 val_dataloader = dict(batch_size=1, num_workers=4)
 test_dataloader = val_dataloader
 model = dict(
+    pretrained=('https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/'
+                'segformer/mit_b0_20220624-7e0fe6dd.pth'),
     data_preprocessor=data_preprocessor,
     backbone=dict(arch='b0'),
     decode_head=dict(

@@ -3,10 +3,14 @@
 
 Official recipe (paper, NVlabs configs): AdamW lr 6e-5, wd 0.01, head lr x10,
 no decay on norms, 1500-iter warmup + poly. Decoder width 768 (official).
-ImageNet weights: ``--cfg-options model.pretrained=<MiT file converted to
-this project's layout>``.
+ImageNet weights: mmseg's MiT file, downloaded once into torch's hub
+cache with its SHA-256 prefix checked, converted at load time (see
+docs/weights.md); ``--cfg-options model.pretrained=None`` trains from
+scratch.
 """
 _base_ = ['./segformer_mit-b0_8xb2-160k_ade20k-512x512.py']
 model = dict(
+    pretrained=('https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/'
+                'segformer/mit_b2_20220624-66e8bf70.pth'),
     backbone=dict(arch='b2'),
     decode_head=dict(in_channels=[64, 128, 320, 512], channels=768))

@@ -27,7 +27,7 @@ from .rules import ConversionError, ConversionReport, convert_state_dict
 
 __all__ = [
     'FamilySpec', 'convert_checkpoint', 'find_variant', 'first_mismatch',
-    'summary_lines'
+    'map_to_ours', 'summary_lines'
 ]
 
 StateDict = Mapping[str, torch.Tensor]
@@ -142,6 +142,47 @@ def find_variant(spec: FamilySpec, sd: StateDict,
                           f'key {key!r}: {desc}')
 
 
+def map_to_ours(sd: StateDict, spec: FamilySpec, src: str
+                ) -> Tuple[Dict[str, torch.Tensor], ConversionReport,
+                           Optional[Dict[str, StateDict]]]:
+    """Map an (unwrapped) official state dict into this project's layout:
+    the one implementation behind file conversion
+    (:func:`convert_checkpoint`) and in-memory conversion at load time
+    (:mod:`mmseg_plugins.weights`).
+
+    Returns:
+        tuple: (our state dict: bare backbone keys for an ImageNet file,
+        ``backbone.``/head keys for a segmentation file; the
+        :class:`ConversionReport`; the head state dicts by prefix, or None
+        for a backbone file).
+
+    Raises:
+        ConversionError: a key no rule knows, or a file that mixes layouts.
+    """
+    if not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ConversionError(f'{src} holds no state dict of tensors')
+    sd = {k[7:] if k.startswith('module.') else k: v for k, v in sd.items()}
+    try:
+        out, report = convert_state_dict(sd, spec.rules)
+    except ConversionError as err:
+        raise ConversionError(f'{src} is not an official {spec.name} '
+                              f'checkpoint: {err}') from None
+    heads = spec.head_prefixes
+    is_seg = any(k.startswith(heads) for k in out)
+    if not is_seg and all(k.startswith('backbone.') for k in out):
+        out = type(out)((k[len('backbone.'):], v) for k, v in out.items())
+    head_sds = {p: _split(out, p) for p in heads
+                if any(k.startswith(p) for k in out)} if is_seg else None
+    if is_seg and 'decode_head.' not in head_sds:
+        raise ConversionError(f'{src} has {", ".join(head_sds)} weights '
+                              'but no decode_head')
+    allowed = ('backbone.', ) + heads
+    if is_seg and any(not k.startswith(allowed) for k in out):
+        bad = next(k for k in out if not k.startswith(allowed))
+        raise ConversionError(f'{src} mixes prefixed and bare keys ({bad})')
+    return dict(out), report, head_sds
+
+
 def convert_checkpoint(src: str,
                        dst: str,
                        spec: FamilySpec,
@@ -171,34 +212,13 @@ def convert_checkpoint(src: str,
                               f'choices: {", ".join(spec.archs)}')
     sd = unwrap_state_dict(
         safe_load(src) if state_dict is None else dict(state_dict))
-    if not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ConversionError(f'{src} holds no state dict of tensors')
-    sd = {k[7:] if k.startswith('module.') else k: v for k, v in sd.items()}
-    try:
-        out, report = convert_state_dict(sd, spec.rules)
-    except ConversionError as err:
-        raise ConversionError(f'{src} is not an official {spec.name} '
-                              f'checkpoint: {err}') from None
-    heads = spec.head_prefixes
-    is_seg = any(k.startswith(heads) for k in out)
-    if not is_seg and all(k.startswith('backbone.') for k in out):
-        out = type(out)((k[len('backbone.'):], v) for k, v in out.items())
-    head_sds = {p: _split(out, p) for p in heads
-                if any(k.startswith(p) for k in out)} if is_seg else None
-    if is_seg and 'decode_head.' not in head_sds:
-        raise ConversionError(f'{src} has {", ".join(head_sds)} weights '
-                              'but no decode_head')
-    allowed = ('backbone.', ) + heads
-    if is_seg and any(not k.startswith(allowed) for k in out):
-        bad = next(k for k in out if not k.startswith(allowed))
-        raise ConversionError(f'{src} mixes prefixed and bare keys ({bad})')
-
+    out, report, head_sds = map_to_ours(sd, spec, src)
     arch = find_variant(spec, out, head_sds, arch, src)
     meta = dict(converted_from=osp.basename(src), family=spec.name, arch=arch,
                 dropped=dict(report.dropped))
     atomic_save(dict(state_dict=out, meta=meta), dst)
-    return dict(arch=arch, kind='segmentation' if is_seg else 'backbone',
-                num_keys=len(out), report=report)
+    return dict(arch=arch, kind='backbone' if head_sds is None else
+                'segmentation', num_keys=len(out), report=report)
 
 
 def summary_lines(info: Dict, dst: str) -> List[str]:

@@ -181,8 +181,26 @@ class StagedBackbone(BaseModule):
         return self
 
     def init_weights(self) -> None:
-        if self.init_cfg is None:
+        """The official initialisation, or the weights of
+        ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=None,
+        partial=False)`` loaded through
+        :func:`mmseg_plugins.weights.load_backbone_weights`: a file in any
+        known layout (official AFFormer/MPViT, NVlabs/mmseg/Hugging Face/
+        smp MiT, ours) is converted in memory, and every parameter and
+        buffer must come from it unless ``partial=True``."""
+        cfg = self.init_cfg
+        if cfg is None:
             init_vit_weights(self)
+        elif isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            from ..weights import load_backbone_weights
+            unknown = set(cfg) - {'type', 'checkpoint', 'prefix', 'partial',
+                                  'map_location'}
+            if unknown:
+                raise ValueError(f'{self.family} init_cfg: unknown keys '
+                                 f'{sorted(unknown)}')
+            init_vit_weights(self)
+            load_backbone_weights(self, cfg['checkpoint'], cfg.get('prefix'),
+                                  bool(cfg.get('partial', False)))
         else:
             super().init_weights()
 

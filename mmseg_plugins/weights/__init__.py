@@ -1,0 +1,12 @@
+"""Official weights as their authors ship them: detected, converted in
+memory, loaded strictly (:mod:`.loading`), downloaded once with a hash
+check (:mod:`.download`)."""
+from .detect import Detected, convert_weights, read_weights
+from .download import download, resolve
+from .loading import (CLASS_LAYER_PATTERN, load_backbone_weights,
+                      load_model_weights)
+
+__all__ = [
+    'Detected', 'convert_weights', 'read_weights', 'download', 'resolve',
+    'CLASS_LAYER_PATTERN', 'load_backbone_weights', 'load_model_weights'
+]

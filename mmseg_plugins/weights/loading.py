@@ -1,0 +1,189 @@
+"""Strict loading of checkpoints in any known layout.
+
+:func:`load_backbone_weights` is what a backbone's ``init_weights()`` runs
+for ``pretrained=...`` / ``init_cfg=dict(type='Pretrained', ...)``;
+:func:`load_model_weights` loads a whole segmentor (``load_from``,
+``tools/test.py``, inference). Both convert a file of a known layout in
+memory (:mod:`.detect`), log one line saying what was detected and which
+keys were dropped, and then require every parameter and buffer of the
+module to come from the file: anything else raises
+:class:`~mmseg_plugins.errors.CheckpointError` with the counts of missing,
+unexpected and mis-shaped keys. Partial loading only when asked for
+(``partial=True``), and then the keys left at their initialisation are
+logged.
+"""
+import re
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+from ..errors import CheckpointError
+from .detect import Detected, convert_weights, read_weights
+
+__all__ = [
+    'CLASS_LAYER_PATTERN', 'fit_weights', 'load_backbone_weights',
+    'load_model_weights', 'read_checkpoint'
+]
+
+#: Keys whose shapes depend on the number of classes: the classifiers of
+#: the decode and auxiliary heads.
+CLASS_LAYER_PATTERN = r'(decode_head|auxiliary_head(\.\d+)?)\.conv_seg\..+'
+
+
+def _log(message: str) -> None:
+    from mmengine.logging import print_log
+    print_log(message, logger='current')
+
+
+def read_checkpoint(checkpoint: str
+                    ) -> Tuple[Dict[str, torch.Tensor], dict]:
+    """The state dict and meta of a local path, an ``http(s)://`` URL or an
+    ``hf://`` reference (downloaded once, see :mod:`.download`)."""
+    from .download import resolve
+    return read_weights(resolve(checkpoint))
+
+
+def _family(module: nn.Module) -> Optional[str]:
+    backbone = getattr(module, 'backbone', module)
+    return getattr(backbone, 'family', None)
+
+
+def _arch_name(module: nn.Module) -> Optional[str]:
+    """The variant name of a module's backbone (its settings equal a row
+    of the family's table), or None for a custom one."""
+    backbone = getattr(module, 'backbone', module)
+    table = getattr(backbone, 'arch_table', {})
+    settings = getattr(backbone, 'arch_settings', None)
+    return next((name for name, row in table.items()
+                 if {k: list(v) for k, v in row.items()} ==
+                 {k: list(v) for k, v in (settings or {}).items()}), None)
+
+
+def fit_weights(module: nn.Module, sd: Mapping[str, torch.Tensor],
+                src: str, target: str, want: str) -> Detected:
+    """Bring ``sd`` into the layout of ``module`` (ours as it is, or
+    converted from a known layout).
+
+    Args:
+        want (str): ``'backbone'`` (bare keys wanted: the backbone of a
+            segmentation file is taken) or ``'segmentation'``.
+
+    Raises:
+        CheckpointError: no layout gives ``module``'s key names; the
+            message counts the missing/unexpected/mis-shaped keys.
+    """
+    from ..builder import compare_keys
+    sd = {k[7:] if k.startswith('module.') else k: v for k, v in sd.items()}
+    own = compare_keys(module, sd)
+    if not own.missing and not own.unexpected:
+        return Detected(dict(sd), None, 'ours', want)
+    detected, reasons = convert_weights(sd, src, _family(module))
+    if detected is None:
+        raise CheckpointError(
+            f'checkpoint {src} does not fit {target}: {own.describe()} '
+            f'(and it is in no known layout; {reasons[0]})')
+    if detected.kind == 'segmentation' and want == 'backbone':
+        detected.state_dict = {k[9:]: v for k, v in
+                               detected.state_dict.items()
+                               if k.startswith('backbone.')}
+        detected.kind = 'backbone (of a segmentation file; heads not used)'
+    arch = _arch_name(module)
+    if arch and detected.family == _family(module):
+        detected.arch = detected.variant_check(arch)
+    return detected
+
+
+def _check(module: nn.Module, detected: Detected, src: str, target: str,
+           allowed: Sequence[str] = (), partial: bool = False) -> list:
+    """Raise unless ``detected`` fits ``module`` (but for the keys matching
+    ``allowed`` and, with ``partial``, missing ones); returns the keys the
+    module keeps from its own initialisation."""
+    from ..builder import compare_keys
+    report = compare_keys(module, detected.state_dict)
+    keep = [k for k, _, _ in report.mismatched
+            if any(re.fullmatch(p, k) for p in allowed)]
+    report.mismatched = [m for m in report.mismatched if m[0] not in keep]
+    if partial:
+        keep += report.missing
+        report.missing = []
+    if not report.fits:
+        if detected.arch is None and detected.variant_check is not None:
+            detected.arch = detected.variant_check(None)
+        what = '' if detected.source == 'ours' else \
+            f' (the file is: {detected.describe()})'
+        raise CheckpointError(f'checkpoint {src} does not fit {target}: '
+                              f'{report.describe()}{what}')
+    return keep
+
+
+def _load(module: nn.Module, sd: Mapping, keep: Sequence[str]) -> None:
+    sd = {k: v for k, v in sd.items() if k not in set(keep)}
+    module.load_state_dict(sd, strict=not keep)
+
+
+def load_backbone_weights(backbone: nn.Module, checkpoint: str,
+                          prefix: Optional[str] = None,
+                          partial: bool = False) -> Detected:
+    """Initialise ``backbone`` from ``checkpoint``, strictly.
+
+    Args:
+        backbone (nn.Module): The backbone.
+        checkpoint (str): Local file/folder, ``http(s)://`` or ``hf://``.
+        prefix (str, optional): Use only the file's keys under this prefix
+            (stripped), as mmengine's ``PretrainedInit`` does.
+        partial (bool): Allow keys of the backbone missing from the file
+            (they keep their initialisation and are logged).
+
+    Raises:
+        CheckpointError: the file does not give every parameter and buffer.
+    """
+    name = type(backbone).__name__
+    sd, _ = read_checkpoint(checkpoint)
+    if prefix:
+        sd = {k[len(prefix):]: v for k, v in sd.items()
+              if k.startswith(prefix)}
+        if not sd:
+            raise CheckpointError(f'checkpoint {checkpoint} has no keys '
+                                  f'under the prefix {prefix!r}')
+    detected = fit_weights(backbone, sd, checkpoint, name, 'backbone')
+    keep = _check(backbone, detected, checkpoint, name, partial=partial)
+    _load(backbone, detected.state_dict, keep)
+    _log(f'{name} initialised from {checkpoint}: {detected.describe()}')
+    if keep:
+        _log(f'{name}: {len(keep)} keys not in {checkpoint} keep their '
+             f'initialisation (partial=True): {", ".join(keep)}')
+    return detected
+
+
+def load_model_weights(model: nn.Module, checkpoint: str, target: str,
+                       reinit_class_layers: bool = False,
+                       partial: bool = False) -> Detected:
+    """Load a whole-segmentor checkpoint into ``model``, strictly.
+
+    Args:
+        model (nn.Module): The segmentor.
+        checkpoint (str): Local file/folder, ``http(s)://`` or ``hf://``.
+        target (str): What the model is, for messages (a config's name).
+        reinit_class_layers (bool): Fine-tuning to another class count:
+            classifier layers (:data:`CLASS_LAYER_PATTERN`) whose shapes
+            differ keep their initialisation (named in one log line);
+            every other key must load.
+        partial (bool): Allow missing keys (logged).
+
+    Raises:
+        CheckpointError: see :func:`fit_weights`.
+    """
+    sd, meta = read_checkpoint(checkpoint)
+    where = f'the model of {target}'
+    detected = fit_weights(model, sd, checkpoint, where, 'segmentation')
+    detected.meta = meta
+    allowed = (CLASS_LAYER_PATTERN, ) if reinit_class_layers else ()
+    keep = _check(model, detected, checkpoint, where, allowed, partial)
+    _load(model, detected.state_dict, keep)
+    if detected.source != 'ours':
+        _log(f'{target}: {checkpoint} converted: {detected.describe()}')
+    if keep:
+        _log(f'{target}: re-initialised (not loaded from {checkpoint}): '
+             f'{", ".join(keep)}')
+    return detected

@@ -1,0 +1,221 @@
+"""Backbone ``pretrained``/``init_cfg`` and whole-model loading from files
+in the authors' layouts, converted in memory, strictly."""
+import pytest
+import torch
+from mmseg.models.decode_heads import FCNHead
+
+import afformer_reference as afformer_ref
+import mpvit_reference as mpvit_ref
+from mmseg_plugins.converters.afformer import convert_afformer
+from mmseg_plugins.converters.mpvit import convert_mpvit
+from mmseg_plugins.errors import CheckpointError
+from mmseg_plugins.models import AFFormer, MiT, MPViT
+from mmseg_plugins.weights import load_model_weights
+
+X = torch.randn(1, 3, 64, 64)
+
+
+def _outputs(model):
+    with torch.no_grad():
+        return model.eval()(X)
+
+
+def _assert_same(a, b):
+    for x, y in zip(_outputs(a), _outputs(b)):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6)
+
+
+def _nvlabs_mit(model):
+    """Our MiT's weights in the NVlabs ImageNet layout (stage numbers 1-4,
+    the 1000-class ``head``), written independently of the rules."""
+    import re
+    out = {}
+    for k, v in model.state_dict().items():
+        s, rest = re.fullmatch(r'stages\.(\d)\.(.+)', k).groups()
+        s = int(s) + 1
+        if rest.startswith('patch_embed.'):
+            key = f'patch_embed{s}.' + rest[len('patch_embed.'):]
+        elif rest.startswith('blocks.'):
+            key = f'block{s}.' + rest[len('blocks.'):].replace(
+                'mlp.dwconv.', 'mlp.dwconv.dwconv.')
+        else:
+            key = f'norm{s}.' + rest[len('norm.'):]
+        out[key] = v
+    out['head.weight'] = torch.randn(1000, model.stage_channels[-1])
+    out['head.bias'] = torch.randn(1000)
+    return out
+
+
+@pytest.fixture(scope='module')
+def official(tmp_path_factory):
+    """Official-layout ImageNet files of the three families and the models
+    they were made from."""
+    tmp = tmp_path_factory.mktemp('official')
+    afformer = afformer_ref.randomise(AFFormer('tiny').eval(), seed=7)
+    mpvit = mpvit_ref.randomise(MPViT('tiny').eval(), seed=7)
+    mit = afformer_ref.randomise(MiT('b0').eval(), seed=7)
+    files = dict(
+        AFFormer=tmp / 'AFFormer_tiny_ImageNet1k.pth',
+        MPViT=tmp / 'mpvit_tiny.pth',
+        MiT=tmp / 'mit_b0.pth')
+    torch.save(afformer_ref.official_state_dict(afformer), files['AFFormer'])
+    torch.save({'model': mpvit_ref.official_state_dict(mpvit, 1000)},
+               files['MPViT'])
+    torch.save(_nvlabs_mit(mit), files['MiT'])
+    models = dict(AFFormer=afformer, MPViT=mpvit, MiT=mit)
+    return {k: (models[k], str(files[k])) for k in files}
+
+
+BUILD = dict(AFFormer=lambda **kw: AFFormer('tiny', **kw),
+             MPViT=lambda **kw: MPViT('tiny', **kw),
+             MiT=lambda **kw: MiT('b0', **kw))
+
+
+@pytest.mark.parametrize('family', list(BUILD))
+@pytest.mark.parametrize('how', ['pretrained', 'init_cfg'])
+def test_raw_official_file_initialises_backbone(official, family, how,
+                                                caplog):
+    model, path = official[family]
+    kw = dict(pretrained=path) if how == 'pretrained' else \
+        dict(init_cfg=dict(type='Pretrained', checkpoint=path))
+    fresh = BUILD[family](**kw)
+    fresh.init_weights()
+    _assert_same(fresh, model)
+
+
+def test_same_as_the_converted_file(official, tmp_path):
+    for family, convert in (('AFFormer', convert_afformer),
+                            ('MPViT', convert_mpvit)):
+        model, path = official[family]
+        dst = tmp_path / f'{family}.pth'
+        info = convert(path, str(dst))
+        assert info['kind'] == 'backbone'
+        raw = BUILD[family](pretrained=path)
+        converted = BUILD[family](pretrained=str(dst))
+        raw.init_weights()
+        converted.init_weights()
+        _assert_same(raw, converted)
+
+
+def test_prefix_takes_the_backbone_of_a_segmentation_file(official,
+                                                          tmp_path):
+    model, _ = official['AFFormer']
+    seg = tmp_path / 'seg.pth'
+    sd = {f'backbone.{k}': v for k, v in
+          afformer_ref.official_state_dict(model).items()}
+    torch.save(dict(state_dict=sd), seg)
+    for prefix in ('backbone.', None):
+        fresh = AFFormer('tiny', init_cfg=dict(
+            type='Pretrained', checkpoint=str(seg), prefix=prefix))
+        fresh.init_weights()
+        _assert_same(fresh, model)
+
+
+def _refusal(build, path):
+    with pytest.raises(CheckpointError) as err:
+        build().init_weights()
+    return str(err.value)
+
+
+def test_other_family_variant_and_truncated_files_are_refused(official,
+                                                              tmp_path):
+    _, mpvit_file = official['MPViT']
+    msg = _refusal(lambda: AFFormer('tiny', pretrained=mpvit_file),
+                   mpvit_file)
+    assert 'does not fit AFFormer' in msg and 'MPViT-tiny' in msg
+    assert 'missing' in msg
+    _, afformer_file = official['AFFormer']
+    msg = _refusal(lambda: AFFormer('small', pretrained=afformer_file),
+                   afformer_file)
+    assert 'mis-shaped' in msg and 'AFFormer-tiny' in msg
+    # truncated: the last stage's keys are gone
+    sd = torch.load(afformer_file)
+    cut = {k: v for k, v in sd.items() if not k.startswith('mhca_stages.3')}
+    short = tmp_path / 'short.pth'
+    torch.save(cut, short)
+    msg = _refusal(lambda: AFFormer('tiny', pretrained=str(short)), short)
+    assert 'missing (stages.3.' in msg
+    # unknown layout
+    odd = tmp_path / 'odd.pth'
+    torch.save({'foo.weight': torch.zeros(3)}, odd)
+    msg = _refusal(lambda: MiT('b0', pretrained=str(odd)), odd)
+    assert 'in no known layout' in msg and '1 unexpected (foo.weight)' in msg
+    # partial loading only when asked for, and logged
+    part = AFFormer('tiny', init_cfg=dict(
+        type='Pretrained', checkpoint=str(short), partial=True))
+    part.init_weights()
+    torch.testing.assert_close(part.stem[0].conv.weight if hasattr(
+        part.stem[0], 'conv') else next(part.stem.parameters()),
+        next(official['AFFormer'][0].stem.parameters()))
+
+
+def test_unknown_init_cfg_key_is_refused(official):
+    _, path = official['MiT']
+    with pytest.raises(ValueError, match='unknown keys'):
+        MiT('b0', init_cfg=dict(type='Pretrained', checkpoint=path,
+                                strict=False)).init_weights()
+
+
+def _mpvit_segmentor(num_classes):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    bn = dict(type='BN', requires_grad=True)
+    return MODELS.build(dict(
+        type='EncoderDecoder',
+        backbone=dict(type='mmseg_plugins.MPViT', arch='tiny'),
+        decode_head=dict(type='FCNHead', in_channels=216, in_index=3,
+                         channels=32, num_convs=1, num_classes=num_classes,
+                         norm_cfg=bn),
+        auxiliary_head=dict(type='FCNHead', in_channels=216, in_index=2,
+                            channels=16, num_convs=1,
+                            num_classes=num_classes, norm_cfg=bn))).eval()
+
+
+def test_whole_model_class_count_fine_tuning(official, tmp_path, caplog):
+    model150 = _mpvit_segmentor(150)
+    mpvit, _ = official['MPViT']
+    sd = {f'backbone.{k}': v for k, v in
+          mpvit_ref.official_state_dict(mpvit).items()}
+    sd.update({k: v for k, v in model150.state_dict().items()
+               if not k.startswith('backbone.')})
+    src = tmp_path / 'upernet_mpvit_tiny.pth'
+    torch.save(dict(meta=dict(CLASSES=None), state_dict=sd), src)
+    assert isinstance(model150.decode_head, FCNHead)
+    # the same class count: everything loads, converted in memory
+    same = _mpvit_segmentor(150)
+    load_model_weights(same, str(src), 'test')
+    torch.testing.assert_close(same.backbone(X), mpvit.eval()(X))
+    # 150 -> 5 classes refused unless asked for, then only conv_seg
+    five = _mpvit_segmentor(5)
+    with pytest.raises(CheckpointError, match='4 mis-shaped'):
+        load_model_weights(five, str(src), 'test')
+    before = five.decode_head.conv_seg.weight.clone()
+    load_model_weights(five, str(src), 'test', reinit_class_layers=True)
+    assert torch.equal(five.decode_head.conv_seg.weight, before)
+    torch.testing.assert_close(five.decode_head.convs[0].conv.weight,
+                               model150.decode_head.convs[0].conv.weight)
+    torch.testing.assert_close(five.backbone(X), mpvit.eval()(X))
+
+
+def test_load_from_goes_through_the_strict_hook(official, tmp_path):
+    from mmengine.config import Config
+
+    from mmseg_plugins.weights.hook import StrictLoadHook, route_load_from
+    cfg = Config(dict(model=dict(), load_from='x.pth', resume=False,
+                      load_from_partial=True))
+    route_load_from(cfg, reinit_class_layers=True)
+    assert cfg.load_from is None and 'load_from_partial' not in cfg
+    hook = cfg.custom_hooks[-1]
+    assert hook == dict(type='mmseg_plugins.StrictLoadHook',
+                        checkpoint='x.pth', reinit_class_layers=True,
+                        partial=True)
+    # the hook refuses a file that does not fit the runner's model
+    _, mit_file = official['MiT']
+
+    class Runner:
+        model = _mpvit_segmentor(3)
+        experiment_name = 'run'
+    with pytest.raises(CheckpointError, match='does not fit the model of '
+                       'run'):
+        StrictLoadHook(mit_file).before_train(Runner)

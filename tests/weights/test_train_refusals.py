@@ -1,0 +1,45 @@
+"""tools/train.py refuses checkpoints that do not fit before any step or
+work-dir artefact."""
+import importlib.util
+import os.path as osp
+import sys
+
+import pytest
+import torch
+
+import mpvit_reference as ref
+from helpers import ROOT
+from mmseg_plugins.models import MPViT
+
+DEMO = osp.join(ROOT, 'configs', 'demo', 'afformer_tiny_shapes-128x128.py')
+
+
+def _train(argv, monkeypatch):
+    spec = importlib.util.spec_from_file_location(
+        'train_tool', osp.join(ROOT, 'tools', 'train.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(sys, 'argv', ['train.py', *argv])
+    from mmseg_plugins.cli import run_tool
+    run_tool(mod.main)
+
+
+@pytest.mark.parametrize('case', ['family', 'truncated', 'missing'])
+def test_refused_before_training(tmp_path, monkeypatch, capsys, case):
+    path = tmp_path / 'mpvit_tiny.pth'
+    if case == 'family':
+        torch.save({'model': ref.official_state_dict(MPViT('tiny'), 1000)},
+                   path)
+    elif case == 'truncated':
+        path.write_bytes(b'PK\x03\x04' + b'\0' * 64)
+    work = tmp_path / 'work'
+    with pytest.raises(SystemExit) as exit_:
+        _train([DEMO, '--work-dir', str(work), '--cfg-options',
+                f'model.pretrained={path}'], monkeypatch)
+    assert exit_.value.code == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith('error: '), err
+    expected = dict(family='does not fit AFFormer', truncated='not a '
+                    'readable', missing='does not exist')[case]
+    assert expected in err[0], err[0]
+    assert not work.exists()
