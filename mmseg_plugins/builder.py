@@ -10,87 +10,20 @@ unexpected and mis-shaped keys and names the first few.
 """
 import copy
 import os.path as osp
-from typing import List, Mapping, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-from .errors import CheckpointError, ConfigError
+from .errors import ConfigError
 from .reporting import quiet_logger
+from .state_dicts import (KeyReport, compare_keys,  # noqa: F401
+                          load_state_dict_strictly)
 
 __all__ = [
     'KeyReport', 'compare_keys', 'load_state_dict_strictly',
     'load_segmentor_checkpoint', 'build_segmentor', 'build_model'
 ]
-
-#: How many key names an error message lists per kind.
-NAMES_SHOWN = 3
-
-
-class KeyReport:
-    """How a state dict fits a module: the module's keys it lacks, the keys
-    the module does not have, and the keys whose shapes differ."""
-
-    def __init__(self, missing: List[str], unexpected: List[str],
-                 mismatched: List[Tuple[str, tuple, tuple]]) -> None:
-        self.missing, self.unexpected = missing, unexpected
-        self.mismatched = mismatched
-
-    @property
-    def fits(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
-
-    def describe(self) -> str:
-        """One line: the counts and the first names of each kind."""
-        def names(keys):
-            shown = ', '.join(keys[:NAMES_SHOWN])
-            return shown + (', ...' if len(keys) > NAMES_SHOWN else '')
-        parts = []
-        if self.missing:
-            parts.append(
-                f'{len(self.missing)} missing ({names(self.missing)})')
-        if self.unexpected:
-            parts.append(f'{len(self.unexpected)} unexpected '
-                         f'({names(self.unexpected)})')
-        if self.mismatched:
-            shown = [f'size mismatch for {k}: {tuple(a)} in the file, '
-                     f'{tuple(b)} in the model'
-                     for k, a, b in self.mismatched[:NAMES_SHOWN]]
-            parts.append(f'{len(self.mismatched)} mis-shaped ('
-                         + '; '.join(shown) +
-                         (', ...' if len(self.mismatched) > NAMES_SHOWN
-                          else '') + ')')
-        return ', '.join(parts) + ' keys' if parts else 'all keys fit'
-
-
-def compare_keys(module: nn.Module, state_dict: Mapping[str, torch.Tensor]
-                 ) -> KeyReport:
-    """Compare ``state_dict`` with ``module.state_dict()`` (parameters and
-    persistent buffers)."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    mismatched = [(k, tuple(v.shape), tuple(own[k].shape))
-                  for k, v in state_dict.items()
-                  if k in own and hasattr(v, 'shape')
-                  and tuple(v.shape) != tuple(own[k].shape)]
-    return KeyReport(missing, unexpected, mismatched)
-
-
-def load_state_dict_strictly(module: nn.Module,
-                             state_dict: Mapping[str, torch.Tensor],
-                             source: str, target: str) -> None:
-    """Load ``state_dict`` into ``module`` only if it fits exactly.
-
-    Raises:
-        CheckpointError: ``source does not fit the model of target: <the
-            KeyReport>``; ``module`` is not changed then.
-    """
-    report = compare_keys(module, state_dict)
-    if not report.fits:
-        raise CheckpointError(f'checkpoint {source} does not fit the model '
-                              f'of {target}: {report.describe()}')
-    module.load_state_dict(state_dict, strict=True)
 
 
 def load_segmentor_checkpoint(model: nn.Module, checkpoint: str,

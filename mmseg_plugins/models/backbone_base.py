@@ -18,7 +18,8 @@ argument and the default initialisation. A new family needs only::
 plus :meth:`StagedBackbone.build_stem` if it has a stem.
 """
 import math
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (Callable, Dict, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 import torch.nn as nn
@@ -30,7 +31,24 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from .blocks import conv_stem
 from .validation import check_min_input_size, check_out_indices, resolve_arch
 
-__all__ = ['StagedBackbone', 'ConvStemBackbone', 'init_vit_weights']
+__all__ = [
+    'StagedBackbone', 'ConvStemBackbone', 'init_vit_weights',
+    'set_pretrained_loader'
+]
+
+#: ``loader(backbone, checkpoint, prefix, partial)``: how ``init_cfg=dict(
+#: type='Pretrained', ...)`` is loaded. The weights layer above the models
+#: (:func:`mmseg_plugins.weights.load_backbone_weights`, which converts
+#: official files with the converters, which build these models) installs
+#: it when ``mmseg_plugins`` is imported, so the models import nothing of
+#: it.
+PRETRAINED_LOADER: Optional[Callable[..., None]] = None
+
+
+def set_pretrained_loader(loader: Callable[..., None]) -> None:
+    """Install the loader of ``Pretrained`` backbone initialisation."""
+    global PRETRAINED_LOADER
+    PRETRAINED_LOADER = loader
 
 
 def init_vit_weights(module: nn.Module) -> None:
@@ -192,15 +210,17 @@ class StagedBackbone(BaseModule):
         if cfg is None:
             init_vit_weights(self)
         elif isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from ..weights import load_backbone_weights
+            if PRETRAINED_LOADER is None:  # pragma: no cover
+                raise RuntimeError('import mmseg_plugins to load pretrained '
+                                   'backbone weights')
             unknown = set(cfg) - {'type', 'checkpoint', 'prefix', 'partial',
                                   'map_location'}
             if unknown:
                 raise ValueError(f'{self.family} init_cfg: unknown keys '
                                  f'{sorted(unknown)}')
             init_vit_weights(self)
-            load_backbone_weights(self, cfg['checkpoint'], cfg.get('prefix'),
-                                  bool(cfg.get('partial', False)))
+            PRETRAINED_LOADER(self, cfg['checkpoint'], cfg.get('prefix'),
+                              bool(cfg.get('partial', False)))
         else:
             super().init_weights()
 

@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 
 from ..errors import CheckpointError
+from ..models.backbone_base import set_pretrained_loader
+from ..state_dicts import compare_keys
 from .detect import Detected, convert_weights, read_weights
 
 __all__ = [
@@ -73,7 +75,6 @@ def fit_weights(module: nn.Module, sd: Mapping[str, torch.Tensor],
         CheckpointError: no layout gives ``module``'s key names; the
             message counts the missing/unexpected/mis-shaped keys.
     """
-    from ..builder import compare_keys
     sd = {k[7:] if k.startswith('module.') else k: v for k, v in sd.items()}
     own = compare_keys(module, sd)
     if not own.missing and not own.unexpected:
@@ -99,7 +100,6 @@ def _check(module: nn.Module, detected: Detected, src: str, target: str,
     """Raise unless ``detected`` fits ``module`` (but for the keys matching
     ``allowed`` and, with ``partial``, missing ones); returns the keys the
     module keeps from its own initialisation."""
-    from ..builder import compare_keys
     report = compare_keys(module, detected.state_dict)
     keep = [k for k, _, _ in report.mismatched
             if any(re.fullmatch(p, k) for p in allowed)]
@@ -187,3 +187,7 @@ def load_model_weights(model: nn.Module, checkpoint: str, target: str,
         _log(f'{target}: re-initialised (not loaded from {checkpoint}): '
              f'{", ".join(keep)}')
     return detected
+
+
+# the models' Pretrained initialisation loads through this module
+set_pretrained_loader(load_backbone_weights)
