@@ -74,15 +74,9 @@ def tree_digest(root):
 
 
 def load_tool(relpath):
-    """Import a script of ``tools/`` as a module (its ``main`` callable)."""
-    import importlib.util
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    path = osp.join(root, 'tools', relpath)
-    spec = importlib.util.spec_from_file_location(
-        'tool_' + osp.basename(path)[:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """A script of ``tools/`` as a module (its ``main(argv)``)."""
+    import helpers
+    return helpers.load_tool(osp.join(helpers.ROOT, 'tools', relpath))
 
 
 def run_tool_main(tool, argv, capsys):
@@ -91,7 +85,7 @@ def run_tool_main(tool, argv, capsys):
     from mmseg_plugins.cli import run_tool
     code = 0
     try:
-        run_tool(lambda: tool.main(argv))
+        run_tool(tool.main, argv)
     except SystemExit as exc:
         code = exc.code
     out = capsys.readouterr()

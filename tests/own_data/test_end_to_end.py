@@ -4,7 +4,6 @@ training run of the own-data tests."""
 import csv
 import glob
 import os.path as osp
-import sys
 
 import numpy as np
 
@@ -12,10 +11,8 @@ from own_data_helpers import load_tool, make_dataset, run_tool_main
 
 
 def _run_script(tool, argv, capsys, monkeypatch):
-    """train.py/test.py read sys.argv."""
-    monkeypatch.setattr(sys, 'argv', ['x'] + argv)
-    return run_tool_main(type('T', (), {'main': staticmethod(
-        lambda _argv: tool.main())}), None, capsys)
+    """train.py/test.py through their ``main(argv)``."""
+    return run_tool_main(tool, argv, capsys)
 
 
 def test_colour_masks_prepare_train_test_confusion(tmp_path, capsys,
