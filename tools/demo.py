@@ -42,7 +42,6 @@ def parse_args(argv=None):
 def save_overlay(runner, out_file: str) -> None:
     """Predict the first validation image and save GT | prediction."""
     import torch
-    from mmengine.visualization import Visualizer
     model = runner.model
     model.eval()
     batch = next(iter(runner.test_dataloader))
@@ -50,7 +49,10 @@ def save_overlay(runner, out_file: str) -> None:
         sample = model.test_step(batch)[0]
     image = batch['inputs'][0].permute(1, 2, 0).numpy()[..., ::-1]  # RGB
     from mmseg_plugins.fileio import atomic_path
-    visualizer = Visualizer.get_current_instance()
+    # the runner's own visualizer (the config's SegLocalVisualizer), not
+    # mmengine's "current instance", which another runner in the same
+    # process may have replaced
+    visualizer = runner.visualizer
     visualizer.dataset_meta = runner.test_dataloader.dataset.metainfo
     # mmseg draws "ground truth | prediction" side by side into out_file
     with atomic_path(out_file) as tmp:

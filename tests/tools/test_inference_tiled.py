@@ -103,9 +103,9 @@ def test_bad_tiling_refused(tool, checkpoint, tmp_path, capsys, options,
     tifffile.imwrite(src, scene(40, 40))
     with pytest.raises(SystemExit) as exit_:
         from mmseg_plugins.cli import run_tool
-        run_tool(lambda: tool.main([CONFIG, checkpoint, str(src),
-                                    '--out-dir', str(tmp_path / 'o'),
-                                    '--device', 'cpu'] + options))
+        run_tool(tool.main, [CONFIG, checkpoint, str(src),
+                             '--out-dir', str(tmp_path / 'o'),
+                             '--device', 'cpu'] + options)
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.search(pattern, err[0]), err

@@ -169,7 +169,10 @@ def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
             'train_cfg.max_iters=1', 'default_hooks.checkpoint.interval=1',
             'default_hooks.logger.interval=1',
             # one training step; no validation pass after it
-            'train_cfg.val_begin=2']
+            'train_cfg.val_begin=2',
+            # the paper configs start from the authors' ImageNet weights;
+            # the documented switch trains from scratch
+            'model.pretrained=None']
     proc = call(TRAIN, cfg, '--work-dir', 'w', '--cfg-options',
                 *opts, cwd=str(tmp_path))
     assert_refused(proc, "dataset directory "
