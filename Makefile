@@ -6,6 +6,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # pytest options; CI adds the slowest tests' durations to its log
 PYTEST_ARGS ?=
+# one pytest worker per core, each test module on one worker (module
+# fixtures such as the resume runs are built once); PYTEST_WORKERS=0 runs
+# everything in this process
+PYTEST_WORKERS ?= auto
 
 .PHONY: demo test lint install clean
 
@@ -24,7 +28,7 @@ lint: $(VENV)/.installed
 	$(PY) -m flake8 mmseg_plugins mmseg_plugins_mmcv_ops tools tests setup.py
 
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) work_dirs data/demo_shapes

@@ -1,3 +1,4 @@
+import os
 import os.path as osp
 import sys
 
@@ -6,6 +7,20 @@ import pytest
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import mmseg_plugins  # noqa: E402,F401  (compat layer, registration)
+
+
+def _share_cores_between_workers() -> None:
+    """Under pytest-xdist (``make test`` runs one worker per core), each
+    worker's in-process torch gets its share of the cores instead of all of
+    them: two workers with two intra-op threads each on two cores would
+    oversubscribe them."""
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers > 1:
+        import torch
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+_share_cores_between_workers()
 
 
 @pytest.fixture(scope='session')

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import PYTHON, ROOT, assert_refused, call, run
+from helpers import ROOT, assert_refused, call
 from mmseg_plugins.benchmark import (build_reference, count_flops,
                                      count_params, format_table, load_builder,
                                      max_abs_diff, peak_memory_mb,
@@ -203,13 +203,13 @@ def test_compile_channels_last_and_bf16_options(tmp_path):
     (aot_eager: no compiler needed), channels-last run measures every
     column."""
     from mmseg_plugins import accelerate
-    args = [PYTHON, TOOL, DEMO, *FAST, '--skip', 'flops', 'memory',
+    args = [DEMO, *FAST, '--skip', 'flops', 'memory',
             '--compile', '--compile-backend', 'aot_eager', '--channels-last',
             '--out-dir', str(tmp_path)]
     bf16 = accelerate._cpu_supports_bf16()
     if bf16:
         args += ['--precision', 'bf16']
-    proc = run(args)
+    proc = call(TOOL, *args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert ('torch.compile mode default, backend aot_eager; '
             'channels-last') in proc.stdout

@@ -155,10 +155,10 @@ def test_test_tool_refuses_bad_checkpoints(demo_root, tmp_path, kind):
     'mpvit/mpvit_tiny_upernet_ade20k.py'
 ])
 def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
-    """The real ADE20K configs start training (one step, 512x512 crops, no
-    validation) once data sits at the path mmseg's base config expects,
-    relative to the working directory; without it the tool names that
-    path."""
+    """The real ADE20K configs start training (one small step: 256x256
+    crops instead of 512x512, no validation) once data sits at the path
+    mmseg's base config expects, relative to the working directory; without
+    it the tool names that path."""
     import cv2
     import numpy as np
     cfg = osp.join(ROOT, 'configs', config)
@@ -170,6 +170,10 @@ def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
             'default_hooks.logger.interval=1',
             # one training step; no validation pass after it
             'train_cfg.val_begin=2',
+            # a small step: the crop (pipeline step 3, RandomCrop) and the
+            # batch the data preprocessor pads to
+            'train_dataloader.dataset.pipeline.3.crop_size=(256,256)',
+            'model.data_preprocessor.size=(256,256)',
             # the paper configs start from the authors' ImageNet weights;
             # the documented switch trains from scratch
             'model.pretrained=None']
