@@ -3,10 +3,11 @@ memory, loaded strictly (:mod:`.loading`), downloaded once with a hash
 check (:mod:`.download`)."""
 from .detect import Detected, convert_weights, read_weights
 from .download import download, resolve
-from .loading import (CLASS_LAYER_PATTERN, load_backbone_weights,
-                      load_model_weights)
+from .loading import (CLASS_LAYER_PATTERN, adapt_input_filters,
+                      load_backbone_weights, load_model_weights)
 
 __all__ = [
     'Detected', 'convert_weights', 'read_weights', 'download', 'resolve',
-    'CLASS_LAYER_PATTERN', 'load_backbone_weights', 'load_model_weights'
+    'CLASS_LAYER_PATTERN', 'adapt_input_filters', 'load_backbone_weights',
+    'load_model_weights'
 ]

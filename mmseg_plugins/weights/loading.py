@@ -10,10 +10,12 @@ module to come from the file: anything else raises
 :class:`~mmseg_plugins.errors.CheckpointError` with the counts of missing,
 unexpected and mis-shaped keys. Partial loading only when asked for
 (``partial=True``), and then the keys left at their initialisation are
-logged.
+logged. RGB weights for a backbone with another number of input channels
+(grayscale, multi-band images) have their input convolution adapted
+(:func:`adapt_input_filters`) instead of re-initialised.
 """
 import re
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -24,8 +26,8 @@ from ..state_dicts import compare_keys
 from .detect import Detected, convert_weights, read_weights
 
 __all__ = [
-    'CLASS_LAYER_PATTERN', 'fit_weights', 'load_backbone_weights',
-    'load_model_weights', 'read_checkpoint'
+    'CLASS_LAYER_PATTERN', 'adapt_input_filters', 'fit_weights',
+    'load_backbone_weights', 'load_model_weights', 'read_checkpoint'
 ]
 
 #: Keys whose shapes depend on the number of classes: the classifiers of
@@ -95,6 +97,54 @@ def fit_weights(module: nn.Module, sd: Mapping[str, torch.Tensor],
     return detected
 
 
+def adapt_input_filters(weight: torch.Tensor,
+                        channels: int) -> torch.Tensor:
+    """RGB filters ``(O, 3, kh, kw)`` for ``channels`` input channels.
+
+    One channel gets the sum of the RGB filters (a grey image gives the
+    response the RGB filters give to the same grey in colour); more
+    channels get the RGB filters repeated in turn and scaled by
+    ``3 / channels`` (timm's ``adapt_input_conv`` rule), so that for a
+    multiple of three the filters' sum over the input channels, and the
+    response to equal bands, stay those of the RGB filters. Re-initialising
+    the stem instead loses the pretrained low-level filters.
+    """
+    if weight.dim() != 4 or weight.shape[1] != 3:
+        raise ValueError(f'expected RGB filters (O, 3, kh, kw), got '
+                         f'{tuple(weight.shape)}')
+    if channels == 1:
+        return weight.sum(1, keepdim=True)
+    repeats = -(-channels // 3)
+    return weight.repeat(1, repeats, 1, 1)[:, :channels] * (3 / channels)
+
+
+def _adapt_input_convs(module: nn.Module, detected: Detected, src: str,
+                       target: str, prefix: str = '') -> List[str]:
+    """Adapt, in ``detected.state_dict``, the RGB input filters under
+    ``prefix`` (the backbone) whose module weights take another number of
+    channels and agree in every other dimension; one log line names them.
+    """
+    own = dict(module.state_dict(keep_vars=True))
+    adapted = []
+    for key, value in detected.state_dict.items():
+        target_param = own.get(key)
+        if (not key.startswith(prefix) or target_param is None
+                or value.dim() != 4 or target_param.dim() != 4
+                or value.shape[1] != 3 or target_param.shape[1] == 3):
+            continue
+        if value.shape[0] != target_param.shape[0] or \
+                value.shape[2:] != target_param.shape[2:]:
+            continue
+        detected.state_dict[key] = adapt_input_filters(
+            value, target_param.shape[1]).to(value.dtype)
+        adapted.append(f'{key} (3 -> {target_param.shape[1]} channels)')
+    if adapted:
+        _log(f'{target}: RGB input filters of {src} adapted to the input '
+             f'channels (1 channel: the sum of the RGB filters; more: '
+             f'repeated and scaled by 3/N): {", ".join(adapted)}')
+    return adapted
+
+
 def _check(module: nn.Module, detected: Detected, src: str, target: str,
            allowed: Sequence[str] = (), partial: bool = False) -> list:
     """Raise unless ``detected`` fits ``module`` (but for the keys matching
@@ -147,6 +197,7 @@ def load_backbone_weights(backbone: nn.Module, checkpoint: str,
             raise CheckpointError(f'checkpoint {checkpoint} has no keys '
                                   f'under the prefix {prefix!r}')
     detected = fit_weights(backbone, sd, checkpoint, name, 'backbone')
+    _adapt_input_convs(backbone, detected, checkpoint, name)
     keep = _check(backbone, detected, checkpoint, name, partial=partial)
     _load(backbone, detected.state_dict, keep)
     _log(f'{name} initialised from {checkpoint}: {detected.describe()}')
@@ -178,6 +229,7 @@ def load_model_weights(model: nn.Module, checkpoint: str, target: str,
     where = f'the model of {target}'
     detected = fit_weights(model, sd, checkpoint, where, 'segmentation')
     detected.meta = meta
+    _adapt_input_convs(model, detected, checkpoint, target, 'backbone.')
     allowed = (CLASS_LAYER_PATTERN, ) if reinit_class_layers else ()
     keep = _check(model, detected, checkpoint, where, allowed, partial)
     _load(model, detected.state_dict, keep)

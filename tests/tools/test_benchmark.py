@@ -201,11 +201,13 @@ def test_builder_loading_and_diff():
 def test_compile_channels_last_and_bf16_options(tmp_path):
     """The table states the options it was measured with; a compiled
     (aot_eager: no compiler needed), channels-last run measures every
-    column."""
+    column, and ``--versus-eager`` times its eager copy beside it (speed-ups
+    and the logits' difference in the table). One run checks both: the
+    compiled measurement is the same with or without the eager copy."""
     from mmseg_plugins import accelerate
     args = [DEMO, *FAST, '--skip', 'flops', 'memory',
             '--compile', '--compile-backend', 'aot_eager', '--channels-last',
-            '--out-dir', str(tmp_path)]
+            '--versus-eager', '--out-dir', str(tmp_path)]
     bf16 = accelerate._cpu_supports_bf16()
     if bf16:
         args += ['--precision', 'bf16']
@@ -214,27 +216,17 @@ def test_compile_channels_last_and_bf16_options(tmp_path):
     assert ('torch.compile mode default, backend aot_eager; '
             'channels-last') in proc.stdout
     assert f'precision {"bf16" if bf16 else "fp32"}' in proc.stdout
-    (row, ) = _rows(tmp_path)
-    for key in ('latency_ms', 'throughput', 'train_ms'):
-        assert float(row[key]) > 0, key
-
-
-def test_versus_eager_times_the_eager_copy_beside(tmp_path):
-    """``--versus-eager``: the compiled channels-last model beside its eager
-    copy, speed-ups and the logits' difference in the table."""
-    proc = call(TOOL, DEMO, *FAST, '--skip', 'flops', 'memory',
-                '--compile', '--compile-backend', 'aot_eager',
-                '--channels-last', '--versus-eager', '--out-dir',
-                str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'beside eager: the same model as built' in proc.stdout
     assert 'speed-up latency' in proc.stdout
     (row, ) = _rows(tmp_path)
-    for key in ('eager_latency_ms', 'latency_speedup', 'eager_throughput',
-                'throughput_speedup', 'eager_train_ms', 'train_speedup'):
+    for key in ('latency_ms', 'throughput', 'train_ms', 'eager_latency_ms',
+                'latency_speedup', 'eager_throughput', 'throughput_speedup',
+                'eager_train_ms', 'train_speedup'):
         assert float(row[key]) > 0, key
-    # same arithmetic in another layout and graph: rounding only
-    assert float(row['eager_rel_diff']) < 1e-5
+    if bf16:  # bf16 rounding against the float32 copy
+        assert 1e-4 < float(row['eager_rel_diff']) < 5e-2
+    else:  # same arithmetic in another layout and graph: rounding only
+        assert float(row['eager_rel_diff']) < 1e-5
 
 
 def test_versus_eager_runs_the_copy_without_autocast(monkeypatch):

@@ -219,3 +219,46 @@ def test_load_from_goes_through_the_strict_hook(official, tmp_path):
     with pytest.raises(CheckpointError, match='does not fit the model of '
                        'run'):
         StrictLoadHook(mit_file).before_train(Runner)
+
+
+@pytest.mark.parametrize('family', list(BUILD))
+def test_rgb_file_initialises_a_backbone_of_other_band_counts(official,
+                                                              family,
+                                                              monkeypatch):
+    """Grayscale and multi-band backbones from the RGB ImageNet file: the
+    input filters are adapted (one channel: their sum; six: repeated and
+    scaled by 3/6) and named in the log, every other weight loads as it is,
+    and equal bands give the RGB model's outputs on the same grey image."""
+    from mmseg_plugins.weights import loading
+    messages = []
+    monkeypatch.setattr(loading, '_log', messages.append)
+    model, path = official[family]
+    grey = torch.rand(1, 1, 64, 64)
+    for channels in (1, 4, 6):
+        fresh = BUILD[family](in_channels=channels, pretrained=path)
+        messages.clear()
+        fresh.init_weights()
+        adapted = [m for m in messages if 'RGB input filters' in m]
+        assert len(adapted) == 1 and \
+            f'(3 -> {channels} channels)' in adapted[0]
+        ours, rgb = fresh.state_dict(), model.state_dict()
+        changed = [k for k in ours if ours[k].shape != rgb[k].shape]
+        assert len(changed) == 1  # the input convolution only
+        assert all(torch.equal(ours[k], rgb[k]) for k in ours
+                   if k not in changed)
+        if channels == 4:  # not a multiple of 3: shapes only
+            continue
+        with torch.no_grad():
+            for a, b in zip(fresh.eval()(grey.expand(-1, channels, -1, -1)),
+                            model(grey.expand(-1, 3, -1, -1))):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_adapted_filters():
+    from mmseg_plugins.weights import adapt_input_filters
+    w = torch.randn(8, 3, 3, 3)
+    assert torch.equal(adapt_input_filters(w, 1), w.sum(1, keepdim=True))
+    five = adapt_input_filters(w, 5)
+    torch.testing.assert_close(five, torch.cat([w, w[:, :2]], 1) * 0.6)
+    with pytest.raises(ValueError, match=r'expected RGB filters'):
+        adapt_input_filters(torch.randn(8, 4, 3, 3), 1)
