@@ -8,9 +8,8 @@ import threading
 import pytest
 import torch
 
-import afformer_reference as ref
+from official_files import BUILD, NAMES, official_files
 from mmseg_plugins.errors import CheckpointError
-from mmseg_plugins.models import AFFormer
 from mmseg_plugins.weights import download
 
 
@@ -52,21 +51,25 @@ def _cache(tmp_path):
     return sorted(os.listdir(path)) if path.is_dir() else []
 
 
-def test_official_file_by_url_initialises_backbone(server, tmp_path):
+@pytest.mark.parametrize('family', list(BUILD))
+def test_official_file_by_url_initialises_backbone(server, tmp_path,
+                                                   family):
     base, handler = server
-    model = ref.randomise(AFFormer('tiny').eval(), seed=3)
-    src = tmp_path / 'AFFormer_tiny_ImageNet1k.pth'
-    torch.save(ref.official_state_dict(model), src)
-    data = src.read_bytes()
+    model, src = official_files(tmp_path)[family]
+    with open(src, 'rb') as f:
+        data = f.read()
     digest = hashlib.sha256(data).hexdigest()[:8]
-    name = f'/AFFormer_tiny_ImageNet1k-{digest}.pth'
+    stem, ext = os.path.splitext(NAMES[family])
+    name = f'/{stem}-{digest}{ext}'
     handler.files[name] = data
     for _ in range(2):  # the second run uses the cache
-        fresh = AFFormer('tiny', pretrained=base + name)
+        fresh = BUILD[family](pretrained=base + name)
         fresh.init_weights()
-        x = torch.randn(1, 3, 64, 64)
-        for a, b in zip(fresh.eval()(x), model(x)):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        x = torch.randn(1, 3, 64, 64,
+                        generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            for a, b in zip(fresh.eval()(x), model(x)):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     assert handler.hits == [name]
     assert _cache(tmp_path) == [name[1:]]
 

@@ -6,10 +6,11 @@ from mmseg.models.decode_heads import FCNHead
 
 import afformer_reference as afformer_ref
 import mpvit_reference as mpvit_ref
+from official_files import BUILD, official_files
 from mmseg_plugins.converters.afformer import convert_afformer
 from mmseg_plugins.converters.mpvit import convert_mpvit
 from mmseg_plugins.errors import CheckpointError
-from mmseg_plugins.models import AFFormer, MiT, MPViT
+from mmseg_plugins.models import AFFormer, MiT
 from mmseg_plugins.weights import load_model_weights
 
 X = torch.randn(1, 3, 64, 64)
@@ -25,50 +26,11 @@ def _assert_same(a, b):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6)
 
 
-def _nvlabs_mit(model):
-    """Our MiT's weights in the NVlabs ImageNet layout (stage numbers 1-4,
-    the 1000-class ``head``), written independently of the rules."""
-    import re
-    out = {}
-    for k, v in model.state_dict().items():
-        s, rest = re.fullmatch(r'stages\.(\d)\.(.+)', k).groups()
-        s = int(s) + 1
-        if rest.startswith('patch_embed.'):
-            key = f'patch_embed{s}.' + rest[len('patch_embed.'):]
-        elif rest.startswith('blocks.'):
-            key = f'block{s}.' + rest[len('blocks.'):].replace(
-                'mlp.dwconv.', 'mlp.dwconv.dwconv.')
-        else:
-            key = f'norm{s}.' + rest[len('norm.'):]
-        out[key] = v
-    out['head.weight'] = torch.randn(1000, model.stage_channels[-1])
-    out['head.bias'] = torch.randn(1000)
-    return out
-
-
 @pytest.fixture(scope='module')
 def official(tmp_path_factory):
     """Official-layout ImageNet files of the three families and the models
     they were made from."""
-    tmp = tmp_path_factory.mktemp('official')
-    afformer = afformer_ref.randomise(AFFormer('tiny').eval(), seed=7)
-    mpvit = mpvit_ref.randomise(MPViT('tiny').eval(), seed=7)
-    mit = afformer_ref.randomise(MiT('b0').eval(), seed=7)
-    files = dict(
-        AFFormer=tmp / 'AFFormer_tiny_ImageNet1k.pth',
-        MPViT=tmp / 'mpvit_tiny.pth',
-        MiT=tmp / 'mit_b0.pth')
-    torch.save(afformer_ref.official_state_dict(afformer), files['AFFormer'])
-    torch.save({'model': mpvit_ref.official_state_dict(mpvit, 1000)},
-               files['MPViT'])
-    torch.save(_nvlabs_mit(mit), files['MiT'])
-    models = dict(AFFormer=afformer, MPViT=mpvit, MiT=mit)
-    return {k: (models[k], str(files[k])) for k in files}
-
-
-BUILD = dict(AFFormer=lambda **kw: AFFormer('tiny', **kw),
-             MPViT=lambda **kw: MPViT('tiny', **kw),
-             MiT=lambda **kw: MiT('b0', **kw))
+    return official_files(tmp_path_factory.mktemp('official'))
 
 
 @pytest.mark.parametrize('family', list(BUILD))

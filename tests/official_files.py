@@ -1,0 +1,57 @@
+"""Files in the authors' ImageNet layouts (AFFormer, MPViT's
+``{'model': ...}``, NVlabs MiT), written from randomised models of ours by
+the reference key layouts, for the weight-loading tests."""
+import torch
+
+import afformer_reference as afformer_ref
+import mpvit_reference as mpvit_ref
+from mmseg_plugins.models import AFFormer, MiT, MPViT
+
+#: A fresh backbone of each family's variant used by the files.
+BUILD = dict(AFFormer=lambda **kw: AFFormer('tiny', **kw),
+             MPViT=lambda **kw: MPViT('tiny', **kw),
+             MiT=lambda **kw: MiT('b0', **kw))
+
+#: The file name each family's authors publish.
+NAMES = dict(AFFormer='AFFormer_tiny_ImageNet1k.pth', MPViT='mpvit_tiny.pth',
+             MiT='mit_b0.pth')
+
+
+def _nvlabs_mit(model):
+    """Our MiT's weights in the NVlabs ImageNet layout (stage numbers 1-4,
+    the 1000-class ``head``), written independently of the rules."""
+    import re
+    out = {}
+    for k, v in model.state_dict().items():
+        s, rest = re.fullmatch(r'stages\.(\d)\.(.+)', k).groups()
+        s = int(s) + 1
+        if rest.startswith('patch_embed.'):
+            key = f'patch_embed{s}.' + rest[len('patch_embed.'):]
+        elif rest.startswith('blocks.'):
+            key = f'block{s}.' + rest[len('blocks.'):].replace(
+                'mlp.dwconv.', 'mlp.dwconv.dwconv.')
+        else:
+            key = f'norm{s}.' + rest[len('norm.'):]
+        out[key] = v
+    out['head.weight'] = torch.randn(1000, model.stage_channels[-1])
+    out['head.bias'] = torch.randn(1000)
+    return out
+
+
+def official_files(directory) -> dict:
+    """``{family: (model, path)}``: a randomised model of each family and
+    its weights saved in the authors' layout under ``directory``."""
+    afformer = afformer_ref.randomise(BUILD['AFFormer']().eval(), seed=7)
+    mpvit = mpvit_ref.randomise(BUILD['MPViT']().eval(), seed=7)
+    mit = afformer_ref.randomise(BUILD['MiT']().eval(), seed=7)
+    contents = dict(
+        AFFormer=afformer_ref.official_state_dict(afformer),
+        MPViT={'model': mpvit_ref.official_state_dict(mpvit, 1000)},
+        MiT=_nvlabs_mit(mit))
+    models = dict(AFFormer=afformer, MPViT=mpvit, MiT=mit)
+    files = {}
+    for family, content in contents.items():
+        path = directory / NAMES[family]
+        torch.save(content, path)
+        files[family] = (models[family], str(path))
+    return files
