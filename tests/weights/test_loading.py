@@ -224,3 +224,26 @@ def test_adapted_filters():
     torch.testing.assert_close(five, torch.cat([w, w[:, :2]], 1) * 0.6)
     with pytest.raises(ValueError, match=r'expected RGB filters'):
         adapt_input_filters(torch.randn(8, 4, 3, 3), 1)
+
+
+def test_rgb_segmentor_file_loads_into_a_one_band_model(tmp_path):
+    """``load_from`` / test-time loading adapts the backbone's input filters
+    the same way (keys under ``backbone.``)."""
+    import torch.nn as nn
+    rgb = afformer_ref.randomise(MiT('b0').eval(), seed=3)
+    src = tmp_path / 'rgb_segmentor.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in
+                               rgb.state_dict().items()}}, src)
+
+    class Segmentor(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = MiT('b0', in_channels=1)
+
+    model = Segmentor()
+    load_model_weights(model, str(src), 'test')
+    grey = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for a, b in zip(model.backbone.eval()(grey),
+                        rgb(grey.expand(-1, 3, -1, -1))):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
