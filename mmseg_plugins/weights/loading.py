@@ -15,7 +15,7 @@ logged. RGB weights for a backbone with another number of input channels
 (:func:`adapt_input_filters`) instead of re-initialised.
 """
 import re
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -119,30 +119,25 @@ def adapt_input_filters(weight: torch.Tensor,
 
 
 def _adapt_input_convs(module: nn.Module, detected: Detected, src: str,
-                       target: str, prefix: str = '') -> List[str]:
-    """Adapt, in ``detected.state_dict``, the RGB input filters under
-    ``prefix`` (the backbone) whose module weights take another number of
-    channels and agree in every other dimension; one log line names them.
-    """
-    own = dict(module.state_dict(keep_vars=True))
+                       target: str, prefix: str = '') -> None:
+    """Adapt, in ``detected.state_dict``, the mis-shaped keys under
+    ``prefix`` (the backbone) that are RGB filters ``(O, 3, kh, kw)`` where
+    the module's take another number of channels ``(O, N, kh, kw)``; one
+    log line names them."""
     adapted = []
-    for key, value in detected.state_dict.items():
-        target_param = own.get(key)
-        if (not key.startswith(prefix) or target_param is None
-                or value.dim() != 4 or target_param.dim() != 4
-                or value.shape[1] != 3 or target_param.shape[1] == 3):
-            continue
-        if value.shape[0] != target_param.shape[0] or \
-                value.shape[2:] != target_param.shape[2:]:
-            continue
-        detected.state_dict[key] = adapt_input_filters(
-            value, target_param.shape[1]).to(value.dtype)
-        adapted.append(f'{key} (3 -> {target_param.shape[1]} channels)')
+    for key, theirs, ours in compare_keys(module,
+                                          detected.state_dict).mismatched:
+        if (key.startswith(prefix) and len(theirs) == len(ours) == 4
+                and theirs[1] == 3 and theirs[0] == ours[0]
+                and theirs[2:] == ours[2:]):
+            weight = detected.state_dict[key]
+            detected.state_dict[key] = adapt_input_filters(
+                weight, ours[1]).to(weight.dtype)
+            adapted.append(f'{key} (3 -> {ours[1]} channels)')
     if adapted:
         _log(f'{target}: RGB input filters of {src} adapted to the input '
              f'channels (1 channel: the sum of the RGB filters; more: '
              f'repeated and scaled by 3/N): {", ".join(adapted)}')
-    return adapted
 
 
 def _check(module: nn.Module, detected: Detected, src: str, target: str,
