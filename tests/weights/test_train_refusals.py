@@ -7,9 +7,10 @@ import sys
 import pytest
 import torch
 
+import afformer_reference as afformer_ref
 import mpvit_reference as ref
 from helpers import ROOT
-from mmseg_plugins.models import MPViT
+from mmseg_plugins.models import AFFormer, MPViT
 
 DEMO = osp.join(ROOT, 'configs', 'demo', 'afformer_tiny_shapes-128x128.py')
 
@@ -24,12 +25,15 @@ def _train(argv, monkeypatch):
     run_tool(mod.main)
 
 
-@pytest.mark.parametrize('case', ['family', 'truncated', 'missing'])
+@pytest.mark.parametrize('case',
+                         ['family', 'variant', 'truncated', 'missing'])
 def test_refused_before_training(tmp_path, monkeypatch, capsys, case):
     path = tmp_path / 'mpvit_tiny.pth'
     if case == 'family':
         torch.save({'model': ref.official_state_dict(MPViT('tiny'), 1000)},
                    path)
+    elif case == 'variant':  # AFFormer-base's file, AFFormer-tiny's config
+        torch.save(afformer_ref.official_state_dict(AFFormer('base')), path)
     elif case == 'truncated':
         path.write_bytes(b'PK\x03\x04' + b'\0' * 64)
     work = tmp_path / 'work'
@@ -39,7 +43,8 @@ def test_refused_before_training(tmp_path, monkeypatch, capsys, case):
     assert exit_.value.code == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and err[0].startswith('error: '), err
-    expected = dict(family='does not fit AFFormer', truncated='not a '
-                    'readable', missing='does not exist')[case]
+    expected = dict(family='does not fit AFFormer', variant='(the file is: AFFormer-base backbone',
+                    truncated='not a readable',
+                    missing='does not exist')[case]
     assert expected in err[0], err[0]
     assert not work.exists()
