@@ -43,7 +43,8 @@ def test_refused_before_training(tmp_path, monkeypatch, capsys, case):
     assert exit_.value.code == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and err[0].startswith('error: '), err
-    expected = dict(family='does not fit AFFormer', variant='(the file is: AFFormer-base backbone',
+    expected = dict(family='does not fit AFFormer',
+                    variant='(the file is: AFFormer-base backbone',
                     truncated='not a readable',
                     missing='does not exist')[case]
     assert expected in err[0], err[0]
