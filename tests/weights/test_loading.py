@@ -134,7 +134,11 @@ def _mpvit_segmentor(num_classes):
                             num_classes=num_classes, norm_cfg=bn))).eval()
 
 
-def test_whole_model_class_count_fine_tuning(official, tmp_path, caplog):
+def test_whole_model_class_count_fine_tuning(official, tmp_path,
+                                             monkeypatch):
+    from mmseg_plugins.weights import loading
+    messages = []
+    monkeypatch.setattr(loading, '_log', messages.append)
     model150 = _mpvit_segmentor(150)
     mpvit, _ = official['MPViT']
     sd = {f'backbone.{k}': v for k, v in
@@ -153,7 +157,13 @@ def test_whole_model_class_count_fine_tuning(official, tmp_path, caplog):
     with pytest.raises(CheckpointError, match='4 mis-shaped'):
         load_model_weights(five, str(src), 'test')
     before = five.decode_head.conv_seg.weight.clone()
+    messages.clear()
     load_model_weights(five, str(src), 'test', reinit_class_layers=True)
+    (reinit, ) = [m for m in messages if 're-initialised' in m]
+    assert reinit.endswith(': decode_head.conv_seg.weight, '
+                           'decode_head.conv_seg.bias, '
+                           'auxiliary_head.conv_seg.weight, '
+                           'auxiliary_head.conv_seg.bias'), reinit
     assert torch.equal(five.decode_head.conv_seg.weight, before)
     torch.testing.assert_close(five.decode_head.convs[0].conv.weight,
                                model150.decode_head.convs[0].conv.weight)
