@@ -17,9 +17,10 @@ NAMES = dict(AFFormer='AFFormer_tiny_ImageNet1k.pth', MPViT='mpvit_tiny.pth',
              MiT='mit_b0.pth')
 
 
-def _nvlabs_mit(model):
-    """Our MiT's weights in the NVlabs ImageNet layout (stage numbers 1-4,
-    the 1000-class ``head``), written independently of the rules."""
+def nvlabs_mit_keys(model) -> dict:
+    """Our MiT's weights under the NVlabs key names (stage numbers 1-4,
+    ``patch_embed{s}``/``block{s}``/``norm{s}``), written independently of
+    the converters' rules."""
     import re
     out = {}
     for k, v in model.state_dict().items():
@@ -33,6 +34,13 @@ def _nvlabs_mit(model):
         else:
             key = f'norm{s}.' + rest[len('norm.'):]
         out[key] = v
+    return out
+
+
+def _nvlabs_mit(model):
+    """Our MiT's weights as NVlabs' ImageNet file: the NVlabs keys and the
+    1000-class ``head``."""
+    out = nvlabs_mit_keys(model)
     out['head.weight'] = torch.randn(1000, model.stage_channels[-1])
     out['head.bias'] = torch.randn(1000)
     return out

@@ -10,6 +10,7 @@ import torch
 
 import afformer_reference as ref
 from helpers import ROOT, assert_refused, call
+from official_files import nvlabs_mit_keys
 from mmseg_plugins.checkpoint import safe_load, unwrap_state_dict
 from mmseg_plugins.converters.driver import convert_checkpoint
 from mmseg_plugins.converters.hf import export_hf, read_hf_folder
@@ -55,18 +56,7 @@ def _nvlabs_layout(backbone, head):
     """Our weights in the NVlabs layout (stage numbers 1-4, the official
     head with its unused 128-channel conv_seg), written independently of
     the converter's rules."""
-    out = {}
-    for k, v in backbone.state_dict().items():
-        m = re.fullmatch(r'stages\.(\d)\.(.+)', k)
-        s, rest = int(m.group(1)) + 1, m.group(2)
-        if rest.startswith('patch_embed.'):
-            key = f'patch_embed{s}.' + rest[len('patch_embed.'):]
-        elif rest.startswith('blocks.'):
-            key = f'block{s}.' + rest[len('blocks.'):].replace(
-                'mlp.dwconv.', 'mlp.dwconv.dwconv.')
-        else:
-            key = f'norm{s}.' + rest[len('norm.'):]
-        out['backbone.' + key] = v
+    out = {'backbone.' + k: v for k, v in nvlabs_mit_keys(backbone).items()}
     for k, v in head.state_dict().items():
         k = re.sub(r'linear_c\.(\d)\.',
                    lambda m: f'linear_c{int(m.group(1)) + 1}.proj.', k)
