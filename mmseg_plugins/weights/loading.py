@@ -130,9 +130,8 @@ def _adapt_input_convs(module: nn.Module, detected: Detected, src: str,
         if (key.startswith(prefix) and len(theirs) == len(ours) == 4
                 and theirs[1] == 3 and theirs[0] == ours[0]
                 and theirs[2:] == ours[2:]):
-            weight = detected.state_dict[key]
             detected.state_dict[key] = adapt_input_filters(
-                weight, ours[1]).to(weight.dtype)
+                detected.state_dict[key], ours[1])
             adapted.append(f'{key} (3 -> {ours[1]} channels)')
     if adapted:
         _log(f'{target}: RGB input filters of {src} adapted to the input '

@@ -51,11 +51,17 @@ def _cache(tmp_path):
     return sorted(os.listdir(path)) if path.is_dir() else []
 
 
+@pytest.fixture(scope='module')
+def official(tmp_path_factory):
+    """Official-layout ImageNet files of the three families, written once."""
+    return official_files(tmp_path_factory.mktemp('official'))
+
+
 @pytest.mark.parametrize('family', list(BUILD))
 def test_official_file_by_url_initialises_backbone(server, tmp_path,
-                                                   family):
+                                                   official, family):
     base, handler = server
-    model, src = official_files(tmp_path)[family]
+    model, src = official[family]
     with open(src, 'rb') as f:
         data = f.read()
     digest = hashlib.sha256(data).hexdigest()[:8]
