@@ -65,6 +65,9 @@ def atomic_path(dst: PathLike, directory: bool = False) -> Iterator[str]:
                 os.rmdir(dst)  # only an empty folder can be replaced
         else:
             _fsync_path(tmp)
+        # mkstemp/mkdtemp create 0600/0700: give the result the
+        # permissions a plain open() or mkdir() would (the umask's)
+        os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
         os.replace(tmp, dst)
     except BaseException:
         if osp.isdir(tmp):
@@ -72,6 +75,13 @@ def atomic_path(dst: PathLike, directory: bool = False) -> Iterator[str]:
         elif osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(dst: PathLike, write: Callable[[BinaryIO], None]) -> None:

@@ -61,6 +61,30 @@ def load_tool(script: str):
     return _TOOLS[path]
 
 
+def call_mmseg(name: str, *argv) -> None:
+    """Run mmseg's own, unmodified tool ``name`` (``train.py``,
+    ``test.py``) in this process: its ``main()`` with ``sys.argv`` set for
+    the call. Exceptions propagate; what it logs is in :func:`run_log`."""
+    import sys
+    tool = load_tool(mmseg_tool(name))
+    saved = sys.argv
+    sys.argv = [name, *map(str, argv)]
+    try:
+        tool.main()
+    finally:
+        sys.argv = saved
+
+
+def run_log(work_dir) -> str:
+    """The text of the newest run's log file (``<timestamp>/<timestamp>.log``)
+    under an mmengine work directory."""
+    import glob
+    logs = sorted(glob.glob(osp.join(str(work_dir), '*', '*.log')))
+    assert logs, f'no run log under {work_dir}'
+    with open(logs[-1]) as f:
+        return f.read()
+
+
 def call(script: str, *argv, cwd=None, env=None):
     """Run a tool's ``main(argv)`` in this process, as its command line
     does (``run_tool``: ``error:`` line and exit code 2 on bad input), with

@@ -37,6 +37,24 @@ def nvlabs_mit_keys(model) -> dict:
     return out
 
 
+def nvlabs_segformer_keys(backbone, head) -> dict:
+    """Our MiT and SegFormer head under the NVlabs segmentation file's key
+    names (the official head with its unused 128-channel ``conv_seg``),
+    written independently of the converters' rules."""
+    import re
+    out = {'backbone.' + k: v for k, v in nvlabs_mit_keys(backbone).items()}
+    for k, v in head.state_dict().items():
+        k = re.sub(r'linear_c\.(\d)\.',
+                   lambda m: f'linear_c{int(m.group(1)) + 1}.proj.', k)
+        k = k.replace('fusion_conv.', 'linear_fuse.').replace(
+            'conv_seg.', 'linear_pred.')
+        out['decode_head.' + k] = v
+    classes = head.conv_seg.out_channels
+    out['decode_head.conv_seg.weight'] = torch.randn(classes, 128, 1, 1)
+    out['decode_head.conv_seg.bias'] = torch.randn(classes)
+    return out
+
+
 def _nvlabs_mit(model):
     """Our MiT's weights as NVlabs' ImageNet file: the NVlabs keys and the
     1000-class ``head``."""

@@ -93,14 +93,15 @@ def test_browse_dataset_draws_labelled_samples(demo_root, tmp_path, tool):
 def test_confusion_matrix_from_test_predictions(demo_root, demo_checkpoint,
                                                 tmp_path):
     """mmseg's test.py writes the predictions (and its log says the
-    checkpoint was read by our safe local loader), confusion_matrix.py
+    checkpoint was loaded strictly, by the runtime config's
+    StrictLoadHook), confusion_matrix.py
     reads them with the dataset class's METAINFO."""
     pred, out = str(tmp_path / 'pred'), str(tmp_path / 'matrix')
     proc = _ok(run([PYTHON, mmseg_tool('test.py'), DEMO_CONFIG,
                     demo_checkpoint, '--out', pred, '--work-dir',
                     str(tmp_path / 'work'), '--cfg-options',
                     *_test_options(demo_root)]))
-    assert f'Loads checkpoint by local backend from path: {demo_checkpoint}' \
+    assert f'StrictLoadHook: {demo_checkpoint} will load strictly' \
         in proc.stdout
     assert 'mIoU' in proc.stdout
     assert len(glob.glob(osp.join(pred, '*.png'))) == FEW

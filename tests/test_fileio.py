@@ -1,6 +1,7 @@
 """Tests of mmseg_plugins/fileio.py: files and folders appear whole or not
 at all."""
 import os
+import stat
 
 import pytest
 
@@ -60,3 +61,17 @@ def test_directory_appears_complete_or_not_at_all(tmp_path):
         with atomic_directory(dst) as tmp:
             pass
     assert os.listdir(dst) == ['x.txt']
+
+
+def test_results_get_the_permissions_of_a_plain_open(tmp_path):
+    """Temporary files are created 0600 (folders 0700); the result has
+    what open()/mkdir() give under the umask."""
+    old = os.umask(0o027)
+    try:
+        atomic_write(tmp_path / 'f.bin', lambda f: f.write(b'x'))
+        with atomic_directory(tmp_path / 'd') as tmp:
+            open(os.path.join(tmp, 'a'), 'w').close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / 'f.bin').st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(tmp_path / 'd').st_mode) == 0o750

@@ -1,6 +1,6 @@
 """Tests of mmseg_plugins/hooks.py: RNG states are captured and restored
 exactly and stored in checkpoints that load through ``safe_load``; a demo
-training killed with SIGKILL after the checkpoint of iteration 6 and resumed
+training killed with SIGKILL after the checkpoint of iteration 3 and resumed
 ends with the weights of an uninterrupted run (1 process with 0 or 2 data
 workers, and the 2-process CPU torchrun)."""
 import logging
@@ -24,7 +24,7 @@ from mmseg_plugins.hooks import (RNG_STATES_KEY, capture_rng_states,
 
 TRAIN = osp.join(ROOT, 'tools', 'train.py')
 TESTS = osp.dirname(osp.abspath(__file__))
-ITERS, INTERVAL, KILL_AFTER = 12, 3, 6
+ITERS, INTERVAL, KILL_AFTER = 6, 3, 3
 NOT_EXACT = 'will not repeat an uninterrupted run exactly'
 
 
@@ -181,7 +181,7 @@ def test_hook_ordered_after_checkpoint_hook_warns(tmp_path):
 
 
 # ----------------------------------------------------------------------------
-# end to end: SIGKILL after the checkpoint of iteration 6, then --resume
+# end to end: SIGKILL after the checkpoint of iteration 3, then --resume
 # ----------------------------------------------------------------------------
 def _ok(proc):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -189,8 +189,8 @@ def _ok(proc):
 
 
 def _options(data_root: str, num_workers: int) -> list:
-    """12 iterations, a checkpoint every 3 and validation at 6 and 12 (the
-    validation after the checkpoint of iteration 6 runs in the uninterrupted
+    """6 iterations, a checkpoint every 3 and validation at 3 and 6 (the
+    validation after the checkpoint of iteration 3 runs in the uninterrupted
     run only). Later options override demo_overrides'."""
     opts = demo_overrides(data_root, ITERS) + [
         f'default_hooks.checkpoint.interval={INTERVAL}',
@@ -207,7 +207,8 @@ def _killing_config(directory) -> str:
     """The demo config plus the test-only hook that SIGKILLs the training
     after the checkpoint of iteration KILL_AFTER is written."""
     hooks = [dict(h) for h in Config.fromfile(DEMO_CONFIG).custom_hooks]
-    assert hooks == [dict(type='mmseg_plugins.RNGStateHook')]
+    assert hooks == [dict(type='mmseg_plugins.RNGStateHook'),
+                     dict(type='mmseg_plugins.StrictLoadHook')]
     hooks.append(dict(type='sigkill_hook.SigkillAfterCheckpointHook',
                       after_iter=KILL_AFTER))
     path = osp.join(str(directory), 'killed_after_checkpoint.py')

@@ -10,7 +10,6 @@ checkpoint, is truncated, or holds other pickled objects is refused.
 configs have them); without them it is refused.
 """
 import argparse
-import os.path as osp
 
 from mmseg_plugins.cli import run_tool
 
@@ -46,7 +45,8 @@ def main(argv=None):
                 'configs and tta_model in its default runtime)')
     setup_work_dir(cfg, args.config, args.work_dir)
     check_data_paths(cfg, ('test_dataloader', ))
-    if not osp.isfile(args.checkpoint):
+    from mmseg_plugins.weights import checkpoint_found
+    if not checkpoint_found(args.checkpoint):
         raise ToolError(f'checkpoint not found: {args.checkpoint}')
     # loaded strictly, converted from any known layout
     # (mmseg_plugins.weights.StrictLoadHook)

@@ -15,7 +15,10 @@ __all__ = ['OnnxSegmentor', 'onnxruntime_providers', 'is_onnx_model']
 def is_onnx_model(path: str) -> bool:
     """Whether ``path`` is an ONNX model file (its first byte is the tag of
     ``ir_version``, which ONNX writers serialise first, and it parses).
-    PyTorch checkpoints are zip archives or pickles and fail at once."""
+    PyTorch checkpoints are zip archives or pickles and fail at once;
+    folders and references to fetch are not ONNX models."""
+    if not osp.isfile(path):
+        return False
     with open(path, 'rb') as f:
         if f.read(1) != b'\x08':
             return False

@@ -20,7 +20,6 @@ after normalisation, i.e. the mean colour) and the padding is cropped from
 the logits, so any size works.
 """
 import copy
-import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -31,6 +30,7 @@ from ..accelerate import autocast, check_precision, resolve_device
 from ..builder import build_segmentor
 from ..config import dataset_meta, load_config
 from ..errors import CheckpointError, InvalidInputError
+from ..weights import checkpoint_found
 from ..forward import (SegmentorForward, min_input_size, normalize_images,
                        slide_logits)
 from .tiled import TiledSegmenter, check_tiling
@@ -43,7 +43,10 @@ class Segmenter:
 
     Args:
         config (str | mmengine.Config): The model's config.
-        checkpoint (str): A checkpoint of that model (``.pth``), or an ONNX
+        checkpoint (str): A checkpoint of that model in any layout the
+            loader knows (a ``.pth`` file, a Hugging Face folder or
+            ``.safetensors``, an ``http(s)://`` URL or ``hf://``
+            reference; converted in memory, loaded strictly), or an ONNX
             file exported from it (``.onnx``, needs ``onnxruntime``).
         device (str): ``'auto'`` (the GPU when there is one), ``'cpu'``,
             ``'cuda'``, ``'cuda:1'`` ... Default: ``'auto'``.
@@ -91,7 +94,7 @@ class Segmenter:
         self.device = resolve_device(device)
         check_precision(precision, self.device)
         self.precision = precision
-        if not osp.isfile(checkpoint):
+        if not checkpoint_found(checkpoint):
             raise CheckpointError(f'checkpoint not found: {checkpoint}')
         self.onnx = checkpoint.endswith('.onnx')
         preprocessor = cfg.model.get('data_preprocessor') or {}

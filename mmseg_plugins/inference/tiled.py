@@ -6,16 +6,20 @@ arrays, memory maps and TIFF files), cut into the windows of mmseg's
 ``slide_inference`` (:func:`mmseg_plugins.forward.slide_windows`: tile
 ``size``, stride ``size - overlap``), each window's logits are blended into
 a band of rows, and label rows are handed to a *sink* (a callable
-``(y0, labels (h, W))``) as soon as no later window touches them. Only one
-row of tiles is held: the logits band is ``K x tile x W`` float32 (plus its
-weights), whatever the image's height.
+``(y0, labels (h, W))``) as soon as no later window touches them. A band is
+one row of windows, or the last two together (see :func:`row_groups`),
+blended column by column; what is held is the band's columns not yet final
+(at most ``2 tile x tile``) and the ``overlap`` rows shared with the next
+band (column pieces, freed as they are taken): ``band_bytes``, whatever the
+image's height and growing with its width only by ``overlap`` rows.
 
 Blending:
 
 - ``'mean'``: every window weighs 1, as mmseg's ``slide_inference``; with
   the same window and stride the blended logits equal
-  :func:`~mmseg_plugins.forward.slide_logits` (floating-point sums in the
-  same order).
+  :func:`~mmseg_plugins.forward.slide_logits` (up to floating-point
+  rounding: where the last two rows of windows overlap, their windows are
+  summed column by column rather than row by row).
 - ``'smooth'``: each window weighs ``w(y) * w(x)``, a ramp that rises from
   ``0.5 / overlap`` at a tile's border to 1 at ``overlap`` pixels inside it,
   so that a tile's border (where the network sees least context) counts
@@ -36,7 +40,7 @@ from ..forward import slide_windows
 from ..reporting import Progress
 
 __all__ = ['BLENDS', 'TiledSegmenter', 'check_tiling', 'scaled_reader',
-           'band_bytes']
+           'band_bytes', 'row_groups']
 
 #: The blending of overlapping windows.
 BLENDS = ('mean', 'smooth')
@@ -69,13 +73,61 @@ def check_tiling(tile: int, overlap: int, scale: float,
 def band_bytes(num_classes: int, tile: int, overlap: int,
                width: int) -> int:
     """Bound of the bytes of logits and weights (float32) that the tiler
-    holds for an image ``width`` pixels wide: the rows carried down from
-    one row of windows to the next (old and new; ``overlap`` rows, except
-    above the last row of windows, which ends at the image's border and so
-    may share up to ``tile - 1`` rows) and the columns of one row of
-    windows not yet final (at most ``tile x 2 tile``)."""
-    return (num_classes + 1) * 4 * ((overlap + tile) * width
-                                    + 2 * tile * tile)
+    holds for an image ``width`` pixels wide: the ``overlap`` rows shared
+    with the next band (carried down in column pieces, the old band's
+    freed as the new band's are made: at most ``width + 2 tile`` columns
+    in all) and the columns of one band not yet final (a band is at most
+    ``2 tile`` rows high and ``tile`` columns wide; twice that while a
+    final piece is split off)."""
+    return (num_classes + 1) * 4 * (overlap * (width + 2 * tile)
+                                    + 4 * tile * tile)
+
+
+def row_groups(tile_rows: list, overlap: int) -> list:
+    """The rows of windows ``[(y1, y2), ...]`` (top to bottom) in bands
+    blended together: a row alone, except where it shares more than
+    ``overlap`` rows with the row above (mmseg's last row of windows ends
+    at the image's border and may share up to ``tile - 1`` rows with the
+    one above): then both rows run column by column in one band, so the
+    rows they share are never held at the image's width."""
+    groups = []
+    for rows in tile_rows:
+        if groups and groups[-1][-1][1] - rows[0] > overlap:
+            groups[-1].append(rows)
+        else:
+            groups.append([rows])
+    return groups
+
+
+class _Carry:
+    """The rows of logits and weights (``(C, rows, w)`` float32) that one
+    band shares with the next, held as column pieces left to right; a
+    piece is freed as soon as the next band has taken it."""
+
+    def __init__(self, channels: int, rows: int) -> None:
+        self.channels, self.rows = channels, rows
+        self.pieces = []  # [(x0, (C, rows, w))]
+
+    def put(self, x0: int, piece: torch.Tensor) -> None:
+        if self.rows:
+            self.pieces.append((x0, piece.clone()))
+
+    def take(self, x1: int, x2: int) -> torch.Tensor:
+        """Columns ``x1:x2`` (taken left to right, each once)."""
+        out = torch.zeros((self.channels, self.rows, x2 - x1))
+        while self.pieces:
+            p0, piece = self.pieces[0]
+            p1 = p0 + piece.shape[2]
+            a, b = max(p0, x1), min(p1, x2)
+            if a < b:
+                out[:, :, a - x1:b - x1] = piece[:, :, a - p0:b - p0]
+            if p1 > x2:
+                break
+            self.pieces.pop(0)
+        return out
+
+    def nbytes(self) -> int:
+        return 4 * sum(piece.numel() for _, piece in self.pieces)
 
 
 def _ramp(length: int, overlap: int) -> np.ndarray:
@@ -156,30 +208,30 @@ class TiledSegmenter:
     def chunks(self, reader: Reader, height: int, width: int
                ) -> Iterator[Tuple[int, int, torch.Tensor]]:
         """``(y0, x0, logits (K, h, w))``: the blended logits in final
-        pieces, row of windows by row of windows (top to bottom), each
-        row's pieces left to right and covering the rows up to the next
-        row of windows."""
+        pieces, band by band (top to bottom; a band is a row of windows, or
+        the last two, see :func:`row_groups`), each band's pieces left to
+        right and covering the rows up to the next band."""
         size, stride = self.tile, self.tile - self.overlap
         windows = list(slide_windows(height, width, (size, size),
                                      (stride, stride)))
-        tile_rows = sorted({(y1, y2) for y1, y2, _, _ in windows})
+        groups = row_groups(sorted({w[:2] for w in windows}), self.overlap)
         bar = Progress(len(windows), 'tiles') if self.progress else None
         k = self.num_classes
-        # (K + 1, n, W): logits and weight of the rows shared with the
-        # next row of windows (the overlap), carried down
-        carry = torch.zeros((k + 1, 0, width))
+        # logits and weight of the rows shared with the band above
+        carry = _Carry(k + 1, 0)
         try:
-            for index, (y1, y2) in enumerate(tile_rows):
-                nxt = (tile_rows[index + 1][0] if index + 1 < len(tile_rows)
+            for index, group in enumerate(groups):
+                y1, y2 = group[0][0], group[-1][1]
+                nxt = (groups[index + 1][0][0] if index + 1 < len(groups)
                        else y2)
-                row = [w for w in windows if w[:2] == (y1, y2)]
-                new_carry = torch.zeros((k + 1, y2 - nxt, width))
-                self._carry_bytes = 4 * (carry.numel() + new_carry.numel())
-                for x0, piece in self._blend_row(reader, row, carry, y1, y2,
-                                                 bar):
+                # column by column, top to bottom within a column
+                band = sorted((w for w in windows if w[:2] in group),
+                              key=lambda w: (w[2], w[0]))
+                new_carry = _Carry(k + 1, y2 - nxt)
+                for x0, piece in self._blend_band(reader, band, carry,
+                                                  new_carry, y1, y2, bar):
                     # piece: (K + 1, y2 - y1, w), final
-                    new_carry[:, :, x0:x0 + piece.shape[2]] = \
-                        piece[:, nxt - y1:]
+                    new_carry.put(x0, piece[:, nxt - y1:])
                     top = piece[:, :nxt - y1]
                     yield y1, x0, top[:k] / top[k:]
                 carry = new_carry
@@ -187,45 +239,52 @@ class TiledSegmenter:
             if bar is not None:
                 bar.close()
 
-    def _blend_row(self, reader: Reader, row, carry: torch.Tensor,
-                   y1: int, y2: int, bar
-                   ) -> Iterator[Tuple[int, torch.Tensor]]:
-        """``(x0, (K + 1, y2 - y1, w))``: logits and weights of one row of
-        windows (plus the carried rows above), in final column pieces."""
+    def _blend_band(self, reader: Reader, band: list, carry: _Carry,
+                    new_carry: _Carry, y1: int, y2: int, bar
+                    ) -> Iterator[Tuple[int, torch.Tensor]]:
+        """``(x0, (K + 1, y2 - y1, w))``: logits and weights of one band of
+        windows (sorted by column; plus the rows carried from above), in
+        final column pieces."""
         k = self.num_classes
         work = torch.zeros((k + 1, y2 - y1, 0))  # columns x0:x0 + w
-        x0 = row[0][2]
-        for start in range(0, len(row), self.batch_size):
-            chunk = row[start:start + self.batch_size]
+        x0 = band[0][2]
+        for start in range(0, len(band), self.batch_size):
+            chunk = band[start:start + self.batch_size]
             logits = self._logits(reader, chunk)
-            for (wy1, wy2, wx1, wx2), one in zip(chunk, logits):
+            for position, (window, one) in enumerate(zip(chunk, logits),
+                                                     start):
+                wy1, wy2, wx1, wx2 = window
                 end = x0 + work.shape[2]
                 if wx2 > end:  # extend to the right, with the carried rows
                     more = torch.zeros((k + 1, y2 - y1, wx2 - end))
-                    more[:, :carry.shape[1]] = carry[:, :, end:wx2]
+                    more[:, :carry.rows] = carry.take(end, wx2)
                     work = torch.cat([work, more], dim=2)
                     self.peak_band_bytes = max(
-                        self.peak_band_bytes,
-                        4 * work.numel() + self._carry_bytes)
+                        self.peak_band_bytes, 4 * work.numel()
+                        + carry.nbytes() + new_carry.nbytes())
                 win = (None if self.blend == 'mean' else torch.from_numpy(
                     np.outer(_ramp(wy2 - wy1, self.overlap),
                              _ramp(wx2 - wx1, self.overlap))))
-                cols = slice(wx1 - x0, wx2 - x0)
+                rows, cols = slice(wy1 - y1, wy2 - y1), slice(wx1 - x0,
+                                                              wx2 - x0)
                 if win is None:
-                    work[:k, :, cols] += one
-                    work[k, :, cols] += 1
+                    work[:k, rows, cols] += one
+                    work[k, rows, cols] += 1
                 else:
-                    work[:k, :, cols] += one * win
-                    work[k, :, cols] += win
+                    work[:k, rows, cols] += one * win
+                    work[k, rows, cols] += win
                 if bar is not None:
                     bar.step(f'tile y={wy1} x={wx1}')
-                position = row.index((wy1, wy2, wx1, wx2))
-                final = (row[position + 1][2] if position + 1 < len(row)
+                final = (band[position + 1][2] if position + 1 < len(band)
                          else x0 + work.shape[2])
                 if final > x0:
+                    rest = work[:, :, final - x0:].clone()
+                    self.peak_band_bytes = max(
+                        self.peak_band_bytes, 4 * (work.numel()
+                                                   + rest.numel())
+                        + carry.nbytes() + new_carry.nbytes())
                     yield x0, work[:, :, :final - x0]
-                    work = work[:, :, final - x0:].clone()
-                    x0 = final
+                    work, x0 = rest, final
 
     def _logits(self, reader: Reader, chunk) -> list:
         """Logits (K, h, w) of a batch of windows (same shapes together)."""

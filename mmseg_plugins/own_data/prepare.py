@@ -181,7 +181,11 @@ def prepare_dataset(data_root: str,
         norm = dict(mean=mean, std=std, bgr_to_rgb=False,
                     in_channels=channels)
     settings = dict(crop_size=crop, bands=(norm, dtype if norm else ''),
-                    max_iters=iters, epochs=epochs,
+                    max_iters=iters,
+                    # the passes over the training images the run makes
+                    epochs=(epochs if not max_iters else
+                            round(iters * batch / max(n_train, 1), 1)),
+                    iters_option='--iters' if max_iters else '--epochs',
                     n_train=n_train, batch_size=batch,
                     val_interval=val_interval, class_weight=weights)
     unpaired = {s: f.unpaired_images + f.unpaired_masks

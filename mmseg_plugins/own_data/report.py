@@ -35,9 +35,11 @@ def recommendations(survey: Survey, settings: Dict) -> List[str]:
     pixels = hist['train'][0]
     out = [f'crop_size={settings["crop_size"]}: median image size, at most '
            '512, a multiple of 32',
-           f'max_iters={settings["max_iters"]}: {settings["epochs"]} epochs '
-           f'of {settings["n_train"]} images at batch '
-           f'{settings["batch_size"]} (warmup scaled in proportion)',
+           f'max_iters={settings["max_iters"]}: {settings["epochs"]:g} '
+           f'epochs of {settings["n_train"]} images at batch '
+           f'{settings["batch_size"]} '
+           f'({settings.get("iters_option", "--epochs")}; warmup scaled in '
+           'proportion)',
            f'val_interval={settings["val_interval"]}: about ten '
            'validations per run; the best mIoU checkpoint is kept']
     norm, dtype = settings.get('bands') or (None, '')

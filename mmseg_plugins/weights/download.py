@@ -126,6 +126,18 @@ def _hf(ref: str) -> str:
         raise CheckpointError(f'cannot fetch {ref}: {err}') from None
 
 
+def is_fetched(checkpoint: str) -> bool:
+    """Whether ``checkpoint`` is fetched (an ``http(s)://`` URL or an
+    ``hf://`` reference) rather than a local path."""
+    return checkpoint.startswith(('http://', 'https://', 'hf://'))
+
+
+def checkpoint_found(checkpoint: str) -> bool:
+    """A local file or folder (a Hugging Face model folder) that exists,
+    or a reference to fetch (checked when it is fetched)."""
+    return is_fetched(checkpoint) or osp.exists(checkpoint)
+
+
 def resolve(checkpoint: str) -> str:
     """A local path for ``checkpoint`` (a path, ``http(s)://`` URL or
     ``hf://`` reference)."""

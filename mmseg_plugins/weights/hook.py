@@ -2,11 +2,16 @@
 ``tools/train.py`` runs before the runner starts.
 
 mmengine's own ``load_from`` loads non-strictly (it logs missing keys and
-trains on) and converts nothing. :func:`route_load_from` moves a config's
-``load_from`` into :class:`StrictLoadHook`, which loads it through
-:func:`~mmseg_plugins.weights.load_model_weights` (any known layout,
-converted in memory, every key loaded) once the model is initialised and
-before the first step.
+trains on) and converts nothing. :class:`StrictLoadHook` loads it instead,
+through :func:`~mmseg_plugins.weights.load_model_weights` (any known
+layout, converted in memory, every key loaded), once the model is
+initialised and before the first step. The project's runtime config
+(``configs/_base_/default_runtime.py``, inherited by every config here)
+lists the hook without a checkpoint: it then takes the runner's
+``load_from`` over in ``before_run`` (which mmengine calls before its own
+``load_or_resume``), so that mmseg's unmodified ``tools/train.py`` and
+``tools/test.py`` load strictly too. :func:`route_load_from` does the same
+in the config, for the project's tools.
 """
 import copy
 from typing import Optional
@@ -33,7 +38,12 @@ class StrictLoadHook(Hook):
     val or test step.
 
     Args:
-        checkpoint (str): File, folder, ``http(s)://`` or ``hf://``.
+        checkpoint (str, optional): File, folder, ``http(s)://`` or
+            ``hf://``. None: the runner's ``load_from`` (unless resuming),
+            taken over before mmengine loads it; then the class layers are
+            re-initialised when training starts (as ``tools/train.py``
+            does) and not for ``val``/``test``, and the config's
+            ``load_from_partial`` sets ``partial``. Default: None.
         reinit_class_layers (bool): Fine-tuning to another class count:
             the class-count dependent classifiers (``conv_seg``) keep their
             initialisation when their shapes differ. Default: False.
@@ -42,42 +52,67 @@ class StrictLoadHook(Hook):
 
     priority = Priority.VERY_HIGH
 
-    def __init__(self, checkpoint: str, reinit_class_layers: bool = False,
+    def __init__(self, checkpoint: Optional[str] = None,
+                 reinit_class_layers: bool = False,
                  partial: bool = False) -> None:
         self.checkpoint = checkpoint
         self.reinit_class_layers = reinit_class_layers
         self.partial = partial
+        self._from_runner = False
         self._done = False
 
-    def _load(self, runner) -> None:
-        if self._done:
+    def before_run(self, runner) -> None:
+        """Take the runner's ``load_from`` over (mmengine loads it after
+        ``before_run``, non-strictly)."""
+        path = getattr(runner, '_load_from', None)
+        if (self.checkpoint is None and path
+                and not getattr(runner, '_resume', False)):
+            self.checkpoint, self._from_runner = path, True
+            self.partial = bool(runner.cfg.get('load_from_partial', False))
+            runner._load_from = None
+            runner.logger.info(f'StrictLoadHook: {path} will load strictly '
+                               'before the first step (instead of '
+                               "mmengine's non-strict load_from)")
+
+    def _load(self, runner, training: bool) -> None:
+        if self._done or self.checkpoint is None:
             return
         name = getattr(runner, 'experiment_name', 'the model')
+        reinit = self.reinit_class_layers or (self._from_runner and training)
         load_model_weights(_segmentor(runner.model), self.checkpoint, name,
-                           self.reinit_class_layers, self.partial)
+                           reinit, self.partial)
         self._done = True
 
     def before_train(self, runner) -> None:
-        self._load(runner)
+        self._load(runner, True)
 
     def before_val(self, runner) -> None:
-        self._load(runner)
+        self._load(runner, False)
 
     def before_test(self, runner) -> None:
-        self._load(runner)
+        self._load(runner, False)
 
 
 def route_load_from(cfg, reinit_class_layers: bool = False) -> None:
     """Replace ``cfg.load_from`` (unless resuming) by a
-    :class:`StrictLoadHook`; ``cfg.load_from_partial=True`` allows missing
-    keys."""
+    :class:`StrictLoadHook` (the config's own entry without a checkpoint,
+    or a new one); ``cfg.load_from_partial=True`` allows missing keys."""
     path: Optional[str] = cfg.get('load_from')
     partial = bool(cfg.pop('load_from_partial', False))
     if not path or cfg.get('resume', False):
         return
     hook = dict(type='mmseg_plugins.StrictLoadHook', checkpoint=path,
                 reinit_class_layers=reinit_class_layers, partial=partial)
-    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [hook]
+    hooks = [dict(h) for h in cfg.get('custom_hooks') or []]
+    waiting = [i for i, h in enumerate(hooks)
+               if h.get('type') in ('mmseg_plugins.StrictLoadHook',
+                                    'StrictLoadHook')
+               and h.get('checkpoint') is None]
+    if waiting:
+        hooks[waiting[0]] = hook
+    else:
+        hooks.append(hook)
+    cfg.custom_hooks = hooks
     cfg.load_from = None
 
 

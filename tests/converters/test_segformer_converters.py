@@ -10,7 +10,7 @@ import torch
 
 import afformer_reference as ref
 from helpers import ROOT, assert_refused, call
-from official_files import nvlabs_mit_keys
+from official_files import nvlabs_segformer_keys
 from mmseg_plugins.checkpoint import safe_load, unwrap_state_dict
 from mmseg_plugins.converters.driver import convert_checkpoint
 from mmseg_plugins.converters.hf import export_hf, read_hf_folder
@@ -52,22 +52,6 @@ def _logits(backbone, head):
         return head(backbone(X))
 
 
-def _nvlabs_layout(backbone, head):
-    """Our weights in the NVlabs layout (stage numbers 1-4, the official
-    head with its unused 128-channel conv_seg), written independently of
-    the converter's rules."""
-    out = {'backbone.' + k: v for k, v in nvlabs_mit_keys(backbone).items()}
-    for k, v in head.state_dict().items():
-        k = re.sub(r'linear_c\.(\d)\.',
-                   lambda m: f'linear_c{int(m.group(1)) + 1}.proj.', k)
-        k = k.replace('fusion_conv.', 'linear_fuse.').replace(
-            'conv_seg.', 'linear_pred.')
-        out['decode_head.' + k] = v
-    out['decode_head.conv_seg.weight'] = torch.randn(5, 128, 1, 1)
-    out['decode_head.conv_seg.bias'] = torch.randn(5)
-    return out
-
-
 def _convert(tmp_path, sd, source=None, arch=None, name='in.pth'):
     src = tmp_path / name
     torch.save(sd, src)
@@ -80,7 +64,7 @@ def _convert(tmp_path, sd, source=None, arch=None, name='in.pth'):
 
 def test_nvlabs_segmentation_file(tmp_path):
     backbone, head = _ours()
-    sd = _nvlabs_layout(backbone, head)
+    sd = nvlabs_segformer_keys(backbone, head)
     assert detect_source(sd) == 'nvlabs'
     conv = _convert(tmp_path, {'meta': {'config': '...'}, 'state_dict': sd},
                     source='nvlabs')
@@ -90,7 +74,7 @@ def test_nvlabs_segmentation_file(tmp_path):
 
 def test_nvlabs_imagenet_file_gives_bare_backbone(tmp_path):
     backbone, head = _ours('b1')
-    sd = {k[9:]: v for k, v in _nvlabs_layout(backbone, head).items()
+    sd = {k[9:]: v for k, v in nvlabs_segformer_keys(backbone, head).items()
           if k.startswith('backbone.')}
     sd['head.weight'] = torch.randn(1000, 512)
     sd['head.bias'] = torch.randn(1000)
@@ -103,7 +87,7 @@ def test_nvlabs_imagenet_file_gives_bare_backbone(tmp_path):
 
 def test_smp_model(tmp_path):
     backbone, head = _ours()
-    nv = _nvlabs_layout(backbone, head)
+    nv = nvlabs_segformer_keys(backbone, head)
     sd = {}
     for k, v in nv.items():
         if k.startswith('backbone.'):
@@ -225,7 +209,8 @@ def test_bad_inputs_are_refused(tmp_path):
                    'not a SegFormer checkpoint')
     b2 = tmp_path / 'mit_b2.pth'
     backbone, head = _ours('b2')
-    torch.save({k[9:]: v for k, v in _nvlabs_layout(backbone, head).items()
+    nvlabs = nvlabs_segformer_keys(backbone, head)
+    torch.save({k[9:]: v for k, v in nvlabs.items()
                 if k.startswith('backbone.')}, b2)
     assert_refused(call(TO_MMSEG, str(b2), str(tmp_path / 'o2.pth'),
                         '--arch', 'b0'),

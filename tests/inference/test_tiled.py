@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from mmseg_plugins.errors import InvalidInputError
 from mmseg_plugins.forward import slide_logits
 from mmseg_plugins.inference.tiled import (TiledSegmenter, band_bytes,
-                                           check_tiling, scaled_reader)
+                                           check_tiling, row_groups,
+                                           scaled_reader)
 
 K = 5
 
@@ -35,7 +36,7 @@ def array_reader(img):
 
 
 @pytest.mark.parametrize('h,w,tile,overlap', [
-    (100, 130, 48, 16), (64, 64, 64, 8), (70, 40, 32, 0)])
+    (100, 130, 48, 16), (64, 64, 64, 8), (70, 40, 32, 0), (57, 91, 32, 8)])
 def test_mean_blend_equals_slide_logits(h, w, tile, overlap):
     img = image(h, w)
     tiler = TiledSegmenter(toy_logits, prepare, K, tile, overlap,
@@ -79,6 +80,28 @@ def test_memory_bound_from_tile_size_not_image_height():
     assert 0 < peaks[1] <= band_bytes(K, 32, 8, 150)
     # far below the whole image's logits
     assert peaks[1] < (K + 1) * 400 * 150 * 4 / 4
+
+
+def test_last_two_rows_of_windows_form_one_band():
+    # tile 32, stride 24: windows start at rows 0, 24 and 25 (the last ends
+    # at the border), and the last two share 31 rows, more than the overlap
+    assert row_groups([(0, 32), (24, 56), (25, 57)], 8) == [
+        [(0, 32)], [(24, 56), (25, 57)]]
+    assert row_groups([(0, 32), (24, 56), (48, 80)], 8) == [
+        [(0, 32)], [(24, 56)], [(48, 80)]]
+
+
+def test_memory_grows_with_width_by_the_overlap_rows_only():
+    """57 rows: the last two rows of windows share 31 rows; held at the
+    image's width they would add (K + 1) x 4 B x 31 rows per column."""
+    peaks = {}
+    for w in (150, 450):
+        tiler = TiledSegmenter(toy_logits, prepare, K, 32, 8)
+        for _ in tiler.label_rows(array_reader(image(57, w)), 57, w):
+            pass
+        peaks[w] = tiler.peak_band_bytes
+        assert 0 < peaks[w] <= band_bytes(K, 32, 8, w)
+    assert peaks[450] - peaks[150] <= (K + 1) * 4 * 8 * (300 + 2 * 32)
 
 
 def test_scale_reader_matches_cv2_and_labels_original_size():

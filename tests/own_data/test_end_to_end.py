@@ -4,6 +4,7 @@ training run of the own-data tests."""
 import csv
 import glob
 import os.path as osp
+import re
 
 import numpy as np
 
@@ -29,6 +30,11 @@ def test_colour_masks_prepare_train_test_confusion(tmp_path, capsys,
         '--classes-file', str(classes)], capsys)
     assert code == 0, err
     assert 'disk' in report and 'RGB colour masks' in report
+    # the passes over the training images that --iters 2 makes
+    epochs, n_train = re.search(r'max_iters=2: ([\d.]+) epochs of (\d+) '
+                                r'images at batch 2 \(--iters;',
+                                report).groups()
+    assert float(epochs) == round(2 * 2 / int(n_train), 1)
     config = osp.join(out, 'config.py')
     work = str(tmp_path / 'work')
     code, _, err = _run_script(load_tool('train.py'),

@@ -21,6 +21,8 @@ TOOLS = {
     'analysis_tools/get_flops.py': ([MISSING], 'config file not found'),
     'analysis_tools/confusion_matrix.py': ([MISSING, 'x.pth', '--out', 'o'],
                                            'checkpoint not found'),
+    'analysis_tools/plot_training.py': (['no/such/folder', '--out', 'c.png'],
+                                        'no such file or folder'),
     'prepare_dataset.py': (['no/such/folder', '--model', 'afformer_tiny',
                             '--out', 'o'], 'is not a folder'),
     'deployment/pytorch2onnx.py': ([MISSING, 'x.pth', 'o.onnx'],

@@ -8,9 +8,9 @@ import os.path as osp
 import pytest
 import torch
 
-from helpers import call
+from helpers import call, call_mmseg, run_log
 from helpers import (DEMO_CONFIG, PYTHON, ROOT, Exploit, assert_refused,
-                     demo_overrides, mmseg_tool, run)
+                     demo_overrides, run)
 from mmseg_plugins.checkpoint import safe_load
 
 TRAIN = osp.join(ROOT, 'tools', 'train.py')
@@ -24,14 +24,14 @@ def _ok(proc):
 
 @pytest.fixture(scope='module')
 def official_run(demo_root, tmp_path_factory):
-    """mmseg's own tools/train.py: 4 iterations, then --resume to 6."""
+    """mmseg's own tools/train.py (in this process): 4 iterations, then
+    --resume to 6."""
     work = str(tmp_path_factory.mktemp('official'))
-    _ok(run([PYTHON, mmseg_tool('train.py'), DEMO_CONFIG, '--work-dir', work,
-             '--cfg-options', *demo_overrides(demo_root, 4)]))
-    resumed = _ok(run([PYTHON, mmseg_tool('train.py'), DEMO_CONFIG,
-                       '--work-dir', work, '--resume', '--cfg-options',
-                       *demo_overrides(demo_root, 6)]))
-    return work, resumed.stdout
+    call_mmseg('train.py', DEMO_CONFIG, '--work-dir', work,
+               '--cfg-options', *demo_overrides(demo_root, 4))
+    call_mmseg('train.py', DEMO_CONFIG, '--work-dir', work, '--resume',
+               '--cfg-options', *demo_overrides(demo_root, 6))
+    return work, run_log(work)
 
 
 def test_mmseg_official_train_and_resume(official_run):
@@ -44,12 +44,37 @@ def test_mmseg_official_train_and_resume(official_run):
 
 
 def test_mmseg_official_test(official_run, demo_root):
+    """mmseg's own tools/test.py: the checkpoint is loaded by the runtime
+    config's StrictLoadHook, not by mmengine's non-strict load."""
     work, _ = official_run
-    proc = _ok(run([PYTHON, mmseg_tool('test.py'), DEMO_CONFIG,
-                    osp.join(work, 'iter_6.pth'), '--work-dir',
-                    osp.join(work, 'test'), '--cfg-options',
-                    *demo_overrides(demo_root, 6)]))
-    assert 'mIoU' in proc.stdout
+    checkpoint = osp.join(work, 'iter_6.pth')
+    call_mmseg('test.py', DEMO_CONFIG, checkpoint, '--work-dir',
+               osp.join(work, 'test'), '--cfg-options',
+               *demo_overrides(demo_root, 6))
+    log = run_log(osp.join(work, 'test'))
+    assert f'StrictLoadHook: {checkpoint} will load strictly' in log
+    assert 'mIoU' in log
+
+
+def test_mmseg_official_train_refuses_a_truncated_load_from(
+        official_run, demo_root, tmp_path):
+    """mmseg's own train.py with ``load_from`` a file that lacks half the
+    demo model's keys: the runtime config's StrictLoadHook stops it before
+    the first iteration (mmengine alone would log the missing keys and
+    train on)."""
+    from mmseg_plugins.errors import CheckpointError
+    work, _ = official_run
+    state = safe_load(osp.join(work, 'iter_6.pth'))['state_dict']
+    kept = sorted(state)[::2]
+    truncated = str(tmp_path / 'truncated.pth')
+    torch.save({'state_dict': {k: state[k] for k in kept}}, truncated)
+    run_dir = tmp_path / 'run'
+    with pytest.raises(CheckpointError,
+                       match=f'{len(state) - len(kept)} missing'):
+        call_mmseg('train.py', DEMO_CONFIG, '--work-dir', run_dir,
+                   '--cfg-options', *demo_overrides(demo_root, 2),
+                   f'load_from={truncated}')
+    assert not list(run_dir.rglob('*.pth'))
 
 
 def test_project_tools_train_and_test(demo_root, tmp_path):
@@ -224,12 +249,13 @@ def test_training_with_compiled_networks(demo_root, tmp_path):
     config.write_text(
         f'_base_ = [{DEMO_CONFIG!r}]\n'
         "custom_hooks = [dict(type='mmseg_plugins.RNGStateHook'),\n"
+        "                dict(type='mmseg_plugins.StrictLoadHook'),\n"
         "                dict(type='mmseg_plugins.CompileHook', "
         "backend='aot_eager')]\n")
-    proc = _ok(run([PYTHON, mmseg_tool('train.py'), str(config),
-                    '--work-dir', str(tmp_path / 'b'), '--cfg-options',
-                    *demo_overrides(demo_root, 2)]))
-    assert 'torch.compile (mode default, backend aot_eager)' in proc.stdout
+    call_mmseg('train.py', config, '--work-dir', tmp_path / 'b',
+               '--cfg-options', *demo_overrides(demo_root, 2))
+    assert 'torch.compile (mode default, backend aot_eager)' in \
+        run_log(tmp_path / 'b')
     assert (tmp_path / 'b' / 'iter_2.pth').is_file()
 
 

@@ -182,6 +182,14 @@ def test_load_from_goes_through_the_strict_hook(official, tmp_path):
     assert hook == dict(type='mmseg_plugins.StrictLoadHook',
                         checkpoint='x.pth', reinit_class_layers=True,
                         partial=True)
+    # the runtime config's entry without a checkpoint is filled in
+    cfg = Config(dict(model=dict(), load_from='x.pth', custom_hooks=[
+        dict(type='mmseg_plugins.StrictLoadHook'),
+        dict(type='mmseg_plugins.RNGStateHook')]))
+    route_load_from(cfg)
+    assert [h['type'] for h in cfg.custom_hooks] == [
+        'mmseg_plugins.StrictLoadHook', 'mmseg_plugins.RNGStateHook']
+    assert cfg.custom_hooks[0]['checkpoint'] == 'x.pth'
     # the hook refuses a file that does not fit the runner's model
     _, mit_file = official['MiT']
 
@@ -191,6 +199,34 @@ def test_load_from_goes_through_the_strict_hook(official, tmp_path):
     with pytest.raises(CheckpointError, match='does not fit the model of '
                        'run'):
         StrictLoadHook(mit_file).before_train(Runner)
+
+
+def test_hook_without_checkpoint_takes_the_runners_load_from_over(official):
+    """The runtime config's StrictLoadHook (no checkpoint) takes mmengine's
+    ``load_from`` over in before_run (mmengine would load it non-strictly
+    after before_run) and loads it strictly; resuming stays mmengine's."""
+    from mmengine.logging import MMLogger
+
+    from mmseg_plugins.weights.hook import StrictLoadHook
+    _, mit_file = official['MiT']
+
+    class Runner:
+        model = _mpvit_segmentor(3)
+        experiment_name = 'run'
+        cfg = dict(load_from_partial=False)
+        logger = MMLogger.get_current_instance()
+        _load_from, _resume = mit_file, False
+    hook = StrictLoadHook()
+    hook.before_run(Runner)
+    assert Runner._load_from is None and hook.checkpoint == mit_file
+    with pytest.raises(CheckpointError, match='does not fit the model of '
+                       'run'):
+        hook.before_test(Runner)
+    Runner._load_from, Runner._resume = mit_file, True
+    hook = StrictLoadHook()
+    hook.before_run(Runner)
+    assert Runner._load_from == mit_file and hook.checkpoint is None
+    hook.before_train(Runner)  # nothing of its own to load
 
 
 @pytest.mark.parametrize('family', list(BUILD))

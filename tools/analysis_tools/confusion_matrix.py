@@ -37,7 +37,8 @@ def main(argv=None):
     from mmseg_plugins.own_data.confusion import (confusion_summary,
                                                   model_confusion,
                                                   write_confusion)
-    if not osp.isfile(args.checkpoint):
+    from mmseg_plugins.weights import checkpoint_found
+    if not checkpoint_found(args.checkpoint):
         raise ToolError(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args.config, args.cfg_options)
     check_data_paths(cfg, ('test_dataloader', ))

@@ -74,7 +74,8 @@ def main(argv=None):
     parent = osp.dirname(osp.abspath(args.out))
     if not osp.isdir(parent):
         raise ToolError(f'output directory {parent} does not exist')
-    if not osp.isfile(args.checkpoint):
+    from mmseg_plugins.weights import checkpoint_found
+    if not checkpoint_found(args.checkpoint):
         raise ToolError(f'checkpoint not found: {args.checkpoint}')
     if is_onnx_model(args.checkpoint):
         raise ToolError(f'{args.checkpoint} is an ONNX model; this tool '
