@@ -3,7 +3,8 @@
 :class:`RNGStateHook` makes ``--resume`` exact: a run killed after the
 checkpoint of iteration N and resumed from it ends with the same weights as
 a run that was never interrupted. :class:`CompileHook` compiles the
-model's networks with ``torch.compile``.
+model's networks with ``torch.compile``. :func:`stop_dataloader_workers`
+ends a finished runner's persistent data workers.
 """
 import logging
 import random
@@ -20,7 +21,8 @@ from mmengine.runner.priority import Priority
 from .registry import HOOKS
 
 __all__ = ['RNG_STATES_KEY', 'capture_rng_states', 'restore_rng_states',
-           'RNGStateHook', 'CompileHook']
+           'RNGStateHook', 'CompileHook', 'stop_loader_workers',
+           'stop_dataloader_workers']
 
 #: Top-level checkpoint key under which :class:`RNGStateHook` stores one
 #: :func:`capture_rng_states` dict per rank (a list indexed by rank).
@@ -338,3 +340,24 @@ class CompileHook(Hook):
 
     def before_test(self, runner: Runner) -> None:
         self._compile(runner)
+
+
+def stop_loader_workers(loader: Any) -> None:
+    """Stop the data workers of a persistent ``DataLoader`` (or do nothing
+    for anything else). Left alive after a run, they are killed at the
+    interpreter's exit; in a process that goes on (a tool called
+    in-process, a notebook), the garbage collector shuts them down at some
+    later collection and waits there for each worker, seconds at a time.
+    """
+    iterator = getattr(loader, '_iterator', None)
+    if iterator is not None and hasattr(iterator, '_shutdown_workers'):
+        iterator._shutdown_workers()
+        loader._iterator = None
+
+
+def stop_dataloader_workers(runner: Runner) -> None:
+    """:func:`stop_loader_workers` for a finished runner's train, val and
+    test dataloaders (an iteration-based run leaves them mid-epoch)."""
+    for split in ('train', 'val', 'test'):
+        loop = getattr(runner, f'_{split}_loop', None)
+        stop_loader_workers(getattr(loop, 'dataloader', None))

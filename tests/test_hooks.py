@@ -351,3 +351,19 @@ def test_torchrun_resume_after_sigkill_is_exact(torchrun_runs):
     assert NOT_EXACT not in log
     _assert_same_weights(_state_dict(runs['work']['killed']),
                          _state_dict(runs['work']['uninterrupted']))
+
+
+def test_stop_dataloader_workers_ends_persistent_workers():
+    from types import SimpleNamespace
+
+    from mmseg_plugins.hooks import stop_dataloader_workers
+    loader = torch.utils.data.DataLoader(
+        list(range(8)), batch_size=2, num_workers=1, persistent_workers=True)
+    next(iter(loader))  # mid-epoch, as an iteration-based run leaves it
+    workers = list(loader._iterator._workers)
+    assert all(w.is_alive() for w in workers)
+    runner = SimpleNamespace(_train_loop=SimpleNamespace(dataloader=loader),
+                             _val_loop=dict(type='ValLoop'))  # not built
+    stop_dataloader_workers(runner)
+    assert loader._iterator is None
+    assert not any(w.is_alive() for w in workers)

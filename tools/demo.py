@@ -61,20 +61,6 @@ def save_overlay(runner, out_file: str) -> None:
             show=False, wait_time=0, out_file=tmp, with_labels=False)
 
 
-def release_workers(runner) -> None:
-    """Stop the data workers of the runner's persistent dataloaders (left
-    mid-epoch by an iteration-based run and by the overlay's batch); left
-    to garbage collection, in-process callers wait for them at a later
-    collection."""
-    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loop = getattr(runner, f'_{name[:-len("_dataloader")]}_loop', None)
-        loader = getattr(loop, 'dataloader', None)
-        iterator = getattr(loader, '_iterator', None)
-        if iterator is not None and hasattr(iterator, '_shutdown_workers'):
-            iterator._shutdown_workers()
-            loader._iterator = None
-
-
 def majority_baseline_miou(data_root: str, num_classes: int) -> float:
     """mIoU (%) of predicting the most frequent class at every pixel of the
     validation split: the bar a trained model has to clear."""
@@ -96,6 +82,7 @@ def main(argv=None):
     t0 = time.time()
     import mmseg_plugins  # noqa: F401
     from mmengine.runner import Runner
+    from mmseg_plugins.hooks import stop_dataloader_workers
     from mmseg_plugins.demo_data import (data_root_options,
                                          ensure_shapes_dataset)
     from mmseg_plugins.cli import load_config
@@ -123,7 +110,7 @@ def main(argv=None):
     ckpt = osp.join(args.work_dir, f'iter_{iters}.pth')
     overlay = osp.join(args.work_dir, 'demo_overlay.png')
     save_overlay(runner, overlay)
-    release_workers(runner)
+    stop_dataloader_workers(runner)
     baseline = majority_baseline_miou(
         args.data_root,
         len(runner.test_dataloader.dataset.metainfo['classes']))

@@ -67,6 +67,8 @@ def main(argv=None):
     prepare_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.test()
+    from mmseg_plugins.hooks import stop_dataloader_workers
+    stop_dataloader_workers(runner)
     shutdown_distributed()
 
 

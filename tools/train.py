@@ -95,6 +95,8 @@ def main(argv=None):
         from mmseg.registry import RUNNERS
         runner = RUNNERS.build(cfg)
     runner.train()
+    from mmseg_plugins.hooks import stop_dataloader_workers
+    stop_dataloader_workers(runner)
     shutdown_distributed()
 
 

@@ -133,6 +133,7 @@ def train_and_check(config: str, precision: str, iters: int,
     from mmengine.runner import Runner
 
     from ..config import check_data_paths, load_config
+    from ..hooks import stop_dataloader_workers
     check_amp_precisions([precision], device)
     cfg = load_config(config, cfg_options)
     check_data_paths(cfg, ('train_dataloader', 'val_dataloader'))
@@ -162,6 +163,7 @@ def train_and_check(config: str, precision: str, iters: int,
         metrics = runner.val()
         error = None if precision == 'fp32' else _logits_rel_error(
             runner, precision, device)
+        stop_dataloader_workers(runner)
     miou = metrics.get('mIoU')
     return AmpRun(stem, precision, iters, recorder.losses, loss_scale,
                   None if miou is None else float(miou), error, train_s)

@@ -127,13 +127,17 @@ def model_confusion(cfg, checkpoint: str, device: str = 'cpu',
 
     from ..builder import build_segmentor
     from ..config import dataset_meta
+    from ..hooks import stop_loader_workers
     model, meta = build_segmentor(cfg, checkpoint, device)
     num_classes = int(model.decode_head.num_classes)
     if not cfg.get('test_dataloader'):
         raise ConfigError(f'{cfg.filename} has no test_dataloader')
     loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader))
     ignore = int(getattr(model.decode_head, 'ignore_index', 255))
-    matrix = count_confusion(model, loader, num_classes, ignore, step)
+    try:
+        matrix = count_confusion(model, loader, num_classes, ignore, step)
+    finally:
+        stop_loader_workers(loader)
     classes = list(dataset_meta(cfg, meta, num_classes)['classes'])
     return matrix, classes
 

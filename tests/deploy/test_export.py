@@ -15,7 +15,7 @@ from mmseg_plugins.deploy.export import (ExportableAdaptiveAvgPool2d,
                                          export_metadata, export_onnx,
                                          replace_adaptive_pools,
                                          verification_shapes)
-from mmseg_plugins.models import AFFORMER_ARCHS, MPViT, blocks
+from mmseg_plugins.models import AFFORMER_ARCHS, MIT_ARCHS, MPViT, blocks
 from mmseg_plugins.errors import MMSegPluginsError as Refused
 
 pytest.importorskip('onnxruntime')
@@ -59,14 +59,14 @@ def test_dynamic_dynamo_export_matches_onnxruntime(family, demo_configs,
                                                    tmp_path):
     """The default exporter. AFFormer's low-pass pyramid is what it froze
     to the traced size (silently wrong at other sizes); one block per stage
-    keeps this export fast (the modules are the tiny variant's).
-    SegFormer-B0 in full."""
+    keeps this export fast (the modules are AFFormer-tiny's and
+    SegFormer-B0's)."""
     from mmseg_plugins.builder import build_segmentor
     from mmseg_plugins.cli import load_config
     cfg = load_config(demo_configs[family])
-    if family == 'afformer':
-        cfg.model.backbone.arch = dict(AFFORMER_ARCHS['tiny'],
-                                       depths=(1, 1, 1, 1))
+    table = AFFORMER_ARCHS if family == 'afformer' else MIT_ARCHS
+    cfg.model.backbone.arch = dict(table[cfg.model.backbone.arch],
+                                   depths=(1, 1, 1, 1))
     model, _ = build_segmentor(cfg, None, 'cpu')
     ref.randomise(model, seed=0, scale=0.1)
     settings = ExportSettings(shape=(64, 64), dynamic=True)

@@ -180,7 +180,7 @@ def test_test_tool_refuses_bad_checkpoints(demo_root, tmp_path, kind):
     'mpvit/mpvit_tiny_upernet_ade20k.py'
 ])
 def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
-    """The real ADE20K configs start training (one small step: 256x256
+    """The real ADE20K configs start training (one small step: 128x128
     crops instead of 512x512, no validation) once data sits at the path
     mmseg's base config expects, relative to the working directory; without
     it the tool names that path."""
@@ -197,8 +197,8 @@ def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
             'train_cfg.val_begin=2',
             # a small step: the crop (pipeline step 3, RandomCrop) and the
             # batch the data preprocessor pads to
-            'train_dataloader.dataset.pipeline.3.crop_size=(256,256)',
-            'model.data_preprocessor.size=(256,256)',
+            'train_dataloader.dataset.pipeline.3.crop_size=(128,128)',
+            'model.data_preprocessor.size=(128,128)',
             # the paper configs start from the authors' ImageNet weights;
             # the documented switch trains from scratch
             'model.pretrained=None']

@@ -54,3 +54,27 @@ def test_repository_not_in_the_cache_is_refused(hub_cache):
     with pytest.raises(CheckpointError, match='cannot fetch '
                        'hf://nvidia/not-there'):
         backbone.init_weights()
+
+
+def test_hub_repository_is_a_whole_segmentor_for_inference(hub_cache):
+    """``hf://`` at a segmentor's entry point (``Segmenter``, on the builder
+    that tools/inference.py, the benchmark and the exporter share): the
+    repository's decode head and classifier load too, and the logits are
+    Hugging Face's, upsampled to the input as mmseg does."""
+    import os.path as osp
+
+    import torch.nn.functional as F
+
+    from helpers import ROOT
+    from mmseg_plugins.inference import Segmenter
+    config = osp.join(ROOT, 'configs', 'demo',
+                      'segformer_mit-b0_shapes-128x128.py')
+    seg = Segmenter(config, f'hf://{REPO}', device='cpu', cfg_options={
+        'model.decode_head.num_classes': 5,
+        'model.backbone.norm_eps': 1e-5})
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        theirs = F.interpolate(hub_cache(pixel_values=x).logits, size=(64, 96),
+                               mode='bilinear', align_corners=False)
+        torch.testing.assert_close(seg._network_logits(x), theirs,
+                                   rtol=1e-4, atol=1e-4)
