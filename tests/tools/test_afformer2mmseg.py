@@ -64,6 +64,15 @@ def test_segmentation_file_to_test_tool(tmp_path, demo_root):
     assert 'mIoU' in proc.stdout
     assert 'missing keys' not in proc.stdout + proc.stderr
     assert 'unexpected key' not in proc.stdout + proc.stderr
+    # the official file as it is: converted in memory by test.py, same mIoU
+    raw = call(osp.join(ROOT, 'tools', 'test.py'), DEMO, str(seg),
+               '--work-dir', str(tmp_path / 'raw'), '--cfg-options',
+               *demo_overrides(demo_root, 2),
+               *[f'{k}={v}'.replace(' ', '')
+                 for k, v in OFFICIAL_HEAD.items()])
+    assert raw.returncode == 0, raw.stderr[-2000:]
+    assert 'segmentation checkpoint, official layout' in raw.stdout
+    assert _miou(raw.stdout) == _miou(proc.stdout)
 
 
 def test_imagenet_file_to_pretrained_init(tmp_path):
@@ -134,3 +143,8 @@ def test_bad_files_are_refused(tmp_path, kind):
     proc = call(CONVERTER, str(src), str(tmp_path / 'o.pth'))
     assert_refused(proc, pattern)
     assert not marker.exists() and not (tmp_path / 'o.pth').exists()
+
+
+def _miou(log: str) -> str:
+    import re
+    return re.findall(r'mIoU: ([\d.]+)', log)[-1]

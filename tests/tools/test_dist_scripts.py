@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from helpers import call
 from helpers import (DEMO_CONFIG, PYTHON, ROOT, assert_refused,
                      demo_overrides, run)
 
@@ -29,8 +30,8 @@ def test_dist_test_on_two_cpu_processes_equals_one_process(
                *opts], env={'PYTHON': PYTHON, 'PORT': '29519'})
     assert "'backend': 'gloo'" in two.stdout
     assert 'Iter(test) [8/8]' in two.stdout  # half of the images per rank
-    one = run([PYTHON, osp.join(TOOLS, 'test.py'), DEMO_CONFIG,
-               demo_checkpoint, '--work-dir', str(tmp_path / 'one'), *opts])
+    one = call(osp.join(TOOLS, 'test.py'), DEMO_CONFIG, demo_checkpoint,
+               '--work-dir', str(tmp_path / 'one'), *opts)  # in-process
     assert 'Iter(test) [16/16]' in one.stdout
     assert _miou(two) == _miou(one)
 

@@ -74,6 +74,13 @@ def test_upernet_file_to_test_tool(tmp_path, demo_root):
                 *demo_overrides(demo_root, 2))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'mIoU' in proc.stdout
+    # the official file as it is: converted in memory by test.py, same mIoU
+    raw = call(osp.join(ROOT, 'tools', 'test.py'), DEMO, str(seg),
+               '--work-dir', str(tmp_path / 'raw'), '--cfg-options',
+               *demo_overrides(demo_root, 2))
+    assert raw.returncode == 0, raw.stderr[-2000:]
+    assert 'segmentation checkpoint, official layout' in raw.stdout
+    assert _miou(raw.stdout) == _miou(proc.stdout)
     assert 'missing keys' not in proc.stdout + proc.stderr
     assert 'unexpected key' not in proc.stdout + proc.stderr
 
@@ -134,3 +141,8 @@ def test_bad_files_are_refused(tmp_path, kind):
     assert_refused(proc, pattern)
     assert not marker.exists()
     assert sorted(os.listdir(tmp_path)) == ['src.pth']
+
+
+def _miou(log: str) -> str:
+    import re
+    return re.findall(r'mIoU: ([\d.]+)', log)[-1]
