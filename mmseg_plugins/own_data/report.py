@@ -49,7 +49,9 @@ def recommendations(survey: Survey, settings: Dict) -> List[str]:
             'RGB): loaded by mmseg_plugins.LoadImageAnyBands, normalised '
             f'with the training images\' per-channel mean {norm["mean"]} '
             f'and std {norm["std"]}; no photometric distortion (it assumes '
-            '8-bit RGB); RGB-pretrained stem weights do not fit as they are')
+            '8-bit RGB); the RGB-pretrained input filters are adapted when '
+            'the weights load (1 channel: their sum; N: repeated and scaled '
+            'by 3/N)')
     present = pixels[pixels > 0]
     if present.size > 1:
         ratio = present.max() / present.min()
