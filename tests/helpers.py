@@ -75,6 +75,14 @@ def call_mmseg(name: str, *argv) -> None:
         sys.argv = saved
 
 
+def logged_miou(log: str) -> str:
+    """The last mIoU an mmengine log prints (``mIoU: 12.34``), as text."""
+    import re
+    found = re.findall(r'mIoU: ([\d.]+)', log)
+    assert found, 'no mIoU in the log'
+    return found[-1]
+
+
 def run_log(work_dir) -> str:
     """The text of the newest run's log file (``<timestamp>/<timestamp>.log``)
     under an mmengine work directory."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import afformer_reference as ref
-from helpers import call
+from helpers import call, logged_miou
 from helpers import ROOT, Exploit, assert_refused, demo_overrides
 from mmseg_plugins.checkpoint import safe_load
 from mmseg_plugins.models import AFFormer, AFFormerHead
@@ -72,7 +72,7 @@ def test_segmentation_file_to_test_tool(tmp_path, demo_root):
                  for k, v in OFFICIAL_HEAD.items()])
     assert raw.returncode == 0, raw.stderr[-2000:]
     assert 'segmentation checkpoint, official layout' in raw.stdout
-    assert _miou(raw.stdout) == _miou(proc.stdout)
+    assert logged_miou(raw.stdout) == logged_miou(proc.stdout)
 
 
 def test_imagenet_file_to_pretrained_init(tmp_path):
@@ -143,8 +143,3 @@ def test_bad_files_are_refused(tmp_path, kind):
     proc = call(CONVERTER, str(src), str(tmp_path / 'o.pth'))
     assert_refused(proc, pattern)
     assert not marker.exists() and not (tmp_path / 'o.pth').exists()
-
-
-def _miou(log: str) -> str:
-    import re
-    return re.findall(r'mIoU: ([\d.]+)', log)[-1]

@@ -4,11 +4,10 @@ CPU processes over gloo), tools/slurm_train.sh and tools/slurm_test.sh
 refusal of missing arguments. dist_train.sh runs in test_tools.py."""
 import os
 import os.path as osp
-import re
 
 import pytest
 
-from helpers import call
+from helpers import call, logged_miou
 from helpers import (DEMO_CONFIG, PYTHON, ROOT, assert_refused,
                      demo_overrides, run)
 
@@ -17,7 +16,7 @@ TOOLS = osp.join(ROOT, 'tools')
 
 def _miou(proc) -> str:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return re.findall(r'mIoU: ([\d.]+)', proc.stdout)[-1]
+    return logged_miou(proc.stdout)
 
 
 def test_dist_test_on_two_cpu_processes_equals_one_process(

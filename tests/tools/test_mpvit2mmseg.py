@@ -7,7 +7,7 @@ import torch
 from mmseg.models.decode_heads import FCNHead, UPerHead
 
 import mpvit_reference as ref
-from helpers import call
+from helpers import call, logged_miou
 from helpers import ROOT, Exploit, assert_refused, demo_overrides
 from mmseg_plugins.checkpoint import safe_load
 from mmseg_plugins.models import MPViT
@@ -80,7 +80,7 @@ def test_upernet_file_to_test_tool(tmp_path, demo_root):
                *demo_overrides(demo_root, 2))
     assert raw.returncode == 0, raw.stderr[-2000:]
     assert 'segmentation checkpoint, official layout' in raw.stdout
-    assert _miou(raw.stdout) == _miou(proc.stdout)
+    assert logged_miou(raw.stdout) == logged_miou(proc.stdout)
     assert 'missing keys' not in proc.stdout + proc.stderr
     assert 'unexpected key' not in proc.stdout + proc.stderr
 
@@ -141,8 +141,3 @@ def test_bad_files_are_refused(tmp_path, kind):
     assert_refused(proc, pattern)
     assert not marker.exists()
     assert sorted(os.listdir(tmp_path)) == ['src.pth']
-
-
-def _miou(log: str) -> str:
-    import re
-    return re.findall(r'mIoU: ([\d.]+)', log)[-1]

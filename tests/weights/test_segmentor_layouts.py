@@ -5,13 +5,13 @@ mmseg's own, each converted in memory and loaded strictly. The files are
 the demo SegFormer (random weights) written in the NVlabs layout and as a
 Hugging Face folder (by tools/model_converters/segformer2hf.py)."""
 import os.path as osp
-import re
 
 import numpy as np
 import pytest
 import torch
 
-from helpers import ROOT, call, call_mmseg, demo_overrides, run_log
+from helpers import (ROOT, call, call_mmseg, demo_overrides, logged_miou,
+                     run_log)
 from official_files import nvlabs_segformer_keys
 from mmseg_plugins.inference import Segmenter
 
@@ -54,10 +54,6 @@ def test_segmenter_takes_the_raw_file(files, layout):
         np.testing.assert_array_equal(a, b)
 
 
-def _miou(text: str) -> float:
-    return float(re.search(r'mIoU: (\d+\.\d+)', text).group(1))
-
-
 def test_test_tools_take_the_raw_files(files, demo_root, tmp_path):
     """The same mIoU from every layout, through the project's test.py (an
     HF folder and an NVlabs file) and mmseg's own (an NVlabs file, through
@@ -68,11 +64,11 @@ def test_test_tools_take_the_raw_files(files, demo_root, tmp_path):
         proc = call(TEST, CONFIG, files[layout], '--work-dir',
                     tmp_path / layout, *options)
         assert proc.returncode == 0, proc.stderr[-2000:]
-        scores[layout] = _miou(run_log(tmp_path / layout))
+        scores[layout] = logged_miou(run_log(tmp_path / layout))
     work = tmp_path / 'mmseg'
     call_mmseg('test.py', CONFIG, files['nvlabs'], '--work-dir', work,
                *options)
     log = run_log(work)
     assert 'converted: MiT-b0 segmentation checkpoint, nvlabs layout' in log
-    scores['mmseg nvlabs'] = _miou(log)
+    scores['mmseg nvlabs'] = logged_miou(log)
     assert len(set(scores.values())) == 1, scores
