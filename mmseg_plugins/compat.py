@@ -57,12 +57,23 @@ installed):
    draw the class labels into such an array ("Layout of the output array
    img is incompatible with cv::Mat"). The image is made C-contiguous
    before it is drawn on.
+7. ``config_index`` -- **config loading re-reads every metafile**
+   (:func:`install_config_index`), when mmengine's ``_get_cfg_metainfo``
+   parses a package's ``model-index.yml`` and every metafile it lists on
+   each call. mmengine calls it for every ``pkg::`` base of a config, to
+   learn whether the path names a model config before it falls back to
+   the package's ``.mim/configs`` folder: three ``mmseg::`` bases cost
+   about 0.5 s per config load (159 YAML files for mmseg 1.2.2). The
+   replacement builds the same name -> entry index once per package and
+   ``model-index.yml`` version (its modification time and size), and
+   answers as mmengine does: a copy of the entry, or the same
+   ``ValueError``.
 
 **Opt-out.** ``MMSEG_PLUGINS_NO_COMPAT=all`` (or a comma-separated list of
 fix names: ``mmcv_ops``, ``safe_loader``, ``atomic_put``,
-``contiguous_draw``) leaves those parts of the environment exactly as
-installed, e.g. to reproduce an upstream bug. Without ``mmcv_ops`` and
-mmcv-lite, ``mmseg.models`` cannot be imported.
+``contiguous_draw``, ``config_index``) leaves those parts of the
+environment exactly as installed, e.g. to reproduce an upstream bug.
+Without ``mmcv_ops`` and mmcv-lite, ``mmseg.models`` cannot be imported.
 """
 import inspect
 import os
@@ -80,7 +91,7 @@ __all__ = [
     'apply', 'applied', 'FIXES', 'OPT_OUT_ENV', 'has_mmcv_ext',
     'install_mmcv_ops_fallback', 'install_safe_checkpoint_loader',
     'install_atomic_local_put', 'install_contiguous_sem_seg_draw',
-    'check_pkg_resources'
+    'install_config_index', 'config_index', 'check_pkg_resources'
 ]
 
 
@@ -256,6 +267,78 @@ def install_contiguous_sem_seg_draw() -> None:
 
 
 # --------------------------------------------------------------------------
+# 7. the metafile index behind ``pkg::`` config bases, read once
+# --------------------------------------------------------------------------
+#: package path -> ((mtime_ns, size) of its model-index.yml, index)
+_CONFIG_INDEXES: dict = {}
+
+
+def config_index(package_path: str) -> dict:
+    """``{config name: metafile entry}`` of an installed OpenMMLab package,
+    built as mmengine's ``_get_cfg_metainfo`` builds it (the first entry of
+    each config, names without the leading ``configs/``), read again only
+    when ``.mim/model-index.yml`` changes.
+
+    Args:
+        package_path (str): Installed path of the package (``.../mmseg``).
+
+    Returns:
+        dict: The cached index; callers must not modify it.
+    """
+    from mmengine.fileio import load
+    mim = os.path.join(package_path, '.mim')
+    index_path = os.path.join(mim, 'model-index.yml')
+    stat = os.stat(index_path)  # FileNotFoundError, as mmengine's load
+    version = (stat.st_mtime_ns, stat.st_size)
+    cached = _CONFIG_INDEXES.get(package_path)
+    if cached is None or cached[0] != version:
+        index = {}
+        for meta_path in load(index_path)['Import']:
+            for entry in load(os.path.join(mim, meta_path))['Models']:
+                if 'Config' not in entry:
+                    warnings.warn(f'There is not `Config` define in {entry}')
+                    continue
+                index.setdefault(entry['Config'].partition('/')[-1], entry)
+        cached = _CONFIG_INDEXES[package_path] = (version, index)
+    return cached[1]
+
+
+def _cfg_metainfo_from_index(package_path: str, cfg_path: str) -> dict:
+    """mmengine's ``_get_cfg_metainfo`` answered from :func:`config_index`:
+    a copy of the entry of ``cfg_path``, or mmengine's ``ValueError``."""
+    import copy
+    index = config_index(package_path)
+    if cfg_path not in index:
+        raise ValueError(f'Expected configs: {index.keys()}, but got '
+                         f'{cfg_path}')
+    return copy.deepcopy(index[cfg_path])
+
+
+def mmengine_reparses_metafiles() -> bool:
+    """Whether mmengine's ``_get_cfg_metainfo`` loads a package's
+    metafiles on every call."""
+    from mmengine.config import utils
+    lookup = getattr(utils, '_get_cfg_metainfo', None)
+    if lookup is None or lookup is _cfg_metainfo_from_index:
+        return False  # another mmengine, or ours is installed
+    try:
+        source = inspect.getsource(lookup)
+    except (OSError, TypeError):
+        return True
+    return "meta_index['Import']" in source
+
+
+def install_config_index() -> None:
+    """Answer mmengine's metafile lookups from :func:`config_index`
+    (``_get_external_cfg_path`` looks the function up at each call);
+    mmengine's function stays reachable as ``__wrapped__``."""
+    from mmengine.config import utils
+    if utils._get_cfg_metainfo is not _cfg_metainfo_from_index:
+        _cfg_metainfo_from_index.__wrapped__ = utils._get_cfg_metainfo
+        utils._get_cfg_metainfo = _cfg_metainfo_from_index
+
+
+# --------------------------------------------------------------------------
 # Applying the fixes
 # --------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -275,6 +358,7 @@ FIXES = (
     Fix('atomic_put', mmengine_put_writes_in_place, install_atomic_local_put),
     Fix('contiguous_draw', mmseg_draw_copies_image_layout,
         install_contiguous_sem_seg_draw),
+    Fix('config_index', mmengine_reparses_metafiles, install_config_index),
 )
 
 _APPLIED: Optional[List[str]] = None

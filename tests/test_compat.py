@@ -1,11 +1,13 @@
 """Tests of mmseg_plugins/compat.py."""
 import os
+import os.path as osp
 import sys
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import ROOT
 from mmseg_plugins import compat, distributed
 
 
@@ -130,7 +132,8 @@ def test_mmengine_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
 def test_each_fix_is_gated_on_its_condition(monkeypatch):
     """The loader fix is needed while mmengine's loader unpickles without
     an allow-list, the put fix while mmengine writes in place, the drawing
-    fix while mmseg draws into ``np.zeros_like(image)``."""
+    fix while mmseg draws into ``np.zeros_like(image)``, the index fix
+    while mmengine reads every metafile on each config lookup."""
     import mmengine.runner.checkpoint as mmengine_checkpoint
     from mmengine.fileio.backends import LocalBackend
     assert compat.mmengine_loader_is_unrestricted()  # mmengine 0.10.7
@@ -171,6 +174,90 @@ def test_each_fix_is_gated_on_its_condition(monkeypatch):
     monkeypatch.setattr(SegLocalVisualizer, '_draw_sem_seg',
                         draws_into_fresh_array)
     assert not compat.mmseg_draw_copies_image_layout()
+
+    from mmengine.config import utils as config_utils
+    assert not compat.mmengine_reparses_metafiles()  # ours is installed
+    monkeypatch.setattr(config_utils, '_get_cfg_metainfo',
+                        compat._cfg_metainfo_from_index.__wrapped__)
+    assert compat.mmengine_reparses_metafiles()  # mmengine 0.10.7
+    monkeypatch.delattr(config_utils, '_get_cfg_metainfo')
+    assert not compat.mmengine_reparses_metafiles()  # nothing to fix
+
+
+def _package_with_metafile(root, names) -> str:
+    """An installed-package layout: ``.mim/model-index.yml`` importing one
+    metafile whose models have the configs ``configs/<name>``."""
+    mim = root / '.mim'
+    (mim / 'configs').mkdir(parents=True, exist_ok=True)
+    (mim / 'model-index.yml').write_text(
+        'Import:\n- configs/metafile.yaml\n')
+    (mim / 'configs' / 'metafile.yaml').write_text('Models:\n' + ''.join(
+        f'- Name: {n}\n  Config: configs/{n}\n' for n in names))
+    return str(root)
+
+
+def test_config_index_answers_as_mmengine(tmp_path):
+    """The installed lookup gives mmengine's answers (an entry, or the same
+    ValueError for a base path) on mmseg's metafiles and on a package with
+    a config listed twice (the first entry wins)."""
+    import mmseg
+    from mmengine.config import utils
+    assert utils._get_cfg_metainfo is compat._cfg_metainfo_from_index
+    mmengine_lookup = compat._cfg_metainfo_from_index.__wrapped__
+    mmseg_path = osp.dirname(mmseg.__file__)
+    names = sorted(compat.config_index(mmseg_path))
+    assert len(names) > 500
+    toy = _package_with_metafile(tmp_path, ['a/x.py', 'a/y.py', 'a/x.py'])
+    for package, name in [(mmseg_path, names[0]), (mmseg_path, names[-1]),
+                          (toy, 'a/x.py'), (toy, 'a/y.py')]:
+        ours = utils._get_cfg_metainfo(package, name)
+        assert ours == mmengine_lookup(package, name)
+        assert ours['Config'] == f'configs/{name}'
+    for package in (mmseg_path, toy):
+        errors = []
+        for lookup in (utils._get_cfg_metainfo, mmengine_lookup):
+            with pytest.raises(ValueError) as info:
+                lookup(package, '_base_/datasets/ade20k')
+            errors.append(str(info.value))
+        assert errors[0] == errors[1]
+
+
+def test_config_index_reads_metafiles_once_per_index_version(
+        tmp_path, monkeypatch):
+    """Loading configs with ``mmseg::`` bases reads no metafile once the
+    index is built; a package whose model-index.yml changes is read
+    again; an entry handed out is a copy."""
+    import mmengine.fileio
+    from mmengine.config import Config
+    from mmengine.config import utils as config_utils
+    real_load, reads = mmengine.fileio.load, []
+
+    def counting_load(path, *args, **kwargs):
+        reads.append(str(path))
+        return real_load(path, *args, **kwargs)
+
+    # both names: mmengine's own lookup reads through the one it imported
+    monkeypatch.setattr(mmengine.fileio, 'load', counting_load)
+    monkeypatch.setattr(config_utils, 'load', counting_load)
+    config = osp.join(ROOT, 'configs', 'afformer', 'afformer_small_ade20k.py')
+    Config.fromfile(config)  # the index may be built here
+    reads.clear()
+    cfg = Config.fromfile(config)
+    assert cfg.model.backbone.type == 'mmseg_plugins.AFFormer'
+    assert not [p for p in reads if p.endswith(('.yml', '.yaml'))]
+
+    toy = _package_with_metafile(tmp_path, ['a/x.py'])
+    assert sorted(compat.config_index(toy)) == ['a/x.py']
+    reads.clear()
+    entry = compat._cfg_metainfo_from_index(toy, 'a/x.py')
+    entry['Config'] = 'changed'
+    assert compat.config_index(toy)['a/x.py']['Config'] == 'configs/a/x.py'
+    assert reads == []
+    _package_with_metafile(tmp_path, ['a/x.py', 'b/longer_name.py'])
+    index_file = tmp_path / '.mim' / 'model-index.yml'
+    index_file.write_text(index_file.read_text() + '# reinstalled\n')
+    assert sorted(compat.config_index(toy)) == ['a/x.py', 'b/longer_name.py']
+    assert len(reads) == 2  # model-index.yml and its one metafile
 
 
 def _strided_rgb_image():
