@@ -2,7 +2,8 @@
 exactly and stored in checkpoints that load through ``safe_load``; a demo
 training killed with SIGKILL after the checkpoint of iteration 3 and resumed
 ends with the weights of an uninterrupted run (1 process with 0 or 2 data
-workers, and the 2-process CPU torchrun)."""
+workers, and the 2-process CPU torchrun, whose checkpoints load like
+1-process ones)."""
 import logging
 import os
 import os.path as osp
@@ -327,12 +328,29 @@ def torchrun_runs(demo_root, tmp_path_factory):
                     '2', '--work-dir', work_dir, *args, '--cfg-options',
                     *opts], env=_env(PATH=path, PORT=str(port)))
 
-    _ok(dist_train(DEMO_CONFIG, work['uninterrupted'], 29527))
+    uninterrupted = _ok(dist_train(DEMO_CONFIG, work['uninterrupted'], 29527))
     killed = dist_train(killing, work['killed'], 29528)
     files = sorted(os.listdir(work['killed']))
     resumed = _ok(dist_train(killing, work['killed'], 29529, '--resume'))
-    return dict(work=work, killed=killed, files_after_kill=files,
-                resumed=resumed)
+    return dict(work=work, uninterrupted=uninterrupted, killed=killed,
+                files_after_kill=files, resumed=resumed)
+
+
+def test_torchrun_checkpoint_loads_like_a_one_process_one(
+        torchrun_runs, one_process_runs):
+    """tools/dist_train.sh on 2 CPU processes trains over gloo and saves
+    what a 1-process run saves: the same entries and tensor shapes, keys
+    without DDP's ``module.`` prefix."""
+    assert 'gloo' in torchrun_runs['uninterrupted'].stdout
+    dist = safe_load(osp.join(torchrun_runs['work']['uninterrupted'],
+                              f'iter_{ITERS}.pth'))
+    single = safe_load(osp.join(one_process_runs['work']['uninterrupted'],
+                                f'iter_{ITERS}.pth'))
+    assert dist['meta']['iter'] == ITERS
+    assert set(dist) == set(single)
+    assert {k: v.shape for k, v in dist['state_dict'].items()} == \
+        {k: v.shape for k, v in single['state_dict'].items()}
+    assert not any(k.startswith('module.') for k in dist['state_dict'])
 
 
 def test_torchrun_resume_after_sigkill_is_exact(torchrun_runs):

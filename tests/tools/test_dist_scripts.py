@@ -1,7 +1,7 @@
 """mmseg's launch scripts: tools/dist_test.sh (torchrun; without CUDA on
 CPU processes over gloo), tools/slurm_train.sh and tools/slurm_test.sh
 (srun, checked with a stand-in srun that records its arguments), and their
-refusal of missing arguments. dist_train.sh runs in test_tools.py."""
+refusal of missing arguments. dist_train.sh runs in test_hooks.py."""
 import os
 import os.path as osp
 
