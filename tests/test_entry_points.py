@@ -30,20 +30,17 @@ def _test_options(data_root: str, images: int = FEW) -> list:
         f'test_dataloader.dataset.indices={images}']
 
 
-def test_mmseg_apis_import_in_a_fresh_interpreter():
-    proc = _ok(run([PYTHON, '-c',
-                    'import sys\n'
-                    'from mmseg.apis import MMSegInferencer\n'
-                    "print('mmseg_plugins' in sys.modules)"]))
-    assert proc.stdout.strip().endswith('False')  # no import-order trick
-
-
 def test_inferencer_and_inference_model_run_a_plugin_model(
         demo_root, demo_checkpoint, tmp_path):
+    """``mmseg.apis`` imports without mmseg_plugins (no import-order
+    trick); its MMSegInferencer and init_model + inference_model then build
+    and run a plugin model from its config (``custom_imports``)."""
     image = osp.join(demo_root, 'images', 'validation',
                      'shapes_validation_000.png')
     code = f'''
+import sys
 from mmseg.apis import MMSegInferencer, inference_model, init_model
+print('mmseg_plugins imported by mmseg.apis:', 'mmseg_plugins' in sys.modules)
 inferencer = MMSegInferencer({DEMO_CONFIG!r}, {demo_checkpoint!r},
                              device='cpu')
 out = inferencer({image!r}, out_dir={str(tmp_path)!r})
@@ -55,6 +52,7 @@ print('inference_model', tuple(result.pred_sem_seg.data.shape),
       type(model.backbone).__module__)
 '''
     proc = _ok(run([PYTHON, '-c', code]))
+    assert 'mmseg_plugins imported by mmseg.apis: False' in proc.stdout
     assert ("inferencer (128, 128) ('background', 'disk', 'square', "
             "'triangle')") in proc.stdout
     assert 'inference_model (1, 128, 128) mmseg_plugins.models.segformer' \

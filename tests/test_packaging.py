@@ -124,10 +124,16 @@ def test_wheel_carries_configs_tools_model_index_license_and_hook(wheel):
 
 
 def test_installed_wheel_is_what_gets_imported(user):
-    proc = _ok(user.run(['-c', (
+    """In one fresh interpreter of the wheel's environment: the start-up
+    hook imports nothing (no torch, mmcv or mmseg; its module imports no
+    other), ``mmseg.apis`` imports through it without mmseg_plugins, and
+    what ``import mmseg_plugins`` then finds is the wheel's."""
+    proc = _ok(user.run(['-X', 'importtime', '-c', (
         'import sys, importlib.metadata as md\n'
         "heavy = sorted(m for m in ('torch', 'mmcv', 'mmseg') "
         'if m in sys.modules)\n'
+        'from mmseg.apis import MMSegInferencer\n'
+        "print('mmseg_plugins' in sys.modules)\n"
         'import mmseg_plugins, mmseg_plugins_mmcv_ops, os\n'
         'print(mmseg_plugins.__file__)\n'
         'print(mmseg_plugins_mmcv_ops.__file__)\n'
@@ -135,16 +141,13 @@ def test_installed_wheel_is_what_gets_imported(user):
         'print(heavy)\n'
         "print(os.path.isdir(os.path.join(os.path.dirname("
         "mmseg_plugins.__file__), '.mim', 'configs', 'demo')))\n")]))
-    package, hook, dist, heavy, configs = proc.stdout.splitlines()[-5:]
+    plugins_by_apis, package, hook, dist, heavy, configs = \
+        proc.stdout.splitlines()[-6:]
     for path in (package, hook, dist):
         assert path.startswith(user.site_packages), path
     assert heavy == '[]'  # the start-up hook imported none of them
+    assert plugins_by_apis == 'False'  # mmseg.apis needs no plugin import
     assert configs == 'True'  # the README's way to the configs
-
-
-def test_startup_hook_and_mmseg_apis_from_the_wheel(user):
-    proc = _ok(user.run(['-X', 'importtime', '-c',
-                         'from mmseg.apis import MMSegInferencer']))
     (line, ) = [ln for ln in proc.stderr.splitlines()
                 if ln.rstrip().endswith('|   mmseg_plugins_mmcv_ops')]
     self_us, cumulative_us = (int(v) for v in re.findall(r'\d+', line)[:2])
