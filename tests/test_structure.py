@@ -1,6 +1,6 @@
 """The package's layers point one way: no import cycle (function-level
 imports included), no library module that reaches up into the command
-line, no module over 450 lines."""
+line, no module over 450 lines; the README's layout names every module."""
 import ast
 import os
 import os.path as osp
@@ -137,3 +137,49 @@ def test_no_module_is_over_the_line_limit():
     long = {name: n for name, path in package_modules().items()
             if (n := len(open(path).read().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def _readme_layout():
+    """What the README's layout block lists of the package: the top-level
+    module file names, and ``{subpackage/: its text}`` (the line that opens
+    with ``name/`` and the deeper-indented lines under it)."""
+    import re
+    with open(osp.join(ROOT, 'README.md')) as f:
+        readme = f.read()
+    block = readme.split('## Layout', 1)[1].split('```')[1]
+    package = block.split('\nmmseg_plugins/\n', 1)[1].split(
+        '\nmmseg_plugins_mmcv_ops/', 1)[0]
+    modules, subpackages, current = set(), {}, None
+    for line in package.splitlines():
+        if line.startswith('   '):  # continues the entry above
+            if current:
+                subpackages[current] += line
+            continue
+        first = line.split()[0]
+        current = first if first.endswith('/') else None
+        if current:
+            subpackages[current] = line
+        else:
+            modules.update(re.findall(r'\b\w+\.py\b', line))
+    return modules, subpackages
+
+
+def test_readme_layout_names_every_module():
+    import re
+    modules, subpackages = _readme_layout()
+    missing = []
+    for name, path in package_modules().items():
+        parts = name.split('.')
+        if parts[0] != 'mmseg_plugins' or len(parts) == 1:
+            continue
+        if osp.basename(path) == '__init__.py':
+            listed = parts[1] + '/' in subpackages
+        elif len(parts) == 2:
+            listed = parts[1] + '.py' in modules
+        else:
+            listed = re.search(rf'\b{parts[2]}\.py\b',
+                               subpackages.get(parts[1] + '/', ''))
+        if not listed:
+            missing.append('/'.join(parts[1:]) + ('/' if osp.basename(
+                path) == '__init__.py' else '.py'))
+    assert not missing, f'not in the README layout: {missing}'
