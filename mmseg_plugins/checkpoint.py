@@ -45,11 +45,14 @@ def _numpy_globals() -> List[Any]:
     # numpy 2; make that alias resolvable too.
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
+            # numpy 2 warns, on each attribute of numpy.core, that it was
+            # renamed numpy._core
+            warnings.filterwarnings('ignore', message=r'numpy\.core is',
+                                    category=DeprecationWarning)
             from numpy.core import multiarray as legacy  # noqa: F401
-        items.extend([
-            (legacy._reconstruct, 'numpy.core.multiarray._reconstruct'),
-            (legacy.scalar, 'numpy.core.multiarray.scalar')])
+            items.extend([
+                (legacy._reconstruct, 'numpy.core.multiarray._reconstruct'),
+                (legacy.scalar, 'numpy.core.multiarray.scalar')])
     except Exception:  # pragma: no cover
         pass
     return items

@@ -29,6 +29,21 @@ def checkpoint(tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture(scope='module')
+def checkpoint_with_meta(checkpoint):
+    """The same weights with the demo dataset's classes in their meta, for
+    mmseg's init_model (without them it warns and calls
+    ``warnings.simplefilter('once')``, which overrides the test session's
+    filters)."""
+    from mmseg_plugins.checkpoint import safe_load
+    from mmseg_plugins.datasets import DemoShapesDataset
+    path = checkpoint[:-len('.pth')] + '_with_meta.pth'
+    torch.save({'state_dict': safe_load(checkpoint)['state_dict'],
+                'meta': {'dataset_meta': dict(DemoShapesDataset.METAINFO)}},
+               path)
+    return path
+
+
 def _images(demo_root, n=3):
     files = sorted(glob.glob(osp.join(demo_root, 'images', 'validation',
                                       '*.png')))[:n]
@@ -44,14 +59,14 @@ def _mmseg_labels(checkpoint, images, cfg_options=None):
 
 
 def test_labels_equal_mmseg_inference_and_do_not_depend_on_batching(
-        demo_root, checkpoint):
+        demo_root, checkpoint, checkpoint_with_meta):
     images = _images(demo_root) + [cv2.resize(_images(demo_root, 1)[0],
                                               (77, 53))]
     segmenter = Segmenter(CONFIG, checkpoint, device='cpu')
     assert segmenter.classes == ('background', 'disk', 'square', 'triangle')
     one_by_one = segmenter(images, batch_size=1)
     batched = segmenter(images, batch_size=3)
-    expected = _mmseg_labels(checkpoint, images)
+    expected = _mmseg_labels(checkpoint_with_meta, images)
     for a, b, c in zip(one_by_one, batched, expected):
         assert a.shape == c.shape
         assert (a != c).mean() < 1e-3  # equal but for float ties
@@ -59,13 +74,14 @@ def test_labels_equal_mmseg_inference_and_do_not_depend_on_batching(
     assert len({label.tobytes() for label in one_by_one}) > 1
 
 
-def test_sliding_windows_equal_mmseg(demo_root, checkpoint):
+def test_sliding_windows_equal_mmseg(demo_root, checkpoint,
+                                     checkpoint_with_meta):
     slide = {'model.test_cfg': dict(mode='slide', crop_size=(64, 64),
                                     stride=(48, 48))}
     image = cv2.resize(_images(demo_root, 1)[0], (150, 110))
     sliding = Segmenter(CONFIG, checkpoint, cfg_options=slide)
     ours = sliding([image])[0]
-    expected = _mmseg_labels(checkpoint, [image], slide)[0]
+    expected = _mmseg_labels(checkpoint_with_meta, [image], slide)[0]
     assert (ours != expected).mean() < 1e-3
     whole = Segmenter(CONFIG, checkpoint)
     x = whole.preprocess(image)[0][None]

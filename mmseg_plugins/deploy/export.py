@@ -48,6 +48,13 @@ from .settings import (EXPORTERS, INPUT_NAME, OPSETS,  # noqa: F401
 from .verify import (Check, example_images, verification_shapes,  # noqa: F401
                      verify)
 
+#: What the TorchScript tracer says of each shape it records as a Python
+#: value (a constant of the trace); the export's verification decides
+#: whether the graph is right.
+TRACED_PYTHON_VALUE = (r'(Converting a tensor to a Python \w+|Iterating '
+                       r'over a tensor) might cause the trace to be '
+                       r'incorrect')
+
 #: The exported module under the name this package has always used.
 ExportableSegmentor = SegmentorForward
 
@@ -183,13 +190,22 @@ def _export_graph(module: nn.Module, example: torch.Tensor,
             if output == 'logits' else {0: 'batch', 1: 'height', 2: 'width'}
         buffer = io.BytesIO()
         with warnings.catch_warnings():
-            # the tracer warns about every Python value it records; whether
-            # the graph is right is decided by the verification that follows
-            warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            # the tracer warns about every shape it records as a Python
+            # value (the models' own shape checks, torch's functional
+            # layers); whether the graph is right is decided by the
+            # verification that follows
+            warnings.filterwarnings(
+                'ignore', message=TRACED_PYTHON_VALUE,
+                category=torch.jit.TracerWarning)
             # the tool's --exporter torchscript asks for it on purpose
             warnings.filterwarnings(
                 'ignore', message='You are using the legacy TorchScript',
                 category=DeprecationWarning)
+            # and the exporter's own use of its deprecated logging setup
+            warnings.filterwarnings(
+                'ignore', message='The feature will be removed',
+                category=DeprecationWarning,
+                module='torch.onnx._internal.torchscript_exporter')
             torch.onnx.export(
                 module, (example, ), buffer, dynamo=False,
                 opset_version=settings.opset, input_names=[INPUT_NAME],

@@ -101,11 +101,11 @@ def test_adaptive_pool_stays_size_generic_through_both_exporters(
     x = torch.randn(2, 4, 64, 64)
     if dynamo:
         dim = torch.export.Dim.DYNAMIC
-        torch.onnx.export(_Pyramid(), (x, ), path, dynamo=True,
+        torch.onnx.export(_Pyramid().eval(), (x, ), path, dynamo=True,
                           dynamic_shapes=({0: dim, 2: dim, 3: dim}, ),
                           input_names=['x'], verbose=False)
     else:
-        torch.onnx.export(_Pyramid(), (x, ), path, dynamo=False,
+        torch.onnx.export(_Pyramid().eval(), (x, ), path, dynamo=False,
                           input_names=['x'],
                           dynamic_axes={'x': {0: 'b', 2: 'h', 3: 'w'}})
     session = ort.InferenceSession(path)
