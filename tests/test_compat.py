@@ -1,4 +1,4 @@
-"""Tests of mmseg_plugins/compat.py."""
+"""Tests of mmseg_plugins/compat/ (the compatibility fixes)."""
 import os
 import os.path as osp
 import sys
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import ROOT
+from helpers import DEMO_CONFIG, ROOT
 from mmseg_plugins import compat, distributed
 
 
@@ -26,7 +26,7 @@ def test_fallback_is_installed_with_mmcv_lite():
 def test_fallback_is_a_noop_with_full_mmcv(monkeypatch):
     sentinel = object()
     monkeypatch.setitem(sys.modules, 'mmcv.ops', sentinel)
-    monkeypatch.setattr(compat, 'has_mmcv_ext', lambda: True)
+    monkeypatch.setattr(compat.mmcv_ops, 'has_mmcv_ext', lambda: True)
     assert compat.install_mmcv_ops_fallback() is False
     assert sys.modules['mmcv.ops'] is sentinel
 
@@ -106,7 +106,7 @@ def test_mmengine_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     from mmengine.runner.checkpoint import save_checkpoint
 
     from mmseg_plugins import fileio
-    assert LocalBackend.put is compat._atomic_put
+    assert LocalBackend.put is compat.checkpoints._atomic_put
     dst = tmp_path / 'iter_1.pth'
     save_checkpoint({'state_dict': {'w': torch.ones(3)}}, str(dst))
     assert torch.load(dst, weights_only=True)['state_dict']['w'].sum() == 3
@@ -133,7 +133,8 @@ def test_each_fix_is_gated_on_its_condition(monkeypatch):
     """The loader fix is needed while mmengine's loader unpickles without
     an allow-list, the put fix while mmengine writes in place, the drawing
     fix while mmseg draws into ``np.zeros_like(image)``, the index fix
-    while mmengine reads every metafile on each config lookup."""
+    while mmengine reads every metafile on each config lookup, the text
+    fix while mmengine formats a config with yapf on each call."""
     import mmengine.runner.checkpoint as mmengine_checkpoint
     from mmengine.fileio.backends import LocalBackend
     assert compat.mmengine_loader_is_unrestricted()  # mmengine 0.10.7
@@ -178,10 +179,18 @@ def test_each_fix_is_gated_on_its_condition(monkeypatch):
     from mmengine.config import utils as config_utils
     assert not compat.mmengine_reparses_metafiles()  # ours is installed
     monkeypatch.setattr(config_utils, '_get_cfg_metainfo',
-                        compat._cfg_metainfo_from_index.__wrapped__)
+                        compat.configs._cfg_metainfo_from_index.__wrapped__)
     assert compat.mmengine_reparses_metafiles()  # mmengine 0.10.7
     monkeypatch.delattr(config_utils, '_get_cfg_metainfo')
     assert not compat.mmengine_reparses_metafiles()  # nothing to fix
+
+    from mmengine.config import config as config_module
+    assert not compat.mmengine_reformats_config_text()  # ours is installed
+    monkeypatch.setattr(config_module, 'FormatCode',
+                        config_module.FormatCode.__wrapped__)
+    assert compat.mmengine_reformats_config_text()  # mmengine 0.10.7
+    monkeypatch.delattr(config_module, 'FormatCode')
+    assert not compat.mmengine_reformats_config_text()  # nothing to fix
 
 
 def _package_with_metafile(root, names) -> str:
@@ -202,8 +211,8 @@ def test_config_index_answers_as_mmengine(tmp_path):
     a config listed twice (the first entry wins)."""
     import mmseg
     from mmengine.config import utils
-    assert utils._get_cfg_metainfo is compat._cfg_metainfo_from_index
-    mmengine_lookup = compat._cfg_metainfo_from_index.__wrapped__
+    assert utils._get_cfg_metainfo is compat.configs._cfg_metainfo_from_index
+    mmengine_lookup = compat.configs._cfg_metainfo_from_index.__wrapped__
     mmseg_path = osp.dirname(mmseg.__file__)
     names = sorted(compat.config_index(mmseg_path))
     assert len(names) > 500
@@ -249,7 +258,7 @@ def test_config_index_reads_metafiles_once_per_index_version(
     toy = _package_with_metafile(tmp_path, ['a/x.py'])
     assert sorted(compat.config_index(toy)) == ['a/x.py']
     reads.clear()
-    entry = compat._cfg_metainfo_from_index(toy, 'a/x.py')
+    entry = compat.configs._cfg_metainfo_from_index(toy, 'a/x.py')
     entry['Config'] = 'changed'
     assert compat.config_index(toy)['a/x.py']['Config'] == 'configs/a/x.py'
     assert reads == []
@@ -258,6 +267,41 @@ def test_config_index_reads_metafiles_once_per_index_version(
     index_file.write_text(index_file.read_text() + '# reinstalled\n')
     assert sorted(compat.config_index(toy)) == ['a/x.py', 'b/longer_name.py']
     assert len(reads) == 2  # model-index.yml and its one metafile
+
+
+def test_config_text_is_formatted_once_and_unchanged(monkeypatch):
+    """A config's ``pretty_text`` asked for again (as a training run does
+    for its log, dumps and checkpoints) runs yapf once and is yapf's text;
+    a changed config is formatted anew; a call the cache cannot key goes
+    to yapf each time."""
+    from mmengine.config import Config
+    from mmengine.config import config as config_module
+    assert getattr(config_module.FormatCode,
+                   compat.configs.FORMAT_ONCE_FLAG, False)
+    yapf_format = config_module.FormatCode.__wrapped__
+    sources = []
+
+    def counting_format(source, **kwargs):
+        sources.append(source)
+        return yapf_format(source, **kwargs)
+
+    once = compat.formatting_once(counting_format)
+    monkeypatch.setattr(config_module, 'FormatCode', once)
+    cfg = Config.fromfile(DEMO_CONFIG)
+    text = cfg.pretty_text
+    assert [cfg.pretty_text, cfg.pretty_text] == [text, text]
+    assert len(sources) == 1
+    cfg.train_cfg.max_iters = 7
+    changed = cfg.pretty_text
+    assert len(sources) == 2 and changed != text and 'max_iters=7' in changed
+    monkeypatch.setattr(config_module, 'FormatCode', yapf_format)
+    assert cfg.pretty_text == changed
+    cfg.train_cfg.max_iters = Config.fromfile(DEMO_CONFIG).train_cfg.max_iters
+    assert cfg.pretty_text == text
+    for _ in range(2):  # a style named by file: not cached
+        assert once('x  =  1\n', style_config='pep8') == \
+            yapf_format('x  =  1\n', style_config='pep8')
+    assert len(sources) == 4
 
 
 def _strided_rgb_image():

@@ -1,0 +1,85 @@
+"""Fixes 2 and 4, ``safe_loader`` and ``atomic_put``: mmengine's
+checkpoint reading through the allow-list loader, and its writing through
+a temporary file (:mod:`mmseg_plugins.compat`)."""
+import inspect
+import os
+
+import torch
+
+
+# --------------------------------------------------------------------------
+# 2. weights_only checkpoint loading for mmengine
+# --------------------------------------------------------------------------
+# mmengine names a loader in its log as ``function.__name__[10:]``, hence
+# the ``load_from_`` prefix.
+def load_from_local(filename: str, map_location=None):
+    """mmengine's local checkpoint loader, through :func:`safe_load`."""
+    from ..checkpoint import safe_load
+    filename = os.path.expanduser(filename)
+    return safe_load(filename, map_location=map_location)
+
+
+def load_from_http(filename: str, map_location=None, model_dir=None,
+                   progress: bool = False):
+    """mmengine's http(s) loader: download once into the torch hub cache,
+    then load through :func:`safe_load`."""
+    from urllib.parse import urlparse
+
+    from ..checkpoint import safe_load
+    if model_dir is None:
+        model_dir = os.path.join(torch.hub.get_dir(), 'checkpoints')
+    os.makedirs(model_dir, exist_ok=True)
+    cached = os.path.join(model_dir,
+                          os.path.basename(urlparse(filename).path))
+    if not os.path.exists(cached):
+        torch.hub.download_url_to_file(filename, cached, progress=progress)
+    return safe_load(cached, map_location=map_location)
+
+
+def mmengine_loader_is_unrestricted() -> bool:
+    """Whether mmengine's own local loader unpickles without an allow-list
+    (it calls ``torch.load`` without ``weights_only=True``)."""
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    try:
+        source = inspect.getsource(mmengine_checkpoint.load_from_local)
+    except (OSError, TypeError):  # no source: assume the known behaviour
+        return True
+    return 'weights_only=True' not in source
+
+
+def install_safe_checkpoint_loader() -> None:
+    """Route mmengine's local and http(s) checkpoint loading through
+    :func:`mmseg_plugins.checkpoint.safe_load` (``weights_only=True`` and an
+    allow-list). Idempotent."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_local)
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'), force=True)(load_from_http)
+
+
+# --------------------------------------------------------------------------
+# 4. atomic checkpoint writes
+# --------------------------------------------------------------------------
+def _atomic_put(self, obj: bytes, filepath) -> None:
+    """``LocalBackend.put`` that never leaves a partial file."""
+    from ..fileio import atomic_write
+    atomic_write(filepath, lambda f: f.write(obj))
+
+
+def mmengine_put_writes_in_place() -> bool:
+    """Whether mmengine's ``LocalBackend.put`` opens the final path for
+    writing (no temporary file and rename)."""
+    from mmengine.fileio.backends import LocalBackend
+    if LocalBackend.put is _atomic_put:
+        return False  # ours is installed
+    try:
+        source = inspect.getsource(LocalBackend.put)
+    except (OSError, TypeError):
+        return True
+    return not any(op in source for op in ('os.replace', 'os.rename'))
+
+
+def install_atomic_local_put() -> None:
+    """Make mmengine's local file writes (checkpoints) atomic."""
+    from mmengine.fileio.backends import LocalBackend
+    LocalBackend.put = _atomic_put
