@@ -1,4 +1,6 @@
 """Helpers shared by the tests (conftest puts this folder on sys.path)."""
+import contextlib
+import logging
 import os
 import os.path as osp
 import subprocess
@@ -61,6 +63,40 @@ def load_tool(script: str):
     return _TOOLS[path]
 
 
+def _manager_classes() -> list:
+    """mmengine's classes that keep named instances (MMLogger, MessageHub,
+    Visualizer and its subclasses, DefaultScope), each with its own
+    ``_instance_dict``."""
+    from mmengine.utils.manager import ManagerMixin
+    found, todo = [], list(ManagerMixin.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+@contextlib.contextmanager
+def own_mmengine_instances():
+    """The named instances a run creates in this process (its logger, with
+    its log file, message hub, visualiser and default scope) are released
+    when it ends, as a command-line run's are when its process exits.
+    Without this, a later run that gets the same timestamped name (one
+    started in the same second) would reuse them, and log into the earlier
+    run's file."""
+    before = {cls: set(cls._instance_dict) for cls in _manager_classes()}
+    try:
+        yield
+    finally:
+        for cls in _manager_classes():
+            for name in set(cls._instance_dict) - before.get(cls, set()):
+                instance = cls._instance_dict.pop(name)
+                for handler in getattr(instance, 'handlers', [])[:]:
+                    if isinstance(handler, logging.FileHandler):
+                        instance.removeHandler(handler)
+                        handler.close()
+
+
 def call_mmseg(name: str, *argv) -> None:
     """Run mmseg's own, unmodified tool ``name`` (``train.py``,
     ``test.py``) in this process: its ``main()`` with ``sys.argv`` set for
@@ -70,7 +106,8 @@ def call_mmseg(name: str, *argv) -> None:
     saved = sys.argv
     sys.argv = [name, *map(str, argv)]
     try:
-        tool.main()
+        with own_mmengine_instances():
+            tool.main()
     finally:
         sys.argv = saved
 
@@ -99,7 +136,6 @@ def call(script: str, *argv, cwd=None, env=None):
     stdout and stderr captured; returns a CompletedProcess like
     :func:`run`. Environment variables in ``env`` and the working
     directory hold for the call only."""
-    import contextlib
     import io
     import warnings
 
@@ -112,7 +148,8 @@ def call(script: str, *argv, cwd=None, env=None):
         os.environ.update(env or {})
         os.chdir(cwd or ROOT)
         with contextlib.redirect_stdout(out), \
-                contextlib.redirect_stderr(err), warnings.catch_warnings():
+                contextlib.redirect_stderr(err), warnings.catch_warnings(), \
+                own_mmengine_instances():
             try:
                 run_tool(tool.main, [str(a) for a in argv])
             except SystemExit as exit_:

@@ -82,10 +82,12 @@ def load_tool(relpath):
 def run_tool_main(tool, argv, capsys):
     """``tool.main(argv)`` through ``run_tool``, as the script runs:
     returns (exit code, stdout, stderr)."""
+    from helpers import own_mmengine_instances
     from mmseg_plugins.cli import run_tool
     code = 0
     try:
-        run_tool(tool.main, argv)
+        with own_mmengine_instances():
+            run_tool(tool.main, argv)
     except SystemExit as exc:
         code = exc.code
     out = capsys.readouterr()

@@ -3,6 +3,7 @@ on a plugin config, the project's tools/ (train, test, demo) and their
 refusal of bad input (dist_train.sh on 2 CPU processes: test_hooks.py).
 Runs are a few iterations on the demo data, single-worker, so they fit a
 2-core CPU."""
+import os
 import os.path as osp
 
 import pytest
@@ -85,6 +86,34 @@ def test_project_tools_train_and_test(demo_root, tmp_path):
                     '--work-dir', work, '--cfg-options',
                     *demo_overrides(demo_root, 3)))
     assert 'mIoU' in proc.stdout
+
+
+def test_in_process_runs_named_alike_keep_their_own_logs(
+        demo_root, demo_checkpoint, tmp_path, monkeypatch):
+    """Two in-process runs that start in the same second get the same
+    timestamped name; each still logs into its own work directory (the
+    helpers release a run's mmengine instances when it ends, as a process
+    exit does)."""
+    import time
+    from types import SimpleNamespace
+
+    import mmengine.runner.runner as runner_module
+    second = time.time()
+    monkeypatch.setattr(runner_module, 'time', SimpleNamespace(
+        time=lambda: second, strftime=time.strftime,
+        localtime=time.localtime))
+    logs = []
+    for name in ('first', 'second'):
+        proc = _ok(call(TEST, DEMO_CONFIG, demo_checkpoint, '--work-dir',
+                        tmp_path / name, '--cfg-options',
+                        *demo_overrides(demo_root, 2),
+                        'test_dataloader.dataset.indices=2'))
+        assert 'mIoU' in proc.stdout
+        logs.append(run_log(tmp_path / name))
+    # the same run folder name: the runs were named alike
+    assert os.listdir(tmp_path / 'first') == os.listdir(tmp_path / 'second')
+    for log in logs:
+        assert log.count('Iter(test) [2/2]') == 1
 
 
 def test_demo_tool(tmp_path):
