@@ -111,7 +111,8 @@ def test_in_process_runs_named_alike_keep_their_own_logs(
         assert 'mIoU' in proc.stdout
         logs.append(run_log(tmp_path / name))
     # the same run folder name: the runs were named alike
-    assert os.listdir(tmp_path / 'first') == os.listdir(tmp_path / 'second')
+    assert sorted(os.listdir(tmp_path / 'first')) == \
+        sorted(os.listdir(tmp_path / 'second'))
     for log in logs:
         assert log.count('Iter(test) [2/2]') == 1
 
