@@ -1,10 +1,11 @@
 """Fixes 2 and 4, ``safe_loader`` and ``atomic_put``: mmengine's
 checkpoint reading through the allow-list loader, and its writing through
 a temporary file (:mod:`mmseg_plugins.compat`)."""
-import inspect
 import os
 
 import torch
+
+from .source import source_matches
 
 
 # --------------------------------------------------------------------------
@@ -40,11 +41,8 @@ def mmengine_loader_is_unrestricted() -> bool:
     """Whether mmengine's own local loader unpickles without an allow-list
     (it calls ``torch.load`` without ``weights_only=True``)."""
     from mmengine.runner import checkpoint as mmengine_checkpoint
-    try:
-        source = inspect.getsource(mmengine_checkpoint.load_from_local)
-    except (OSError, TypeError):  # no source: assume the known behaviour
-        return True
-    return 'weights_only=True' not in source
+    return source_matches(mmengine_checkpoint.load_from_local,
+                          lambda source: 'weights_only=True' not in source)
 
 
 def install_safe_checkpoint_loader() -> None:
@@ -72,11 +70,8 @@ def mmengine_put_writes_in_place() -> bool:
     from mmengine.fileio.backends import LocalBackend
     if LocalBackend.put is _atomic_put:
         return False  # ours is installed
-    try:
-        source = inspect.getsource(LocalBackend.put)
-    except (OSError, TypeError):
-        return True
-    return not any(op in source for op in ('os.replace', 'os.rename'))
+    return source_matches(LocalBackend.put, lambda source: not any(
+        op in source for op in ('os.replace', 'os.rename')))
 
 
 def install_atomic_local_put() -> None:

@@ -2,10 +2,11 @@
 and a clear message), fix 7 ``config_index`` (the metafile index behind
 ``pkg::`` bases, read once) and fix 8 ``config_text`` (a config's text
 formatted once) (:mod:`mmseg_plugins.compat`)."""
-import inspect
 import os
 import warnings
 from typing import Callable
+
+from .source import source_matches
 
 
 # --------------------------------------------------------------------------
@@ -99,11 +100,8 @@ def mmengine_reparses_metafiles() -> bool:
     lookup = getattr(utils, '_get_cfg_metainfo', None)
     if lookup is None or lookup is _cfg_metainfo_from_index:
         return False  # another mmengine, or ours is installed
-    try:
-        source = inspect.getsource(lookup)
-    except (OSError, TypeError):
-        return True
-    return "meta_index['Import']" in source
+    return source_matches(lookup,
+                          lambda source: "meta_index['Import']" in source)
 
 
 def install_config_index() -> None:

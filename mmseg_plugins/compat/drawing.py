@@ -1,6 +1,6 @@
 """Fix 6, ``contiguous_draw``: mmseg's visualiser on images whose
 channels are planes (:mod:`mmseg_plugins.compat`)."""
-import inspect
+from .source import source_matches
 
 
 # --------------------------------------------------------------------------
@@ -17,11 +17,7 @@ def mmseg_draw_copies_image_layout() -> bool:
     draw = SegLocalVisualizer._draw_sem_seg
     if getattr(draw, CONTIGUOUS_FLAG, False):
         return False  # ours is installed
-    try:
-        source = inspect.getsource(draw)
-    except (OSError, TypeError):
-        return True
-    return 'zeros_like(image' in source
+    return source_matches(draw, lambda source: 'zeros_like(image' in source)
 
 
 def install_contiguous_sem_seg_draw() -> None:
