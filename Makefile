@@ -13,10 +13,15 @@ PYTEST_WORKERS ?= auto
 
 .PHONY: demo test lint install clean
 
+# pip installs without byte-compiling, compileall then compiles on every
+# core (pip compiles on one: a sixth of the install time); the few files
+# that do not compile on this Python (torch's py312_*.py, say) are skipped,
+# as pip skips them
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[tests]'
+	$(PY) -m pip install --no-compile -e '.[tests]'
+	-$(PY) -m compileall -qq -j 0 $(VENV)/lib
 	touch $@
 
 install: $(VENV)/.installed

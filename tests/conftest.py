@@ -6,21 +6,28 @@ import pytest
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-import mmseg_plugins  # noqa: E402,F401  (compat layer, registration)
+
+def _runs_tests(config) -> bool:
+    """False in pytest-xdist's controller (``make test``'s ``-n``), which
+    only hands the tests to its workers."""
+    return hasattr(config, 'workerinput') or \
+        not getattr(config.option, 'numprocesses', None)
 
 
-def _share_cores_between_workers() -> None:
-    """Under pytest-xdist (``make test`` runs one worker per core), each
-    worker's in-process torch gets its share of the cores instead of all of
-    them: two workers with two intra-op threads each on two cores would
-    oversubscribe them."""
+def pytest_configure(config):
+    """In the processes that run tests, before collection: the package
+    (compatibility layer, registration), and, under pytest-xdist, each
+    worker's share of the cores for its in-process torch (two workers with
+    two intra-op threads each on two cores would oversubscribe them). The
+    controller skips both: its seconds of imports would only delay the
+    workers' start."""
+    if not _runs_tests(config):
+        return
+    import mmseg_plugins  # noqa: F401  (compat layer, registration)
     workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
     if workers > 1:
         import torch
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-
-
-_share_cores_between_workers()
 
 
 @pytest.fixture(scope='session')

@@ -84,7 +84,9 @@ def own_mmengine_instances():
     Without this, a later run that gets the same timestamped name (one
     started in the same second) would reuse them, and log into the earlier
     run's file."""
-    before = {cls: set(cls._instance_dict) for cls in _manager_classes()}
+    # (none yet where mmengine is not imported: not imported here either)
+    before = {cls: set(cls._instance_dict) for cls in _manager_classes()} \
+        if 'mmengine' in sys.modules else {}
     try:
         yield
     finally:

@@ -203,7 +203,9 @@ def test_compile_channels_last_and_bf16_options(tmp_path):
     (aot_eager: no compiler needed), channels-last run measures every
     column, and ``--versus-eager`` times its eager copy beside it (speed-ups
     and the logits' difference in the table). One run checks both: the
-    compiled measurement is the same with or without the eager copy."""
+    compiled measurement is the same with or without the eager copy.
+    Throughput at the latency's batch size: one compiled graph per mode (a
+    second batch size recompiles with dynamic shapes, as long again)."""
     from mmseg_plugins import accelerate
     from mmseg_plugins.models.afformer import AFFORMER_ARCHS
     # the demo's modules, one block per stage: a third of the compile time
@@ -211,7 +213,8 @@ def test_compile_channels_last_and_bf16_options(tmp_path):
     config = tmp_path / 'afformer_one_block_per_stage.py'
     config.write_text(f'_base_ = [{DEMO!r}]\n'
                       f'model = dict(backbone=dict(arch={arch!r}))\n')
-    args = [str(config), *FAST, '--skip', 'flops', 'memory',
+    args = [str(config), *FAST, '--throughput-batch', '1',
+            '--skip', 'flops', 'memory',
             '--compile', '--compile-backend', 'aot_eager', '--channels-last',
             '--versus-eager', '--out-dir', str(tmp_path)]
     bf16 = accelerate._cpu_supports_bf16()

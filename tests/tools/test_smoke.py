@@ -1,12 +1,18 @@
-"""Each tool script once in a fresh interpreter, as a user runs it: its
-``__main__`` block reaches ``run_tool``, which turns bad input into one
-``error:`` line and exit code 2. Everything else about the tools is tested
+"""Each tool script once as a user runs it (``python tools/X.py ARGS``:
+``__main__``, its own arguments, ``sys.path[0]`` and working directory),
+all in one fresh interpreter (``run_scripts.py``; a fresh interpreter per
+tool would spend seconds on the same imports 16 times): its ``__main__``
+block reaches ``run_tool``, which turns bad input into one ``error:`` line
+on stderr and exit code 2. Everything else about the tools is tested
 in-process (``helpers.call``)."""
+import json
+import os
 import os.path as osp
 
 import pytest
 
 from helpers import PYTHON, ROOT, assert_refused, run
+from run_scripts import split_runs
 
 MISSING = 'no/such/file.py'
 #: tool -> (arguments naming a missing file, what the error line says)
@@ -40,10 +46,34 @@ TOOLS = {
 }
 
 
+RUN_SCRIPTS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                       'run_scripts.py')
+
+
+@pytest.fixture(scope='module')
+def refusals(tmp_path_factory):
+    """``{tool: (CompletedProcess, its working directory)}``: every tool
+    run once, each in an empty folder of its own."""
+    root = tmp_path_factory.mktemp('smoke')
+    steps = []
+    for index, tool in enumerate(sorted(TOOLS)):
+        cwd = root / f'tool{index}'
+        cwd.mkdir()
+        steps.append(dict(name=tool, cwd=str(cwd), argv=[
+            osp.join(ROOT, 'tools', tool), *TOOLS[tool][0]]))
+    with open(root / 'steps.json', 'w') as f:
+        json.dump(steps, f)
+    proc = run([PYTHON, RUN_SCRIPTS, str(root / 'steps.json')],
+               cwd=str(root))
+    found = split_runs(proc)
+    assert sorted(found) == sorted(TOOLS), proc.stdout[-3000:] + \
+        proc.stderr[-3000:]
+    return {step['name']: (found[step['name']], step['cwd'])
+            for step in steps}
+
+
 @pytest.mark.parametrize('tool', sorted(TOOLS))
-def test_tool_refuses_a_missing_file_in_a_fresh_interpreter(tool, tmp_path):
-    argv, pattern = TOOLS[tool]
-    proc = run([PYTHON, osp.join(ROOT, 'tools', tool), *argv],
-               cwd=str(tmp_path))
-    assert_refused(proc, pattern)
-    assert list(tmp_path.iterdir()) == []  # nothing written
+def test_tool_refuses_a_missing_file_as_a_script(tool, refusals):
+    proc, cwd = refusals[tool]
+    assert_refused(proc, TOOLS[tool][1])
+    assert os.listdir(cwd) == []  # nothing written
