@@ -70,8 +70,15 @@ def shutdown_distributed() -> None:
     """After a finished multi-process run: wait for every rank, then tear
     the process group down, so that no communication thread is still alive
     when the interpreter exits (gloo aborts the process otherwise, now and
-    then, with 'terminate called without an active exception')."""
+    then, with 'terminate called without an active exception'). Call it
+    after dropping the runner (``del runner``): its model's DDP wrapper
+    holds the process group, which is destroyed here, threads joined, only
+    once nothing else refers to it (the runner's reference cycles are
+    collected first)."""
+    import gc
+
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+        gc.collect()
         dist.destroy_process_group()

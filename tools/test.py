@@ -69,6 +69,7 @@ def main(argv=None):
     runner.test()
     from mmseg_plugins.hooks import stop_dataloader_workers
     stop_dataloader_workers(runner)
+    del runner  # (see shutdown_distributed)
     shutdown_distributed()
 
 

@@ -97,6 +97,7 @@ def main(argv=None):
     runner.train()
     from mmseg_plugins.hooks import stop_dataloader_workers
     stop_dataloader_workers(runner)
+    del runner  # (see shutdown_distributed)
     shutdown_distributed()
 
 
