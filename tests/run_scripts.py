@@ -95,5 +95,20 @@ def split_runs(proc: subprocess.CompletedProcess
         for name, r in runs.items()}
 
 
+def run_steps(steps: list, folder) -> Dict[str, subprocess.CompletedProcess]:
+    """Run ``steps`` (``{"name", "argv", "cwd"}`` each) in one fresh
+    interpreter (``steps.json`` written to ``folder``); returns
+    :func:`split_runs` of it, after checking that every step began."""
+    from helpers import PYTHON, run
+    path = os.path.join(str(folder), 'steps.json')
+    with open(path, 'w') as f:
+        json.dump(steps, f)
+    proc = run([PYTHON, os.path.abspath(__file__), path], cwd=str(folder))
+    found = split_runs(proc)
+    assert list(found) == [step['name'] for step in steps], \
+        proc.stdout[-3000:] + proc.stderr[-3000:]
+    return found
+
+
 if __name__ == '__main__':
     main()

@@ -15,12 +15,11 @@ import os.path as osp
 
 import pytest
 
-from helpers import DEMO_CONFIG, PYTHON, demo_overrides, mmseg_tool, run
-from run_scripts import split_runs
+from helpers import DEMO_CONFIG, demo_overrides, mmseg_tool
+from run_scripts import run_steps
 
 #: The demo data's validation images a test runs on (first N of 16).
 FEW = 4
-RUN_SCRIPTS = osp.join(osp.dirname(osp.abspath(__file__)), 'run_scripts.py')
 
 
 def _ok(proc):
@@ -113,13 +112,7 @@ def runs(demo_root, demo_checkpoint, tmp_path_factory):
     # print_config writes ./example.py: each step in a folder of its own
     listed = [dict(name=name, argv=argv, cwd=dirs.get(name, str(root)))
               for name, argv in steps.items()]
-    with open(root / 'steps.json', 'w') as f:
-        json.dump(listed, f)
-    proc = run([PYTHON, RUN_SCRIPTS, str(root / 'steps.json')])
-    found = split_runs(proc)
-    assert list(found) == list(steps), proc.stdout[-3000:] + \
-        proc.stderr[-3000:]
-    return found, dirs
+    return run_steps(listed, root), dirs
 
 
 def test_inferencer_and_inference_model_run_a_plugin_model(runs):

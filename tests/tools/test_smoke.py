@@ -5,14 +5,13 @@ tool would spend seconds on the same imports 16 times): its ``__main__``
 block reaches ``run_tool``, which turns bad input into one ``error:`` line
 on stderr and exit code 2. Everything else about the tools is tested
 in-process (``helpers.call``)."""
-import json
 import os
 import os.path as osp
 
 import pytest
 
-from helpers import PYTHON, ROOT, assert_refused, run
-from run_scripts import split_runs
+from helpers import ROOT, assert_refused
+from run_scripts import run_steps
 
 MISSING = 'no/such/file.py'
 #: tool -> (arguments naming a missing file, what the error line says)
@@ -46,10 +45,6 @@ TOOLS = {
 }
 
 
-RUN_SCRIPTS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                       'run_scripts.py')
-
-
 @pytest.fixture(scope='module')
 def refusals(tmp_path_factory):
     """``{tool: (CompletedProcess, its working directory)}``: every tool
@@ -61,13 +56,7 @@ def refusals(tmp_path_factory):
         cwd.mkdir()
         steps.append(dict(name=tool, cwd=str(cwd), argv=[
             osp.join(ROOT, 'tools', tool), *TOOLS[tool][0]]))
-    with open(root / 'steps.json', 'w') as f:
-        json.dump(steps, f)
-    proc = run([PYTHON, RUN_SCRIPTS, str(root / 'steps.json')],
-               cwd=str(root))
-    found = split_runs(proc)
-    assert sorted(found) == sorted(TOOLS), proc.stdout[-3000:] + \
-        proc.stderr[-3000:]
+    found = run_steps(steps, root)
     return {step['name']: (found[step['name']], step['cwd'])
             for step in steps}
 
