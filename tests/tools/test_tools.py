@@ -250,15 +250,19 @@ def test_training_with_compiled_networks(demo_root, tmp_path):
     """A config's ``compile`` option trains with the networks compiled (here
     the aot_eager backend, which needs no compiler), through the project's
     tool and, with the hook in the config, mmseg's own. The demo's MiT-B0
-    with one block per stage: compiling is most of the time here."""
+    with one block per stage, and no validation (the inference graph is
+    tested in tests/models/test_compile.py): compiling is most of the time
+    here."""
     from mmseg_plugins.models import MIT_ARCHS
     arch = dict(MIT_ARCHS['b0'], depths=(1, 1, 1, 1), _delete_=True)
     shallow = tmp_path / 'shallow.py'
     shallow.write_text(f'_base_ = [{DEMO_CONFIG!r}]\n'
                        f'model = dict(backbone=dict(arch={arch!r}))\n')
+    no_validation = ['val_cfg=None', 'val_dataloader=None',
+                     'val_evaluator=None']
     proc = _ok(call(TRAIN, shallow, '--work-dir',
                     str(tmp_path / 'a'), '--cfg-options',
-                    *demo_overrides(demo_root, 2),
+                    *demo_overrides(demo_root, 2), *no_validation,
                     'compile.backend=aot_eager'))
     assert 'torch.compile (mode default, backend aot_eager): backbone, ' \
         'decode_head' in proc.stdout
@@ -271,7 +275,8 @@ def test_training_with_compiled_networks(demo_root, tmp_path):
         "                dict(type='mmseg_plugins.CompileHook', "
         "backend='aot_eager')]\n")
     call_mmseg('train.py', config, '--work-dir', tmp_path / 'b',
-               '--cfg-options', *demo_overrides(demo_root, 2))
+               '--cfg-options', *demo_overrides(demo_root, 2),
+               *no_validation)
     assert 'torch.compile (mode default, backend aot_eager)' in \
         run_log(tmp_path / 'b')
     assert (tmp_path / 'b' / 'iter_2.pth').is_file()
