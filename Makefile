@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 # pytest options; CI adds the slowest tests' durations to its log
 PYTEST_ARGS ?=
 # one pytest worker per core, each test module on one worker (module
-# fixtures such as the resume runs are built once); PYTEST_WORKERS=0 runs
-# everything in this process
+# fixtures such as the resume runs are built once), the longest modules
+# first (tests/conftest.py); PYTEST_WORKERS=0 runs everything in this
+# process
 PYTEST_WORKERS ?= auto
 
 .PHONY: demo test lint install clean
@@ -36,7 +37,8 @@ lint: $(VENV)/.installed
 	$(PY) -m flake8 mmseg_plugins mmseg_plugins_mmcv_ops tools tests setup.py
 
 test: lint
-	$(RUN) -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(RUN) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder \
+		$(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) work_dirs data/demo_shapes

@@ -30,6 +30,33 @@ def pytest_configure(config):
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
+#: The longest modules (CI's log lists the slowest tests), longest first.
+#: pytest-xdist hands each worker one module at a time (``--dist
+#: loadscope``), in collection order (``make test`` turns off its reordering
+#: by test count, which started the resume and packaging tests, few but
+#: long, last): started first, they do not leave one worker busy at the end
+#: while the other has nothing left.
+LONGEST_FIRST = (
+    'deploy/test_export.py', 'test_hooks.py', 'test_packaging.py',
+    'tools/test_benchmark.py', 'tools/test_tools.py',
+    'models/test_compile.py', 'deploy/test_quantize.py',
+    'benchmark/test_amp.py', 'test_entry_points.py',
+    'tools/test_dist_scripts.py',
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The modules of :data:`LONGEST_FIRST` first, in that order; the rest
+    and the tests within each module in their collection order."""
+    here = osp.dirname(osp.abspath(__file__))
+    rank = {}
+    for index, name in enumerate(LONGEST_FIRST):
+        path = osp.join(here, name)
+        assert osp.isfile(path), f'LONGEST_FIRST names a missing {path}'
+        rank[path] = index
+    items.sort(key=lambda item: rank.get(str(item.path), len(rank)))
+
+
 @pytest.fixture(scope='session')
 def demo_root(tmp_path_factory):
     """The generated demo dataset, written once per test session."""
