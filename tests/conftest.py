@@ -22,6 +22,12 @@ def pytest_configure(config):
     controller skips both: its seconds of imports would only delay the
     workers' start."""
     if not _runs_tests(config):
+        # yapf (imported by mmengine's Config) caches its grammar tables in
+        # ~/.cache/YAPF on its first import after an install, and renames
+        # that file into place before it has been flushed: two workers
+        # starting together in a fresh environment could read it empty
+        # (EOFError). The controller writes it first (a 0.1 s import).
+        import yapf  # noqa: F401
         return
     import mmseg_plugins  # noqa: F401  (compat layer, registration)
     workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
