@@ -35,6 +35,31 @@ def demo_overrides(data_root: str, iters: int) -> list:
     return opts
 
 
+def one_block_per_stage_arch(family, variant: str) -> dict:
+    """The ``arch`` of ``family`` (a backbone class) ``variant`` with one
+    block per stage (MPViT: and two chained paths instead of three): every
+    kind of block, in a fraction of the time the full variant takes to
+    trace, compile or export."""
+    from mmseg_plugins.models import MPViT
+    arch = dict(family.arch_table[variant], depths=(1, 1, 1, 1))
+    if family is MPViT:
+        arch['num_paths'] = (2, 2, 2, 2)
+    return arch
+
+
+def one_block_per_stage_demo_config(directory) -> str:
+    """Write ``shallow.py`` into ``directory``: DEMO_CONFIG (SegFormer-B0)
+    with one block per stage, every kind of block, for the tests whose time
+    is mostly compiling. Returns its path."""
+    from mmseg_plugins.models import MIT_ARCHS
+    arch = dict(MIT_ARCHS['b0'], depths=(1, 1, 1, 1), _delete_=True)
+    path = osp.join(str(directory), 'shallow.py')
+    with open(path, 'w') as f:
+        f.write(f'_base_ = [{DEMO_CONFIG!r}]\n'
+                f'model = dict(backbone=dict(arch={arch!r}))\n')
+    return path
+
+
 def run(cmd, cwd=None, env=None, timeout=300):
     """Run a command in a fresh process (for what needs one: start-up
     hooks, packaging, several processes, one smoke test per tool); return

@@ -9,13 +9,14 @@ import torch
 import torch.nn as nn
 
 import mhca_reference as ref
+from helpers import one_block_per_stage_arch
 from mmseg_plugins.deploy import OnnxSegmentor, export
 from mmseg_plugins.deploy.export import (ExportableAdaptiveAvgPool2d,
                                          ExportableSegmentor, ExportSettings,
                                          export_metadata, export_onnx,
                                          replace_adaptive_pools,
                                          verification_shapes)
-from mmseg_plugins.models import AFFORMER_ARCHS, MIT_ARCHS, MPViT, blocks
+from mmseg_plugins.models import AFFormer, MiT, MPViT, blocks
 from mmseg_plugins.errors import MMSegPluginsError as Refused
 
 pytest.importorskip('onnxruntime')
@@ -64,9 +65,8 @@ def test_dynamic_dynamo_export_matches_onnxruntime(family, demo_configs,
     from mmseg_plugins.builder import build_segmentor
     from mmseg_plugins.cli import load_config
     cfg = load_config(demo_configs[family])
-    table = AFFORMER_ARCHS if family == 'afformer' else MIT_ARCHS
-    cfg.model.backbone.arch = dict(table[cfg.model.backbone.arch],
-                                   depths=(1, 1, 1, 1))
+    cfg.model.backbone.arch = one_block_per_stage_arch(
+        AFFormer if family == 'afformer' else MiT, cfg.model.backbone.arch)
     model, _ = build_segmentor(cfg, None, 'cpu')
     ref.randomise(model, seed=0, scale=0.1)
     settings = ExportSettings(shape=(64, 64), dynamic=True)
@@ -107,9 +107,9 @@ def test_mpvit_backbone_exports_right_with_both_exporters(tmp_path, dynamo):
     convolutional branch): every kind of module, in four fifths of the
     dynamo export's time with three paths."""
     import onnxruntime as ort
-    arch = dict(MPViT.arch_table['tiny'], depths=(1, 1, 1, 1),
-                num_paths=(2, 2, 2, 2))
-    backbone = ref.randomise(MPViT(arch).eval(), seed=2, scale=0.1)
+    backbone = ref.randomise(
+        MPViT(one_block_per_stage_arch(MPViT, 'tiny')).eval(), seed=2,
+        scale=0.1)
     path = str(tmp_path / 'mpvit.onnx')
     _export_backbone(backbone, path, dynamo)
     session = ort.InferenceSession(path)

@@ -32,10 +32,10 @@ def quantized(demo_configs, tmp_path_factory):
     from mmseg_plugins.cli import load_config
     from mmseg_plugins.deploy import (ExportSettings, export_metadata,
                                       export_onnx)
-    from mmseg_plugins.models import AFFORMER_ARCHS
+    from helpers import one_block_per_stage_arch
+    from mmseg_plugins.models import AFFormer
     cfg = load_config(demo_configs['afformer'])
-    cfg.model.backbone.arch = dict(AFFORMER_ARCHS['tiny'],
-                                   depths=(1, 1, 1, 1))
+    cfg.model.backbone.arch = one_block_per_stage_arch(AFFormer, 'tiny')
     model, _ = build_segmentor(cfg, None, 'cpu')
     ref.randomise(model, seed=0, scale=0.1)
     settings = ExportSettings(shape=(64, 64), dynamic=True,

@@ -7,21 +7,12 @@ import pytest
 import torch
 from torch import _dynamo
 
+from helpers import one_block_per_stage_arch
 from mmseg_plugins.models import AFFormer, MiT, MPViT
 
 
-def _one_block_per_stage_arch(family, variant) -> dict:
-    """The variant's modules, one block per stage (MPViT: and two paths,
-    chained, instead of three): every kind of block is traced, in a
-    fraction of the time the full variant takes."""
-    arch = dict(family.arch_table[variant], depths=(1, 1, 1, 1))
-    if family is MPViT:
-        arch['num_paths'] = (2, 2, 2, 2)
-    return arch
-
-
 def _one_block_per_stage(family, variant, **kwargs):
-    return family(_one_block_per_stage_arch(family, variant), **kwargs)
+    return family(one_block_per_stage_arch(family, variant), **kwargs)
 
 
 @pytest.mark.parametrize('build', [
@@ -77,7 +68,7 @@ def test_segmentor_inference_is_one_graph(name):
     # the demo's modules, one block per stage (every kind of block traced)
     family = {'MiT': MiT, 'AFFormer': AFFormer, 'MPViT': MPViT}[
         cfg.model.backbone.type.split('.')[-1]]
-    cfg.model.backbone.arch = _one_block_per_stage_arch(
+    cfg.model.backbone.arch = one_block_per_stage_arch(
         family, cfg.model.backbone.get('arch', 'b0'))
     model = build_model(cfg, None, 'cpu')
     x = torch.randn(1, 3, 64, 96)

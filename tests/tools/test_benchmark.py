@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import ROOT, assert_refused, call
+from helpers import (ROOT, assert_refused, call,
+                     one_block_per_stage_demo_config)
 from mmseg_plugins.benchmark import (build_reference, count_flops,
                                      count_params, format_table, load_builder,
                                      max_abs_diff, peak_memory_mb,
@@ -17,8 +18,6 @@ from mmseg_plugins.benchmark import (build_reference, count_flops,
 
 TOOL = osp.join(ROOT, 'tools', 'benchmark.py')
 DEMO = osp.join(ROOT, 'configs', 'demo', 'afformer_tiny_shapes-128x128.py')
-SEGFORMER_DEMO = osp.join(ROOT, 'configs', 'demo',
-                          'segformer_mit-b0_shapes-128x128.py')
 FAST = ['--shape', '64', '96', '--repeats', '2', '--warmup', '1',
         '--throughput-batch', '2', '--throughput-repeats', '1',
         '--train-repeats', '1']
@@ -209,16 +208,12 @@ def test_compile_channels_last_and_bf16_options(tmp_path):
     Throughput at the latency's batch size: one compiled graph per mode (a
     second batch size recompiles with dynamic shapes, as long again)."""
     from mmseg_plugins import accelerate
-    from mmseg_plugins.models.segformer import MIT_ARCHS
     # what is checked is the tool's options, on the smallest graph there is:
     # SegFormer-B0's modules, one block per stage (the test took twice as
     # long with AFFormer-tiny's; every family's graph is compiled in
     # tests/models/test_compile.py)
-    arch = dict(MIT_ARCHS['b0'], depths=(1, 1, 1, 1), _delete_=True)
-    config = tmp_path / 'segformer_one_block_per_stage.py'
-    config.write_text(f'_base_ = [{SEGFORMER_DEMO!r}]\n'
-                      f'model = dict(backbone=dict(arch={arch!r}))\n')
-    args = [str(config), *FAST, '--throughput-batch', '1',
+    config = one_block_per_stage_demo_config(tmp_path)
+    args = [config, *FAST, '--throughput-batch', '1',
             '--skip', 'flops', 'memory',
             '--compile', '--compile-backend', 'aot_eager', '--channels-last',
             '--versus-eager', '--out-dir', str(tmp_path)]

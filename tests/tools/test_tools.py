@@ -11,7 +11,7 @@ import torch
 
 from helpers import call, call_mmseg, run_log
 from helpers import (DEMO_CONFIG, ROOT, Exploit, assert_refused,
-                     demo_overrides)
+                     demo_overrides, one_block_per_stage_demo_config)
 from mmseg_plugins.checkpoint import safe_load
 
 TRAIN = osp.join(ROOT, 'tools', 'train.py')
@@ -253,11 +253,7 @@ def test_training_with_compiled_networks(demo_root, tmp_path):
     with one block per stage, and no validation (the inference graph is
     tested in tests/models/test_compile.py): compiling is most of the time
     here."""
-    from mmseg_plugins.models import MIT_ARCHS
-    arch = dict(MIT_ARCHS['b0'], depths=(1, 1, 1, 1), _delete_=True)
-    shallow = tmp_path / 'shallow.py'
-    shallow.write_text(f'_base_ = [{DEMO_CONFIG!r}]\n'
-                       f'model = dict(backbone=dict(arch={arch!r}))\n')
+    shallow = one_block_per_stage_demo_config(tmp_path)
     no_validation = ['val_cfg=None', 'val_dataloader=None',
                      'val_evaluator=None']
     proc = _ok(call(TRAIN, shallow, '--work-dir',
@@ -269,7 +265,7 @@ def test_training_with_compiled_networks(demo_root, tmp_path):
     assert (tmp_path / 'a' / 'iter_2.pth').is_file()
     config = tmp_path / 'compiled.py'
     config.write_text(
-        f'_base_ = [{str(shallow)!r}]\n'
+        f'_base_ = [{shallow!r}]\n'
         "custom_hooks = [dict(type='mmseg_plugins.RNGStateHook'),\n"
         "                dict(type='mmseg_plugins.StrictLoadHook'),\n"
         "                dict(type='mmseg_plugins.CompileHook', "
