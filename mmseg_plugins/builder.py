@@ -12,7 +12,6 @@ import copy
 import os.path as osp
 from typing import Optional, Tuple
 
-import torch
 import torch.nn as nn
 
 from .errors import ConfigError
@@ -87,7 +86,6 @@ def build_segmentor(cfg, checkpoint: Optional[str] = None,
     else:
         with quiet_logger():  # no per-parameter init report
             model.init_weights()
-    torch.manual_seed(0)
     return model.to(device).eval(), meta
 
 
