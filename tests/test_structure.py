@@ -1,6 +1,7 @@
 """The package's layers point one way: no import cycle (function-level
 imports included), no library module that reaches up into the command
-line, no module over 450 lines; the README's layout names every module."""
+line, no module over 450 lines; docs/development.md's layout names every
+module."""
 import ast
 import os
 import os.path as osp
@@ -139,14 +140,14 @@ def test_no_module_is_over_the_line_limit():
     assert long == {}
 
 
-def _readme_layout():
-    """What the README's layout block lists of the package: the top-level
-    module file names, and ``{subpackage/: its text}`` (the line that opens
-    with ``name/`` and the deeper-indented lines under it)."""
+def _documented_layout():
+    """What docs/development.md's layout block lists of the package: the
+    top-level module file names, and ``{subpackage/: its text}`` (the line
+    that opens with ``name/`` and the deeper-indented lines under it)."""
     import re
-    with open(osp.join(ROOT, 'README.md')) as f:
-        readme = f.read()
-    block = readme.split('## Layout', 1)[1].split('```')[1]
+    with open(osp.join(ROOT, 'docs', 'development.md')) as f:
+        page = f.read()
+    block = page.split('## Layout', 1)[1].split('```')[1]
     package = block.split('\nmmseg_plugins/\n', 1)[1].split(
         '\nmmseg_plugins_mmcv_ops/', 1)[0]
     modules, subpackages, current = set(), {}, None
@@ -164,9 +165,9 @@ def _readme_layout():
     return modules, subpackages
 
 
-def test_readme_layout_names_every_module():
+def test_development_page_layout_names_every_module():
     import re
-    modules, subpackages = _readme_layout()
+    modules, subpackages = _documented_layout()
     missing = []
     for name, path in package_modules().items():
         parts = name.split('.')
@@ -182,4 +183,4 @@ def test_readme_layout_names_every_module():
         if not listed:
             missing.append('/'.join(parts[1:]) + ('/' if osp.basename(
                 path) == '__init__.py' else '.py'))
-    assert not missing, f'not in the README layout: {missing}'
+    assert not missing, f'not in docs/development.md\'s layout: {missing}'
