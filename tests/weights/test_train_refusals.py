@@ -44,7 +44,9 @@ def test_refused_before_training(tmp_path, monkeypatch, capsys, case):
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and err[0].startswith('error: '), err
     expected = dict(family='does not fit AFFormer',
-                    variant='(the file is: AFFormer-base backbone',
+                    variant='the file holds an AFFormer-base backbone '
+                    'checkpoint (official layout), the model is '
+                    'AFFormer-tiny;',
                     truncated='not a readable',
                     missing='does not exist')[case]
     assert expected in err[0], err[0]
