@@ -8,6 +8,7 @@ import pytest
 import torch
 from mmengine.model.weight_init import PretrainedInit
 
+from official_files import nvlabs_segformer_keys
 from mmseg_plugins.errors import (CheckpointError, CheckpointNotFoundError,
                                   CheckpointPrefixError, InitConfigError)
 from mmseg_plugins.models import AFFormer, MiT, SegformerHead
@@ -201,7 +202,7 @@ def test_partial_whole_model_in_own_layout(files, tmp_path, monkeypatch):
         load_model_weights(model, str(nothing), 'cfg.py', partial=True)
 
 
-def test_head_pretrained_loads_strictly(files):
+def test_head_pretrained_loads_strictly(files, tmp_path):
     kw = dict(in_channels=[32, 64, 160, 256], in_index=[0, 1, 2, 3],
               channels=32, num_classes=3)
     head = SegformerHead(init_cfg=[dict(type='Pretrained',
@@ -214,6 +215,16 @@ def test_head_pretrained_loads_strictly(files):
                                        checkpoint=files['seg']), **kw)
     head.init_weights()
     _same(head, files['head'])
+    # an NVlabs segmentation file, converted; with the prefix too (its
+    # head keys alone are in no layout: the whole file is converted)
+    nvlabs = tmp_path / 'segformer.b0.nvlabs.pth'
+    torch.save(dict(state_dict=nvlabs_segformer_keys(files['ours_model'],
+                                                     files['head'])), nvlabs)
+    for prefix in (None, 'decode_head.'):
+        head = SegformerHead(init_cfg=dict(type='Pretrained', prefix=prefix,
+                                           checkpoint=str(nvlabs)), **kw)
+        head.init_weights()
+        _same(head, files['head'])
     # another class count does not fit: refused, not half-loaded
     other = SegformerHead(init_cfg=dict(type='Pretrained',
                                         checkpoint=files['seg']),
