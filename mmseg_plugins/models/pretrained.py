@@ -6,11 +6,13 @@ list of dicts; ``Pretrained`` entries (``type='Pretrained'`` or the
 children's ``init_weights``, through its non-strict ``PretrainedInit``
 (missing and unexpected keys only logged, nothing converted). The
 backbones and heads of this package run :func:`init_weights_strictly`
-instead: the same order, but every ``Pretrained`` entry goes through the
-package's strict loader (official layouts converted in memory, every
-parameter and buffer loaded unless ``partial=True``), and a checkpoint
-named anywhere else (an ``override`` of another initialiser, which mmengine
-would load non-strictly into a submodule) is refused.
+instead: the same order, but every ``Pretrained`` entry (a scoped
+``'mmengine.Pretrained'`` too, which mmengine would run among the other
+initialisers) goes through the package's strict loader (official layouts
+converted in memory, every parameter and buffer loaded unless
+``partial=True``), and a checkpoint named anywhere else (an ``override``
+of another initialiser, which mmengine would load non-strictly into a
+submodule) is refused.
 """
 from typing import Callable, List, Optional, Tuple
 
@@ -45,7 +47,13 @@ def set_pretrained_loader(loader: Callable[..., object]) -> None:
 
 
 def _is_pretrained(cfg: dict) -> bool:
-    return cfg.get('type') in ('Pretrained', PretrainedInit)
+    """``type`` names mmengine's ``PretrainedInit``: ``'Pretrained'``,
+    with a registry scope (``'mmengine.Pretrained'``) or the class (or a
+    subclass)."""
+    kind = cfg.get('type')
+    if isinstance(kind, str):
+        return kind.rsplit('.', 1)[-1] == 'Pretrained'
+    return isinstance(kind, type) and issubclass(kind, PretrainedInit)
 
 
 def _names_checkpoint(cfg) -> bool:

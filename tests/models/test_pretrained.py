@@ -79,7 +79,8 @@ def test_the_issues_list_form_converts_an_mmseg_file(files):
 
 
 @pytest.mark.parametrize('form', [
-    'dict', 'list', 'PretrainedInit class', 'after other initialisers',
+    'dict', 'list', 'PretrainedInit class', 'scoped type',
+    'after other initialisers',
     'prefix without dot', 'prefix with dot', 'segmentation file, no prefix',
     'map_location'])
 def test_forms_that_load(files, form):
@@ -88,6 +89,7 @@ def test_forms_that_load(files, form):
         'dict': dict(type='Pretrained', checkpoint=ours),
         'list': [dict(type='Pretrained', checkpoint=ours)],
         'PretrainedInit class': dict(type=PretrainedInit, checkpoint=ours),
+        'scoped type': dict(type='mmengine.Pretrained', checkpoint=ours),
         'after other initialisers': [
             dict(type='Pretrained', checkpoint=ours),  # runs last anyway
             dict(type='Kaiming', layer='Conv2d'),
