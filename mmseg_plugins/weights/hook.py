@@ -135,5 +135,7 @@ def check_model_weights(cfg) -> None:
     model.init_weights()
     path = cfg.get('load_from')
     if path and not cfg.get('resume', False):
-        load_model_weights(model, path, 'the config', True,
+        filename = getattr(cfg, 'filename', None)
+        name = osp.basename(filename) if filename else 'the config'
+        load_model_weights(model, path, name, True,
                            bool(cfg.get('load_from_partial', False)))
