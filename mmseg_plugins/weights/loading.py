@@ -1,18 +1,30 @@
-"""Strict loading of checkpoints in any known layout.
+"""Strict loading of checkpoints in any known layout: the one path every
+checkpoint of this package takes, resolve -> convert -> load.
 
-:func:`load_backbone_weights` is what a backbone's ``init_weights()`` runs
-for ``pretrained=...`` / ``init_cfg=dict(type='Pretrained', ...)``;
+1. **resolve** (:func:`read_checkpoint`): a local file/folder, an
+   ``http(s)://`` URL or an ``hf://`` reference to its state dict;
+2. **convert** (:func:`fit_weights`): the layout is ours (as it is, or the
+   part of our segmentation file the module is) or a known one, converted
+   in memory (:mod:`.detect`); the result, a
+   :class:`~.detect.Detected`, is immutable (a read-only state dict;
+   adapting RGB input filters derives a new one);
+3. **load** (``_check`` then ``load_state_dict``): every parameter and
+   buffer of the module must come from the file, or
+   :class:`~mmseg_plugins.errors.CheckpointError` counts the missing,
+   unexpected and mis-shaped keys and says what the file holds (family,
+   variant, layout) and what the model is.
+
+:func:`load_pretrained` is what the backbones' and heads'
+``init_weights()`` run for ``pretrained=...`` / ``Pretrained`` entries of
+``init_cfg`` (:mod:`mmseg_plugins.models.pretrained`);
 :func:`load_model_weights` loads a whole segmentor (``load_from``,
-``tools/test.py``, inference). Both convert a file of a known layout in
-memory (:mod:`.detect`), log one line saying what was detected and which
-keys were dropped, and then require every parameter and buffer of the
-module to come from the file: anything else raises
-:class:`~mmseg_plugins.errors.CheckpointError` with the counts of missing,
-unexpected and mis-shaped keys. Partial loading only when asked for
-(``partial=True``), and then the keys left at their initialisation are
-logged. RGB weights for a backbone with another number of input channels
-(grayscale, multi-band images) have their input convolution adapted
-(:func:`adapt_input_filters`) instead of re-initialised.
+``tools/test.py``, inference). One log line says what was detected and
+which keys were dropped. Partial loading only when asked for
+(``partial=True``, in any layout), and then the keys left at their
+initialisation are logged. RGB weights for a backbone with another number
+of input channels (grayscale, multi-band images) have their input
+convolution adapted (:func:`adapt_input_filters`) instead of
+re-initialised.
 """
 import re
 from dataclasses import replace
