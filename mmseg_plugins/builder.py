@@ -16,12 +16,11 @@ import torch.nn as nn
 
 from .errors import ConfigError
 from .reporting import quiet_logger
-from .state_dicts import (KeyReport, compare_keys,  # noqa: F401
-                          load_state_dict_strictly)
+from .state_dicts import KeyReport, compare_keys  # noqa: F401
 
 __all__ = [
-    'KeyReport', 'compare_keys', 'load_state_dict_strictly',
-    'load_segmentor_checkpoint', 'build_segmentor', 'build_model'
+    'KeyReport', 'compare_keys', 'load_segmentor_checkpoint',
+    'build_segmentor', 'build_model'
 ]
 
 

@@ -20,7 +20,8 @@ from typing import Any, Callable, Dict, List, Optional, Union
 import numpy as np
 import torch
 
-from .errors import CheckpointError
+from .errors import (CheckpointError, CheckpointNotFoundError,
+                     UnsafeCheckpointError)
 from .fileio import atomic_write
 
 __all__ = [
@@ -114,12 +115,16 @@ def safe_load(src: Union[str, os.PathLike, Any],
         The unpickled object (usually a dict).
 
     Raises:
-        CheckpointError: the file is missing, not a checkpoint, truncated,
-            or holds a pickled global that is not on the allow-list.
+        CheckpointNotFoundError: the file is missing (also a
+            ``FileNotFoundError``, as mmengine's loader raises).
+        UnsafeCheckpointError: it holds a pickled global that is not on
+            the allow-list (also a ``pickle.UnpicklingError``, as
+            ``torch.load(weights_only=True)`` raises).
+        CheckpointError: not a checkpoint, or truncated.
     """
     name = _describe(src)
     if isinstance(src, (str, os.PathLike)) and not os.path.isfile(src):
-        raise CheckpointError(f'checkpoint not found: {name}')
+        raise CheckpointNotFoundError(f'checkpoint not found: {name}')
     try:
         with torch.serialization.safe_globals(allowed_globals()):
             return torch.load(src, map_location=map_location,
@@ -133,7 +138,7 @@ def safe_load(src: Union[str, os.PathLike, Any],
         if any('GLOBAL' in ln for ln in lines):
             detail = next(ln for ln in lines if 'GLOBAL' in ln)
             detail = detail.split(' was not an allowed global')[0]
-            raise CheckpointError(
+            raise UnsafeCheckpointError(
                 f'refusing to load {name}: it holds a pickled object that '
                 f'is not on the allow-list of safe types ({detail})') from None
         raise CheckpointError(

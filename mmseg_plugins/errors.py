@@ -17,14 +17,22 @@ one ``error:`` line and exit code 2, and Python callers catch them by type:
   be read.
 
 Each also derives from the built-in exception a caller would expect
-(``ValueError``, ``FileNotFoundError`` is not used: a missing file is the
-error of the kind of file it is), so ``except ValueError`` keeps working
-around input checks.
+(``ValueError`` around input checks). Where mmengine raises an exception
+of its own in the same case, the package's error derives from that type
+too, so code written for mmengine keeps catching it: a missing checkpoint
+(:class:`CheckpointNotFoundError`) is a ``FileNotFoundError`` (an
+``OSError``), a refused pickled object (:class:`UnsafeCheckpointError`) a
+``pickle.UnpicklingError``, a ``Pretrained`` prefix no key has
+(:class:`CheckpointPrefixError`) an ``AssertionError``, an ``init_cfg``
+of a form mmengine cannot build (:class:`InitConfigError`) a ``TypeError``.
 """
+import pickle
 
 __all__ = [
     'MMSegPluginsError', 'InvalidInputError', 'ConfigError',
-    'CheckpointError', 'ExportError', 'DatasetError', 'first_line'
+    'CheckpointError', 'CheckpointNotFoundError', 'UnsafeCheckpointError',
+    'CheckpointPrefixError', 'InitConfigError', 'ExportError',
+    'DatasetError', 'first_line'
 ]
 
 
@@ -43,6 +51,28 @@ class ConfigError(MMSegPluginsError, ValueError):
 class CheckpointError(MMSegPluginsError, RuntimeError):
     """A file could not be read as a checkpoint, was refused, or does not
     fit the model it is loaded into."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint path that does not exist (mmengine's loader raises
+    ``FileNotFoundError`` there)."""
+
+
+class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
+    """A checkpoint holding a pickled object outside the allow-list
+    (``torch.load(weights_only=True)`` raises ``UnpicklingError`` there)."""
+
+
+class CheckpointPrefixError(CheckpointError, AssertionError):
+    """A ``Pretrained`` ``prefix`` that no key of the checkpoint has
+    (mmengine's ``_load_checkpoint_with_prefix`` asserts there)."""
+
+
+class InitConfigError(ConfigError, TypeError):
+    """An ``init_cfg`` of a form that cannot be honoured: not a dict or a
+    list of dicts, unknown keys of ``Pretrained`` (mmengine raises
+    ``TypeError`` for both), or a checkpoint where only the strict loader
+    may load one (an ``override`` of another initialiser)."""
 
 
 class ExportError(MMSegPluginsError, RuntimeError):

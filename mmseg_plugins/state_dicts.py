@@ -1,17 +1,13 @@
 """How a state dict fits a module: the module's keys it lacks, the keys the
-module does not have and the keys of another shape (:class:`KeyReport`),
-and loading only what fits exactly (:func:`load_state_dict_strictly`).
-Every strict load of this package (the model builder, the weights loader)
-states its refusals this way."""
+module does not have and the keys of another shape (:class:`KeyReport`).
+Every strict load of this package (:mod:`mmseg_plugins.weights.loading`,
+the one path every checkpoint takes) states its refusals this way."""
 from typing import List, Mapping, Tuple
 
 import torch
 import torch.nn as nn
 
-from .errors import CheckpointError
-
-__all__ = ['NAMES_SHOWN', 'KeyReport', 'compare_keys',
-           'load_state_dict_strictly']
+__all__ = ['NAMES_SHOWN', 'KeyReport', 'compare_keys']
 
 #: How many key names an error message lists per kind.
 NAMES_SHOWN = 3
@@ -65,19 +61,3 @@ def compare_keys(module: nn.Module, state_dict: Mapping[str, torch.Tensor]
                   if k in own and hasattr(v, 'shape')
                   and tuple(v.shape) != tuple(own[k].shape)]
     return KeyReport(missing, unexpected, mismatched)
-
-
-def load_state_dict_strictly(module: nn.Module,
-                             state_dict: Mapping[str, torch.Tensor],
-                             source: str, target: str) -> None:
-    """Load ``state_dict`` into ``module`` only if it fits exactly.
-
-    Raises:
-        CheckpointError: ``source does not fit the model of target: <the
-            KeyReport>``; ``module`` is not changed then.
-    """
-    report = compare_keys(module, state_dict)
-    if not report.fits:
-        raise CheckpointError(f'checkpoint {source} does not fit the model '
-                              f'of {target}: {report.describe()}')
-    module.load_state_dict(state_dict, strict=True)

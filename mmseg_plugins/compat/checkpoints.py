@@ -14,16 +14,21 @@ from .source import source_matches
 # mmengine names a loader in its log as ``function.__name__[10:]``, hence
 # the ``load_from_`` prefix.
 def load_from_local(filename: str, map_location=None):
-    """mmengine's local checkpoint loader, through :func:`safe_load`."""
+    """mmengine's local checkpoint loader, through :func:`safe_load`.
+
+    Observable behaviour is mmengine's: the same return value (the
+    unpickled checkpoint), ``FileNotFoundError`` for a missing file (the
+    package's :class:`~mmseg_plugins.errors.CheckpointNotFoundError`
+    derives from it), ``pickle.UnpicklingError`` for a refused object (as
+    ``torch.load(weights_only=True)``, torch's default, raises) and
+    ``RuntimeError`` for an unreadable file."""
     from ..checkpoint import safe_load
     filename = os.path.expanduser(filename)
     return safe_load(filename, map_location=map_location)
 
 
-def load_from_http(filename: str, map_location=None, model_dir=None,
-                   progress: bool = False):
-    """mmengine's http(s) loader: download once into the torch hub cache,
-    then load through :func:`safe_load`."""
+def _cached_download(filename: str, map_location, model_dir,
+                     progress: bool):
     from urllib.parse import urlparse
 
     from ..checkpoint import safe_load
@@ -35,6 +40,26 @@ def load_from_http(filename: str, map_location=None, model_dir=None,
     if not os.path.exists(cached):
         torch.hub.download_url_to_file(filename, cached, progress=progress)
     return safe_load(cached, map_location=map_location)
+
+
+def load_from_http(filename: str, map_location=None, model_dir=None,
+                   progress: bool = os.isatty(0)):
+    """mmengine's http(s) loader: download once into the torch hub cache
+    (``model_dir``), then load through :func:`safe_load`. As mmengine's:
+    in a distributed run rank 0 downloads first and the other ranks read
+    its file after a barrier; download errors are torch.hub's."""
+    from mmengine.dist import get_dist_info
+    rank, world_size = get_dist_info()
+    checkpoint = None
+    if rank == 0:
+        checkpoint = _cached_download(filename, map_location, model_dir,
+                                      progress)
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            checkpoint = _cached_download(filename, map_location, model_dir,
+                                          progress)
+    return checkpoint
 
 
 def mmengine_loader_is_unrestricted() -> bool:

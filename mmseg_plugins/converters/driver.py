@@ -95,16 +95,22 @@ def _count_mismatches(found: StateDict, expected: StateDict) -> int:
 def _expected(spec: FamilySpec, arch: str,
               head_sds: Optional[Dict[str, StateDict]]
               ) -> Dict[str, torch.Tensor]:
-    exp = {f'backbone.{k}' if head_sds is not None else k: v
-           for k, v in spec.build_backbone(arch).state_dict().items()}
-    builders = dict(decode_head=spec.build_head, **(spec.extra_heads or {}))
-    for prefix, head_sd in (head_sds or {}).items():
-        build = builders.get(prefix.rstrip('.'))
-        if build is None:
-            raise ConversionError(f'{spec.name} has no {prefix[:-1]} to '
-                                  'convert')
-        head = build(arch, head_sd)
-        exp.update({f'{prefix}{k}': v for k, v in head.state_dict().items()})
+    """The keys and shapes of ``arch``'s model (with the heads of
+    ``head_sds``), built on the meta device: shapes only, no memory and
+    no initialisation, so trying every variant costs little."""
+    with torch.device('meta'):
+        exp = {f'backbone.{k}' if head_sds is not None else k: v
+               for k, v in spec.build_backbone(arch).state_dict().items()}
+        builders = dict(decode_head=spec.build_head,
+                        **(spec.extra_heads or {}))
+        for prefix, head_sd in (head_sds or {}).items():
+            build = builders.get(prefix.rstrip('.'))
+            if build is None:
+                raise ConversionError(f'{spec.name} has no {prefix[:-1]} '
+                                      'to convert')
+            head = build(arch, head_sd)
+            exp.update({f'{prefix}{k}': v
+                        for k, v in head.state_dict().items()})
     return exp
 
 

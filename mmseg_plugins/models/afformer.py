@@ -40,6 +40,7 @@ from .backbone_base import ConvStemBackbone
 from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
                      FactorizedAttentionEncoder)
 from .ops import adaptive_avg_pool2d, gelu_linear, nchw_to_nlc, nlc_to_nchw
+from .pretrained import StrictPretrainedInit
 from .validation import check_in_channels
 
 __all__ = ['AFFORMER_ARCHS', 'AFFormer', 'AFFormerHead']
@@ -231,7 +232,7 @@ class AFFormer(ConvStemBackbone):
 
 
 @MODELS.register_module()
-class AFFormerHead(BaseDecodeHead):
+class AFFormerHead(StrictPretrainedInit, BaseDecodeHead):
     """The official AFFormer head: 1x1 ConvModule (conv, GN, ReLU) on the
     selected backbone output(s), then dropout and the classifier.
 

@@ -18,8 +18,7 @@ argument and the default initialisation. A new family needs only::
 plus :meth:`StagedBackbone.build_stem` if it has a stem.
 """
 import math
-from typing import (Callable, Dict, List, Mapping, Optional, Sequence, Tuple,
-                    Union)
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -29,26 +28,13 @@ from mmengine.model.weight_init import (constant_init, normal_init,
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .blocks import conv_stem
+from .pretrained import init_weights_strictly, set_pretrained_loader
 from .validation import check_min_input_size, check_out_indices, resolve_arch
 
 __all__ = [
     'StagedBackbone', 'ConvStemBackbone', 'init_vit_weights',
     'set_pretrained_loader'
 ]
-
-#: ``loader(backbone, checkpoint, prefix, partial)``: how ``init_cfg=dict(
-#: type='Pretrained', ...)`` is loaded. The weights layer above the models
-#: (:func:`mmseg_plugins.weights.load_backbone_weights`, which converts
-#: official files with the converters, which build these models) installs
-#: it when ``mmseg_plugins`` is imported, so the models import nothing of
-#: it.
-PRETRAINED_LOADER: Optional[Callable[..., None]] = None
-
-
-def set_pretrained_loader(loader: Callable[..., None]) -> None:
-    """Install the loader of ``Pretrained`` backbone initialisation."""
-    global PRETRAINED_LOADER
-    PRETRAINED_LOADER = loader
 
 
 def init_vit_weights(module: nn.Module) -> None:
@@ -199,30 +185,16 @@ class StagedBackbone(BaseModule):
         return self
 
     def init_weights(self) -> None:
-        """The official initialisation, or the weights of
-        ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=None,
-        partial=False)`` loaded through
-        :func:`mmseg_plugins.weights.load_backbone_weights`: a file in any
-        known layout (official AFFormer/MPViT, NVlabs/mmseg/Hugging Face/
-        smp MiT, ours) is converted in memory, and every parameter and
-        buffer must come from it unless ``partial=True``."""
-        cfg = self.init_cfg
-        if cfg is None:
-            init_vit_weights(self)
-        elif isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            if PRETRAINED_LOADER is None:  # pragma: no cover
-                raise RuntimeError('import mmseg_plugins to load pretrained '
-                                   'backbone weights')
-            unknown = set(cfg) - {'type', 'checkpoint', 'prefix', 'partial',
-                                  'map_location'}
-            if unknown:
-                raise ValueError(f'{self.family} init_cfg: unknown keys '
-                                 f'{sorted(unknown)}')
-            init_vit_weights(self)
-            PRETRAINED_LOADER(self, cfg['checkpoint'], cfg.get('prefix'),
-                              bool(cfg.get('partial', False)))
-        else:
-            super().init_weights()
+        """The official initialisation (:func:`init_vit_weights`) or the
+        ``init_cfg`` initialisers, then the weights of each
+        ``dict(type='Pretrained', checkpoint=..., prefix=None,
+        partial=False)`` entry (``init_cfg`` a dict or a list of dicts),
+        loaded through :func:`mmseg_plugins.weights.load_pretrained`: a
+        file in any known layout (official AFFormer/MPViT, NVlabs/mmseg/
+        Hugging Face/smp MiT, ours) is converted in memory, and every
+        parameter and buffer must come from it unless ``partial=True``
+        (see :func:`~.pretrained.init_weights_strictly`)."""
+        init_weights_strictly(self, init_vit_weights)
 
 
 class ConvStemBackbone(StagedBackbone):

@@ -38,6 +38,7 @@ from ..registry import MODELS
 from .backbone_base import StagedBackbone
 from .blocks import OverlapPatchEmbed
 from .ops import nlc_to_nchw
+from .pretrained import StrictPretrainedInit
 from .validation import check_in_channels
 
 __all__ = ['MIT_ARCHS', 'MiT', 'SegformerHead']
@@ -284,7 +285,7 @@ class MiT(StagedBackbone):
 
 
 @MODELS.register_module()
-class SegformerHead(BaseDecodeHead):
+class SegformerHead(StrictPretrainedInit, BaseDecodeHead):
     """The all-MLP SegFormer decoder of the paper and the NVlabs release.
 
     Each scale is projected by a Linear layer ``L_i`` (with bias ``b_i``, no

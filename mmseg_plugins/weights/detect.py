@@ -15,6 +15,7 @@ The layouts are those of the converters in :mod:`mmseg_plugins.converters`
 """
 import os
 import os.path as osp
+from types import MappingProxyType
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -22,19 +23,25 @@ import torch
 
 from ..checkpoint import safe_load, unwrap_state_dict
 from ..converters.rules import ConversionError, ConversionReport
-from ..errors import CheckpointError
+from ..errors import CheckpointError, CheckpointNotFoundError
 
 __all__ = ['Detected', 'read_weights', 'convert_weights', 'FAMILIES']
 
 StateDict = Dict[str, torch.Tensor]
 
 
-@dataclass
+#: The source layouts in words.
+LAYOUT_NAMES = {'official': 'official', 'nvlabs': 'NVlabs', 'mmseg': 'mmseg',
+                'hf': 'Hugging Face', 'smp': 'smp', 'ours': 'mmseg_plugins'}
+
+
+@dataclass(frozen=True)
 class Detected:
-    """A state dict in this project's layout and where it came from.
+    """A state dict in this project's layout and where it came from
+    (immutable: the loaders derive new ones with ``dataclasses.replace``).
 
     Attributes:
-        state_dict (dict): The weights, in our key layout.
+        state_dict (Mapping): The weights, in our key layout (read-only).
         family (str): ``'AFFormer'``, ``'MPViT'`` or ``'MiT'``; None for a
             file already in our layout.
         source (str): The source layout: ``'official'`` (AFFormer, MPViT),
@@ -43,22 +50,35 @@ class Detected:
             ``'segmentation'`` (``backbone.`` and head keys).
         arch (str, optional): The variant whose keys and shapes it has.
         report (ConversionReport, optional): The conversion's report.
-        meta (dict): The file's ``meta`` (``{}`` if none).
+        meta (Mapping): The file's ``meta`` (``{}`` if none).
+        variant_check (callable, optional): ``arch -> arch`` if the
+            weights have that variant's keys and shapes, ``None -> the
+            variant they have``; None if none (computed on the meta
+            device, only when asked for).
     """
-    state_dict: StateDict
+    state_dict: Mapping[str, torch.Tensor]
     family: Optional[str]
     source: str
     kind: str
     arch: Optional[str] = None
     report: Optional[ConversionReport] = None
-    meta: dict = field(default_factory=dict)
+    meta: Mapping = field(default_factory=lambda: MappingProxyType({}))
     variant_check: Optional[Callable[[Optional[str]], Optional[str]]] = \
         field(default=None, repr=False)
+
+    def what(self) -> str:
+        """What the file holds, in a user's words: ``'an AFFormer-base
+        backbone checkpoint (official layout)'``."""
+        name = self.family + (f'-{self.arch}' if self.arch else
+                              ' (no standard variant)')
+        article = 'an' if name[0] in 'AEIOU' else 'a'
+        return (f'{article} {name} {self.kind} checkpoint '
+                f'({LAYOUT_NAMES.get(self.source, self.source)} layout)')
 
     def describe(self) -> str:
         """One line: family, variant, source layout, dropped keys."""
         if self.source == 'ours':
-            return f'{self.kind} checkpoint in this project\'s layout'
+            return f'{self.kind} checkpoint in mmseg_plugins layout'
         name = self.family + (f'-{self.arch}' if self.arch else
                               ' (no standard variant)')
         line = f'{name} {self.kind} checkpoint, {self.source} layout'
@@ -112,17 +132,14 @@ def read_weights(path: str) -> Tuple[StateDict, dict]:
             raise CheckpointError(str(err)) from None
     if path.endswith('.safetensors'):
         if not osp.isfile(path):
-            raise CheckpointError(f'checkpoint not found: {path}')
+            raise CheckpointNotFoundError(f'checkpoint not found: {path}')
         from safetensors.torch import load_file
         try:
             return dict(load_file(path)), {}
         except Exception as err:  # safetensors raises its own types
             raise CheckpointError(f'{path} is not a readable safetensors '
                                   f'file ({err})') from None
-    try:
-        loaded = safe_load(path)
-    except RuntimeError as err:  # checkpoint.CheckpointError
-        raise CheckpointError(str(err)) from None
+    loaded = safe_load(path)
     sd = unwrap_state_dict(loaded)
     if not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f'{path} holds no state dict of tensors')
@@ -136,13 +153,12 @@ def _convert_as(family: str, sd: Mapping, src: str) -> Detected:
     spec = _spec_for(family, source)
     out, report, head_sds = map_to_ours(dict(sd), spec, src)
     kind = 'backbone' if head_sds is None else 'segmentation'
-    detected = Detected(out, family, source, kind, None, report)
     # the variant is that of the backbone's weights
     bare = out if head_sds is None else \
         {k[9:]: v for k, v in out.items() if k.startswith('backbone.')}
-    detected.variant_check = lambda arch: _variant(spec, bare, None, arch,
-                                                   src)
-    return detected
+    return Detected(MappingProxyType(out), family, source, kind, None,
+                    report, variant_check=lambda arch: _variant(
+                        spec, bare, None, arch, src))
 
 
 def _variant(spec, out, head_sds, arch, src) -> Optional[str]:
@@ -169,8 +185,8 @@ def convert_weights(sd: Mapping[str, torch.Tensor], src: str,
     Returns:
         tuple: (the :class:`Detected` conversion, or None when no layout
         knows the keys; the reason each family refused them). Its
-        ``variant_check(arch)`` names the variant (building the
-        candidate models, so only when needed).
+        ``variant_check(arch)`` names the variant (comparing with the
+        candidate models built on the meta device, only when needed).
     """
     order = [family] if family in FAMILIES else []
     order += [f for f in FAMILIES if f not in order]

@@ -14,6 +14,7 @@ lists the hook without a checkpoint: it then takes the runner's
 in the config, for the project's tools.
 """
 import copy
+import os.path as osp
 from typing import Optional
 
 from mmengine.hooks import Hook
@@ -77,7 +78,8 @@ class StrictLoadHook(Hook):
     def _load(self, runner, training: bool) -> None:
         if self._done or self.checkpoint is None:
             return
-        name = getattr(runner, 'experiment_name', 'the model')
+        filename = getattr(getattr(runner, 'cfg', None), 'filename', None)
+        name = osp.basename(filename) if filename else 'the config'
         reinit = self.reinit_class_layers or (self._from_runner and training)
         load_model_weights(_segmentor(runner.model), self.checkpoint, name,
                            reinit, self.partial)
@@ -133,5 +135,7 @@ def check_model_weights(cfg) -> None:
     model.init_weights()
     path = cfg.get('load_from')
     if path and not cfg.get('resume', False):
-        load_model_weights(model, path, 'the config', True,
+        filename = getattr(cfg, 'filename', None)
+        name = osp.basename(filename) if filename else 'the config'
+        load_model_weights(model, path, name, True,
                            bool(cfg.get('load_from_partial', False)))

@@ -1,34 +1,52 @@
-"""Strict loading of checkpoints in any known layout.
+"""Strict loading of checkpoints in any known layout: the one path every
+checkpoint of this package takes, resolve -> convert -> load.
 
-:func:`load_backbone_weights` is what a backbone's ``init_weights()`` runs
-for ``pretrained=...`` / ``init_cfg=dict(type='Pretrained', ...)``;
+1. **resolve** (:func:`read_checkpoint`): a local file/folder, an
+   ``http(s)://`` URL or an ``hf://`` reference to its state dict;
+2. **convert** (:func:`fit_weights`): the layout is ours (as it is, or the
+   part of our segmentation file the module is) or a known one, converted
+   in memory (:mod:`.detect`); the result, a
+   :class:`~.detect.Detected`, is immutable (a read-only state dict;
+   adapting RGB input filters derives a new one);
+3. **load** (``_check`` then ``load_state_dict``): every parameter and
+   buffer of the module must come from the file, or
+   :class:`~mmseg_plugins.errors.CheckpointError` counts the missing,
+   unexpected and mis-shaped keys and says what the file holds (family,
+   variant, layout) and what the model is.
+
+:func:`load_pretrained` is what the backbones' and heads'
+``init_weights()`` run for ``pretrained=...`` / ``Pretrained`` entries of
+``init_cfg`` (:mod:`mmseg_plugins.models.pretrained`);
 :func:`load_model_weights` loads a whole segmentor (``load_from``,
-``tools/test.py``, inference). Both convert a file of a known layout in
-memory (:mod:`.detect`), log one line saying what was detected and which
-keys were dropped, and then require every parameter and buffer of the
-module to come from the file: anything else raises
-:class:`~mmseg_plugins.errors.CheckpointError` with the counts of missing,
-unexpected and mis-shaped keys. Partial loading only when asked for
-(``partial=True``), and then the keys left at their initialisation are
-logged. RGB weights for a backbone with another number of input channels
-(grayscale, multi-band images) have their input convolution adapted
-(:func:`adapt_input_filters`) instead of re-initialised.
+``tools/test.py``, inference). One log line says what was detected and
+which keys were dropped. Partial loading only when asked for
+(``partial=True``, in any layout), and then the keys left at their
+initialisation are logged. RGB weights for a backbone with another number
+of input channels (grayscale, multi-band images) have their input
+convolution adapted (:func:`adapt_input_filters`) instead of
+re-initialised.
 """
 import re
+from dataclasses import replace
+from types import MappingProxyType
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
-from ..errors import CheckpointError
-from ..models.backbone_base import set_pretrained_loader
+from ..errors import CheckpointError, CheckpointPrefixError
+from ..models.pretrained import set_pretrained_loader
 from ..state_dicts import compare_keys
 from .detect import Detected, convert_weights, read_weights
 
 __all__ = [
     'CLASS_LAYER_PATTERN', 'adapt_input_filters', 'fit_weights',
-    'load_backbone_weights', 'load_model_weights', 'read_checkpoint'
+    'identify_ours', 'model_name', 'load_part_weights',
+    'load_backbone_weights', 'load_pretrained', 'load_model_weights',
+    'read_checkpoint'
 ]
+
+StateDict = Dict[str, torch.Tensor]
 
 #: Keys whose shapes depend on the number of classes: the classifiers of
 #: the decode and auxiliary heads.
@@ -64,37 +82,115 @@ def _arch_name(module: nn.Module) -> Optional[str]:
                  {k: list(v) for k, v in (settings or {}).items()}), None)
 
 
+def _under(sd: Mapping[str, torch.Tensor], prefix: str) -> StateDict:
+    """The keys under ``prefix``, with it stripped."""
+    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+
+
 def fit_weights(module: nn.Module, sd: Mapping[str, torch.Tensor],
-                src: str, target: str, want: str) -> Detected:
-    """Bring ``sd`` into the layout of ``module`` (ours as it is, or
-    converted from a known layout).
+                src: str, target: str, want: str, partial: bool = False,
+                whole: Optional[Mapping[str, torch.Tensor]] = None
+                ) -> Detected:
+    """Bring ``sd`` into the layout of ``module``: resolve the layout
+    (ours, as it is or the ``want`` part of our segmentation file, or a
+    known one, converted) and return the weights meant for ``module``.
 
     Args:
-        want (str): ``'backbone'`` (bare keys wanted: the backbone of a
-            segmentation file is taken) or ``'segmentation'``.
+        want (str): ``'segmentation'`` (a whole segmentor) or the part of a
+            segmentation file ``module`` is: ``'backbone'``,
+            ``'decode_head'``.
+        partial (bool): A file in our layout may lack keys of ``module``.
+        whole (Mapping, optional): The file's keys before a ``prefix``
+            selected ``sd``; converted when ``sd`` is in no known layout
+            (a head's keys of an official segmentation file).
 
     Raises:
         CheckpointError: no layout gives ``module``'s key names; the
-            message counts the missing/unexpected/mis-shaped keys.
+            message counts the missing/unexpected/mis-shaped keys and says
+            what the file holds and what the model is.
     """
     sd = {k[7:] if k.startswith('module.') else k: v for k, v in sd.items()}
-    own = compare_keys(module, sd)
-    if not own.missing and not own.unexpected:
-        return Detected(dict(sd), None, 'ours', want)
+    candidates = [(sd, want if want != 'segmentation' else 'segmentation')]
+    if want != 'segmentation':
+        candidates.append((_under(sd, f'{want}.'),
+                           f'{want} (of a segmentation file; the rest '
+                           'not used)'))
+    for weights, kind in candidates:
+        report = compare_keys(module, weights)
+        if weights and not report.unexpected and (partial
+                                                  or not report.missing):
+            return Detected(MappingProxyType(dict(weights)), None, 'ours',
+                            kind)
     detected, reasons = convert_weights(sd, src, _family(module))
+    if detected is None and whole is not None:
+        detected, _ = convert_weights(whole, src, _family(module))
     if detected is None:
-        raise CheckpointError(
-            f'checkpoint {src} does not fit {target}: {own.describe()} '
-            f'(and it is in no known layout; {reasons[0]})')
-    if detected.kind == 'segmentation' and want == 'backbone':
-        detected.state_dict = {k[9:]: v for k, v in
-                               detected.state_dict.items()
-                               if k.startswith('backbone.')}
-        detected.kind = 'backbone (of a segmentation file; heads not used)'
+        raise CheckpointError(_refusal(
+            src, target, module, identify_ours(sd, reasons[0]),
+            compare_keys(module, sd).describe()))
+    if detected.kind == 'segmentation' and want != 'segmentation':
+        part = _under(detected.state_dict, f'{want}.')
+        if not part:
+            raise CheckpointError(
+                f'checkpoint {src} has no {want} for {target}: the file '
+                f'holds {detected.describe()}')
+        detected = replace(detected, state_dict=MappingProxyType(part),
+                           kind=f'{want} (of a segmentation file; the rest '
+                           'not used)')
     arch = _arch_name(module)
     if arch and detected.family == _family(module):
-        detected.arch = detected.variant_check(arch)
+        detected = replace(detected, arch=detected.variant_check(arch))
     return detected
+
+
+def identify_ours(sd: Mapping[str, torch.Tensor],
+                  why: Optional[str] = None) -> str:
+    """What a state dict in this project's layout holds, in words: ``'an
+    AFFormer-tiny segmentation checkpoint (mmseg_plugins layout)'``; a
+    backbone that is no variant's keys and shapes exactly but a part of
+    one is ``'an incomplete ...'``; anything else is in no known layout
+    (``why`` appended). The candidate models are built on the
+    meta device (shapes only, no memory, no initialisation)."""
+    from ..models import AFFormer, MiT, MPViT
+    backbone = _under(sd, 'backbone.')
+    kind = 'segmentation' if backbone else 'backbone'
+    backbone = backbone or dict(sd)
+    shapes = {k: tuple(v.shape) for k, v in backbone.items()}
+    for cls in (MiT, AFFormer, MPViT):
+        for arch in cls.arch_table:
+            with torch.device('meta'):
+                own = {k: tuple(v.shape)
+                       for k, v in cls(arch=arch).state_dict().items()}
+            if shapes == own:
+                return (f'{_article(cls.family)} {cls.family}-{arch} '
+                        f'{kind} checkpoint (mmseg_plugins layout)')
+            if shapes and shapes.items() <= own.items():
+                lacking = len(own) - len(shapes)
+                return (f'an incomplete {cls.family}-{arch} {kind} '
+                        f'checkpoint (mmseg_plugins layout, {lacking} '
+                        'backbone keys missing)')
+    return 'a checkpoint in no known layout' + (f' ({why})' if why else '')
+
+
+def _article(word: str) -> str:
+    return 'an' if word[:1].upper() in 'AEIOU' else 'a'
+
+
+def model_name(module: nn.Module) -> str:
+    """What ``module`` is, in a user's words: ``'MPViT-tiny'``,
+    ``'MiT (custom arch)'``, a segmentor as ``'EncoderDecoder: MPViT-tiny
+    + UPerHead'``."""
+    backbone = getattr(module, 'backbone', module)
+    family = getattr(backbone, 'family', None)
+    arch = _arch_name(module)
+    name = type(backbone).__name__ if not family else \
+        f'{family}-{arch}' if arch else f'{family} (custom arch)'
+    if backbone is module:
+        return name
+    heads = [type(getattr(module, h)).__name__
+             for h in ('decode_head', 'auxiliary_head')
+             if isinstance(getattr(module, h, None), nn.Module)]
+    return f'{type(module).__name__}: ' + ' + '.join([name] + heads)
 
 
 def adapt_input_filters(weight: torch.Tensor,
@@ -119,24 +215,24 @@ def adapt_input_filters(weight: torch.Tensor,
 
 
 def _adapt_input_convs(module: nn.Module, detected: Detected, src: str,
-                       target: str, prefix: str = '') -> None:
-    """Adapt, in ``detected.state_dict``, the mis-shaped keys under
-    ``prefix`` (the backbone) that are RGB filters ``(O, 3, kh, kw)`` where
-    the module's take another number of channels ``(O, N, kh, kw)``; one
-    log line names them."""
-    adapted = []
-    for key, theirs, ours in compare_keys(module,
-                                          detected.state_dict).mismatched:
+                       target: str, prefix: str = '') -> Detected:
+    """``detected`` with the mis-shaped keys under ``prefix`` (the
+    backbone) that are RGB filters ``(O, 3, kh, kw)`` where the module's
+    take another number of channels ``(O, N, kh, kw)`` adapted; one log
+    line names them."""
+    adapted, sd = [], dict(detected.state_dict)
+    for key, theirs, ours in compare_keys(module, sd).mismatched:
         if (key.startswith(prefix) and len(theirs) == len(ours) == 4
                 and theirs[1] == 3 and theirs[0] == ours[0]
                 and theirs[2:] == ours[2:]):
-            detected.state_dict[key] = adapt_input_filters(
-                detected.state_dict[key], ours[1])
+            sd[key] = adapt_input_filters(sd[key], ours[1])
             adapted.append(f'{key} (3 -> {ours[1]} channels)')
-    if adapted:
-        _log(f'{target}: RGB input filters of {src} adapted to the input '
-             f'channels (1 channel: the sum of the RGB filters; more: '
-             f'repeated and scaled by 3/N): {", ".join(adapted)}')
+    if not adapted:
+        return detected
+    _log(f'{target}: RGB input filters of {src} adapted to the input '
+         f'channels (1 channel: the sum of the RGB filters; more: '
+         f'repeated and scaled by 3/N): {", ".join(adapted)}')
+    return replace(detected, state_dict=MappingProxyType(sd))
 
 
 def _check(module: nn.Module, detected: Detected, src: str, target: str,
@@ -149,16 +245,39 @@ def _check(module: nn.Module, detected: Detected, src: str, target: str,
             if any(re.fullmatch(p, k) for p in allowed)]
     report.mismatched = [m for m in report.mismatched if m[0] not in keep]
     if partial:
+        if len(report.missing) == len(module.state_dict()):
+            raise CheckpointError(_refusal(
+                src, target, module, _holds(detected),
+                f'none of its keys is in the file (partial=True loads a '
+                f'part, not nothing): {report.describe()}'))
         keep += report.missing
         report.missing = []
     if not report.fits:
-        if detected.arch is None and detected.variant_check is not None:
-            detected.arch = detected.variant_check(None)
-        what = '' if detected.source == 'ours' else \
-            f' (the file is: {detected.describe()})'
-        raise CheckpointError(f'checkpoint {src} does not fit {target}: '
-                              f'{report.describe()}{what}')
+        raise CheckpointError(_refusal(src, target, module,
+                                       _holds(detected), report.describe()))
     return keep
+
+
+def _holds(detected: Detected) -> str:
+    """What the file of ``detected`` holds, in words."""
+    if detected.source == 'ours':
+        return identify_ours(detected.state_dict)
+    if detected.arch is None and detected.variant_check is not None:
+        detected = replace(detected, arch=detected.variant_check(None))
+    return detected.what()
+
+
+def _refusal(src: str, target: str, module: nn.Module, holds: str,
+             keys: str) -> str:
+    """``checkpoint <src> does not fit <target>: the file holds <what>,
+    <target> is <model>; <the key counts>``."""
+    if target.startswith('the model of '):
+        config = target[len('the model of '):]
+        builds = f'{config} builds {model_name(module)}'
+    else:
+        builds = f'the model is {model_name(module)}'
+    return (f'checkpoint {src} does not fit {target}: the file holds '
+            f'{holds}, {builds}; {keys}')
 
 
 def _load(module: nn.Module, sd: Mapping, keep: Sequence[str]) -> None:
@@ -166,39 +285,66 @@ def _load(module: nn.Module, sd: Mapping, keep: Sequence[str]) -> None:
     module.load_state_dict(sd, strict=not keep)
 
 
-def load_backbone_weights(backbone: nn.Module, checkpoint: str,
-                          prefix: Optional[str] = None,
-                          partial: bool = False) -> Detected:
-    """Initialise ``backbone`` from ``checkpoint``, strictly.
+def load_part_weights(module: nn.Module, checkpoint: str, part: str,
+                      prefix: Optional[str] = None,
+                      partial: bool = False) -> Detected:
+    """Initialise ``module``, the ``part`` (``'backbone'``,
+    ``'decode_head'``) of a segmentor, from ``checkpoint``, strictly: a
+    file of the part's own keys, or a segmentation file whose ``part``
+    is taken, in our layout or a known one (converted).
 
     Args:
-        backbone (nn.Module): The backbone.
+        module (nn.Module): The backbone or head.
         checkpoint (str): Local file/folder, ``http(s)://`` or ``hf://``.
+        part (str): Which part of a segmentation file ``module`` is.
         prefix (str, optional): Use only the file's keys under this prefix
-            (stripped), as mmengine's ``PretrainedInit`` does.
-        partial (bool): Allow keys of the backbone missing from the file
+            (stripped; a ``.`` is appended if missing), as mmengine's
+            ``PretrainedInit`` does.
+        partial (bool): Allow keys of ``module`` missing from the file
             (they keep their initialisation and are logged).
 
     Raises:
+        CheckpointPrefixError: no key of the file is under ``prefix``.
         CheckpointError: the file does not give every parameter and buffer.
     """
-    name = type(backbone).__name__
+    name = type(module).__name__
     sd, _ = read_checkpoint(checkpoint)
+    whole = None
     if prefix:
-        sd = {k[len(prefix):]: v for k, v in sd.items()
-              if k.startswith(prefix)}
+        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        whole, sd = sd, _under(sd, prefix)
         if not sd:
-            raise CheckpointError(f'checkpoint {checkpoint} has no keys '
-                                  f'under the prefix {prefix!r}')
-    detected = fit_weights(backbone, sd, checkpoint, name, 'backbone')
-    _adapt_input_convs(backbone, detected, checkpoint, name)
-    keep = _check(backbone, detected, checkpoint, name, partial=partial)
-    _load(backbone, detected.state_dict, keep)
+            raise CheckpointPrefixError(f'checkpoint {checkpoint} has no '
+                                        f'keys under the prefix {prefix!r}')
+    detected = fit_weights(module, sd, checkpoint, name, part, partial,
+                           whole)
+    detected = _adapt_input_convs(module, detected, checkpoint, name)
+    keep = _check(module, detected, checkpoint, name, partial=partial)
+    _load(module, detected.state_dict, keep)
     _log(f'{name} initialised from {checkpoint}: {detected.describe()}')
     if keep:
         _log(f'{name}: {len(keep)} keys not in {checkpoint} keep their '
              f'initialisation (partial=True): {", ".join(keep)}')
     return detected
+
+
+def load_backbone_weights(backbone: nn.Module, checkpoint: str,
+                          prefix: Optional[str] = None,
+                          partial: bool = False) -> Detected:
+    """Initialise ``backbone`` from ``checkpoint``, strictly (see
+    :func:`load_part_weights`)."""
+    return load_part_weights(backbone, checkpoint, 'backbone', prefix,
+                             partial)
+
+
+def load_pretrained(module: nn.Module, checkpoint: str,
+                    prefix: Optional[str] = None,
+                    partial: bool = False) -> Detected:
+    """The loader of ``init_cfg=dict(type='Pretrained', ...)`` for this
+    package's backbones (the ``backbone`` of a segmentation file) and
+    decode heads (its ``decode_head``), see :func:`load_part_weights`."""
+    part = 'backbone' if hasattr(module, 'arch_table') else 'decode_head'
+    return load_part_weights(module, checkpoint, part, prefix, partial)
 
 
 def load_model_weights(model: nn.Module, checkpoint: str, target: str,
@@ -214,16 +360,18 @@ def load_model_weights(model: nn.Module, checkpoint: str, target: str,
             classifier layers (:data:`CLASS_LAYER_PATTERN`) whose shapes
             differ keep their initialisation (named in one log line);
             every other key must load.
-        partial (bool): Allow missing keys (logged).
+        partial (bool): Allow missing keys (logged), in any layout.
 
     Raises:
         CheckpointError: see :func:`fit_weights`.
     """
     sd, meta = read_checkpoint(checkpoint)
     where = f'the model of {target}'
-    detected = fit_weights(model, sd, checkpoint, where, 'segmentation')
-    detected.meta = meta
-    _adapt_input_convs(model, detected, checkpoint, target, 'backbone.')
+    detected = fit_weights(model, sd, checkpoint, where, 'segmentation',
+                           partial)
+    detected = replace(detected, meta=MappingProxyType(dict(meta)))
+    detected = _adapt_input_convs(model, detected, checkpoint, target,
+                                  'backbone.')
     allowed = (CLASS_LAYER_PATTERN, ) if reinit_class_layers else ()
     keep = _check(model, detected, checkpoint, where, allowed, partial)
     _load(model, detected.state_dict, keep)
@@ -236,4 +384,4 @@ def load_model_weights(model: nn.Module, checkpoint: str, target: str,
 
 
 # the models' Pretrained initialisation loads through this module
-set_pretrained_loader(load_backbone_weights)
+set_pretrained_loader(load_pretrained)

@@ -1,5 +1,7 @@
 """Backbone ``pretrained``/``init_cfg`` and whole-model loading from files
 in the authors' layouts, converted in memory, strictly."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 from mmseg.models.decode_heads import FCNHead
@@ -195,9 +197,15 @@ def test_load_from_goes_through_the_strict_hook(official, tmp_path):
 
     class Runner:
         model = _mpvit_segmentor(3)
-        experiment_name = 'run'
-    with pytest.raises(CheckpointError, match='does not fit the model of '
-                       'run'):
+        experiment_name = 'mpvit_20261206_191135'  # not in the messages
+        cfg = SimpleNamespace(filename='configs/my_mpvit.py')
+    # the refusal names the config, what the file holds and what the
+    # config builds
+    with pytest.raises(CheckpointError, match=(
+            r'does not fit the model of my_mpvit\.py: the file holds a '
+            r'MiT-b0 backbone checkpoint \(NVlabs layout\), my_mpvit\.py '
+            r'builds EncoderDecoder: MPViT-tiny \+ FCNHead \+ FCNHead; '
+            r'577 missing')):
         StrictLoadHook(mit_file).before_train(Runner)
 
 
@@ -220,7 +228,7 @@ def test_hook_without_checkpoint_takes_the_runners_load_from_over(official):
     hook.before_run(Runner)
     assert Runner._load_from is None and hook.checkpoint == mit_file
     with pytest.raises(CheckpointError, match='does not fit the model of '
-                       'run'):
+                       'the config'):
         hook.before_test(Runner)
     Runner._load_from, Runner._resume = mit_file, True
     hook = StrictLoadHook()
