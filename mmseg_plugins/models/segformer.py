@@ -12,7 +12,11 @@ implementation is used. Differences from mmseg's own
   separate ``q`` and ``kv`` projections, as in the official checkpoints;
 * LayerNorm epsilons follow the official code (1e-5 in the patch embedding
   and the spatial-reduction norm, 1e-6 elsewhere); mmseg uses 1e-6
-  everywhere, selectable here through ``patch_norm_eps``/``sr_norm_eps``;
+  everywhere, selectable here through ``patch_norm_eps``/``sr_norm_eps`` or
+  mmseg's ``norm_cfg``;
+* :class:`MiT` also takes every argument of mmseg's ``MixVisionTransformer``
+  with mmseg's meaning (see its docstring), so mmseg's SegFormer configs
+  build it by changing the backbone ``type`` only;
 * every stage-end norm is named ``norm`` so mmseg's ``'norm'`` paramwise
   rule exempts it from weight decay, as the official recipe does;
 * the head has the official form (per-scale Linear, fused 1x1 Conv-BN-ReLU,
@@ -21,13 +25,13 @@ implementation is used. Differences from mmseg's own
   Conv-BN-ReLU per scale, c1..c4) is a different head; checkpoints with it
   run with ``type='SegformerHead'`` from mmseg.
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, build_activation_layer
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import ModuleList
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -35,12 +39,13 @@ from mmseg.models.utils import resize
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import MODELS
+from ..errors import InvalidInputError
 from .backbone_base import StagedBackbone
 from .blocks import OverlapPatchEmbed
 from .ops import nlc_to_nchw
-from .validation import check_in_channels
+from .validation import check_in_channels, conflict, resolve_arch
 
-__all__ = ['MIT_ARCHS', 'MiT', 'SegformerHead']
+__all__ = ['MIT_ARCHS', 'MMSEG_MIT_DEFAULTS', 'MiT', 'SegformerHead']
 
 _MIT_COMMON = dict(
     num_heads=(1, 2, 5, 8),
@@ -75,6 +80,8 @@ class EfficientSelfAttention(nn.Module):
         attn_drop (float): Attention dropout. Default: 0.
         proj_drop (float): Output dropout. Default: 0.
         sr_norm_eps (float): Epsilon of the reduction LayerNorm.
+        proj_bias (bool): Bias in the output projection (mmseg's
+            ``qkv_bias=False`` drops it as well). Default: True.
     """
 
     def __init__(self,
@@ -84,7 +91,8 @@ class EfficientSelfAttention(nn.Module):
                  qkv_bias: bool = True,
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
-                 sr_norm_eps: float = 1e-5) -> None:
+                 sr_norm_eps: float = 1e-5,
+                 proj_bias: bool = True) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f'embed dim {dim} is not divisible by '
@@ -94,7 +102,7 @@ class EfficientSelfAttention(nn.Module):
         self.attn_drop = attn_drop
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
         self.proj_drop = nn.Dropout(proj_drop)
         if sr_ratio > 1:
             self.sr = nn.Conv2d(dim, dim, sr_ratio, stride=sr_ratio)
@@ -122,14 +130,21 @@ class MixFFN(nn.Module):
         dim (int): Token channels.
         hidden_dim (int): Expanded channels.
         drop (float): Dropout after the activation and the output.
+        act_cfg (dict, optional): mmcv activation config replacing GELU
+            (mmseg's ``act_cfg``). Default: None (GELU).
     """
 
-    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.) -> None:
+    def __init__(self,
+                 dim: int,
+                 hidden_dim: int,
+                 drop: float = 0.,
+                 act_cfg: Optional[dict] = None) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.dwconv = nn.Conv2d(
             hidden_dim, hidden_dim, 3, padding=1, groups=hidden_dim)
-        self.act = nn.GELU()
+        self.act = nn.GELU() if act_cfg is None else \
+            build_activation_layer(act_cfg)
         self.fc2 = nn.Linear(hidden_dim, dim)
         self.drop = nn.Dropout(drop)
 
@@ -154,16 +169,19 @@ class MiTBlock(nn.Module):
                  drop_path: float = 0.,
                  norm_eps: float = 1e-6,
                  sr_norm_eps: float = 1e-5,
-                 with_cp: bool = False) -> None:
+                 with_cp: bool = False,
+                 proj_bias: bool = True,
+                 act_cfg: Optional[dict] = None) -> None:
         super().__init__()
         self.with_cp = with_cp
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = EfficientSelfAttention(dim, num_heads, sr_ratio, qkv_bias,
-                                           attn_drop, drop, sr_norm_eps)
+                                           attn_drop, drop, sr_norm_eps,
+                                           proj_bias)
         self.drop_path = (DropPath(drop_path)
                           if drop_path > 0 else nn.Identity())
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = MixFFN(dim, int(dim * mlp_ratio), drop)
+        self.mlp = MixFFN(dim, int(dim * mlp_ratio), drop, act_cfg)
 
     def _forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), hw))
@@ -205,34 +223,150 @@ class MiTStage(nn.Module):
         return nlc_to_nchw(self.norm(x), hw)  # (B, C, H, W)
 
 
+#: mmseg ``MixVisionTransformer``'s defaults of its per-stage arguments
+#: (mmseg 1.x, ``mmseg/models/backbones/mit.py``).
+MMSEG_MIT_DEFAULTS = dict(
+    embed_dims=64,
+    num_layers=(3, 4, 6, 3),
+    num_heads=(1, 2, 4, 8),
+    patch_sizes=(7, 3, 3, 3),
+    strides=(4, 2, 2, 2),
+    sr_ratios=(8, 4, 2, 1),
+    mlp_ratio=4)
+#: mmseg's per-stage arguments named as in :data:`MIT_ARCHS` entries.
+_MMSEG_TO_ARCH_KEY = dict(num_layers='depths', num_heads='num_heads',
+                          patch_sizes='patch_sizes', strides='strides',
+                          sr_ratios='sr_ratios')
+
+
+def mmseg_mit_arch(args: Dict) -> Dict:
+    """An ``arch`` dict from mmseg ``MixVisionTransformer``'s per-stage
+    arguments (all of :data:`MMSEG_MIT_DEFAULTS`, ``num_stages``
+    optional): stage ``i`` has ``embed_dims * num_heads[i]`` channels and
+    ``mlp_ratio`` is shared by all stages.
+
+    Raises:
+        ConflictingArgumentsError: lists of different lengths, or a
+            ``num_stages`` that is not their length (mmseg asserts both).
+        InvalidInputError: ``embed_dims`` is not an int.
+    """
+    layers = tuple(args['num_layers'])
+    for name in ('num_heads', 'patch_sizes', 'strides', 'sr_ratios'):
+        if len(args[name]) != len(layers):
+            raise conflict('MiT', name, args[name], 'num_layers', layers,
+                           'one entry per stage each')
+    stages = args.get('num_stages')
+    if stages is not None and stages != len(layers):
+        raise conflict('MiT', 'num_stages', stages, 'num_layers', layers)
+    base = args['embed_dims']
+    if not isinstance(base, int) or isinstance(base, bool):
+        raise InvalidInputError(
+            f'MiT embed_dims={base!r}: mmseg\'s embed_dims is an int, the '
+            f'channels per head (stage i has embed_dims * num_heads[i]); '
+            f'per-stage widths go in arch=dict(embed_dims=[...], ...)')
+    arch = {key: tuple(args[name]) for name, key in _MMSEG_TO_ARCH_KEY.items()}
+    arch['embed_dims'] = tuple(base * h for h in arch['num_heads'])
+    arch['mlp_ratios'] = (args['mlp_ratio'], ) * len(layers)
+    return arch
+
+
+def _mmseg_view(settings: Dict) -> Dict:
+    """An ``arch``'s settings in mmseg's argument names (None where mmseg's
+    arguments cannot express it: per-stage MLP ratios, widths that are not
+    one multiple of the head counts)."""
+    dims, heads = settings['embed_dims'], settings['num_heads']
+    base = dims[0] // heads[0]
+    ratios = settings['mlp_ratios']
+    view = {name: tuple(settings[key])
+            for name, key in _MMSEG_TO_ARCH_KEY.items()}
+    view.update(
+        embed_dims=base if all(d == base * h for d, h in zip(dims, heads))
+        else None,
+        num_stages=len(settings['depths']),
+        mlp_ratio=ratios[0] if len(set(ratios)) == 1 else None)
+    return view
+
+
+def _layer_norm_eps(norm_cfg: dict) -> float:
+    """The epsilon of mmcv's ``norm_cfg`` for the LayerNorms (its default
+    is nn.LayerNorm's, 1e-5); refuses other norms."""
+    if not isinstance(norm_cfg, dict) or norm_cfg.get('type') != 'LN':
+        raise InvalidInputError(
+            f'MiT norm_cfg={norm_cfg!r}: MiT\'s norms are LayerNorms; '
+            f'norm_cfg must be dict(type=\'LN\', eps=...)')
+    unknown = set(norm_cfg) - {'type', 'eps', 'requires_grad'}
+    if unknown:
+        raise InvalidInputError(
+            f'MiT norm_cfg keys {sorted(unknown)} are not supported '
+            f'(type, eps, requires_grad are)')
+    return float(norm_cfg.get('eps', 1e-5))
+
+
 @MODELS.register_module()
 class MiT(StagedBackbone):
     """Mix Transformer backbone of SegFormer (variants B0-B5).
 
+    Takes the variant as ``arch`` (our short form), or, like mmseg's
+    ``MixVisionTransformer``, as its per-stage arguments (``embed_dims``,
+    ``num_stages``, ``num_layers``, ``num_heads``, ``patch_sizes``,
+    ``strides``, ``sr_ratios``, ``mlp_ratio``) with mmseg's meaning, so that
+    mmseg's SegFormer configs build the same network by changing the
+    backbone ``type`` only. Without ``arch`` those arguments define the
+    network, completed by mmseg's defaults (:data:`MMSEG_MIT_DEFAULTS`), and
+    the options whose defaults differ take mmseg's: LayerNorm eps 1e-6
+    everywhere, ``drop_path_rate=0``, and ``qkv_bias=False`` also drops the
+    output projection's bias (as in mmseg's ``nn.MultiheadAttention``).
+    With ``arch`` they may be given too but must agree with it; any
+    contradiction (with ``arch``, between list lengths and ``num_stages``,
+    between ``norm_cfg`` and the ``*_eps`` options) raises
+    :class:`~mmseg_plugins.errors.ConflictingArgumentsError` naming both.
+
     Args:
-        arch (str | dict): ``'b0'`` ... ``'b5'`` (see :data:`MIT_ARCHS`) or
-            a dict with ``embed_dims``, ``depths``, ``num_heads``,
-            ``sr_ratios``, ``patch_sizes``, ``strides``, ``mlp_ratios``
-            (one entry per stage). Default: ``'b0'``.
+        arch (str | dict, optional): ``'b0'`` ... ``'b5'`` (see
+            :data:`MIT_ARCHS`) or a dict with ``embed_dims``, ``depths``,
+            ``num_heads``, ``sr_ratios``, ``patch_sizes``, ``strides``,
+            ``mlp_ratios`` (one entry per stage). Default: ``'b0'`` unless
+            mmseg's per-stage arguments are given.
         in_channels (int): Input image channels. Default: 3.
-        out_indices (Sequence[int]): Stages whose outputs are returned.
-            Default: (0, 1, 2, 3).
+        out_indices (Sequence[int] | int): Stages whose outputs are
+            returned. Default: (0, 1, 2, 3).
         qkv_bias (bool): Bias in q/kv projections. Default: True.
         drop_rate (float): Dropout in attention output and FFN. Default: 0.
         attn_drop_rate (float): Attention dropout. Default: 0.
-        drop_path_rate (float): Stochastic depth, linearly increasing over
-            all blocks. Default: 0.1 (the official setting).
-        norm_eps (float): Epsilon of block and stage LayerNorms.
+        drop_path_rate (float, optional): Stochastic depth, linearly
+            increasing over all blocks. Default: 0.1 (the official
+            setting); 0 (mmseg's) when mmseg's arguments define the
+            network.
+        norm_eps (float, optional): Epsilon of block and stage LayerNorms.
             Default: 1e-6.
-        patch_norm_eps (float): Epsilon of the patch-embedding LayerNorm.
-            Default: 1e-5 (official); mmseg uses 1e-6.
-        sr_norm_eps (float): Epsilon of the key/value reduction LayerNorm.
-            Default: 1e-5 (official); mmseg uses 1e-6.
+        patch_norm_eps (float, optional): Epsilon of the patch-embedding
+            LayerNorm. Default: 1e-5 (official); mmseg uses 1e-6.
+        sr_norm_eps (float, optional): Epsilon of the key/value reduction
+            LayerNorm. Default: 1e-5 (official); mmseg uses 1e-6.
         with_cp (bool): Gradient checkpointing of each block. Default: False.
         norm_eval (bool): See :class:`StagedBackbone` (MiT has no
             BatchNorm). Default: False.
         pretrained (str, optional): Deprecated, use ``init_cfg``.
         init_cfg (dict, optional): mmengine initialisation config.
+        frozen_stages (int): See :class:`StagedBackbone`; ``0`` freezes the
+            first patch embedding. Default: -1.
+        embed_dims (int, optional): mmseg: channels per head; stage ``i``
+            has ``embed_dims * num_heads[i]`` channels (B0: 32, B1-B5: 64).
+        num_stages (int, optional): mmseg: the number of stages (the length
+            of every list).
+        num_layers (Sequence[int], optional): mmseg: blocks per stage.
+        num_heads (Sequence[int], optional): mmseg: heads per stage.
+        patch_sizes (Sequence[int], optional): mmseg: patch-embedding
+            kernels.
+        strides (Sequence[int], optional): mmseg: patch-embedding strides.
+        sr_ratios (Sequence[int], optional): mmseg: key/value reductions.
+        mlp_ratio (float, optional): mmseg: MLP expansion of every stage.
+        act_cfg (dict, optional): mmseg: mmcv activation config of the
+            Mix-FFN. Default: GELU.
+        norm_cfg (dict, optional): mmseg: ``dict(type='LN', eps=...)``, the
+            epsilon of every LayerNorm (mmcv's default eps is 1e-5);
+            ``requires_grad=False`` freezes the norms' parameters.
+            Default: None (the ``*_eps`` options).
     """
 
     family = 'MiT'
@@ -242,33 +376,101 @@ class MiT(StagedBackbone):
     #: Smallest input side: the stride-4 stage-1 map must cover the 8x8
     #: key/value reduction window.
     min_input_size = 32
+    checkpoint_stages = False  # ``with_cp`` checkpoints each block
 
     def __init__(self,
-                 arch: Union[str, dict] = 'b0',
+                 arch: Union[str, dict, None] = None,
                  in_channels: int = 3,
-                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 out_indices: Union[Sequence[int], int] = (0, 1, 2, 3),
                  qkv_bias: bool = True,
                  drop_rate: float = 0.,
                  attn_drop_rate: float = 0.,
-                 drop_path_rate: float = 0.1,
-                 norm_eps: float = 1e-6,
-                 patch_norm_eps: float = 1e-5,
-                 sr_norm_eps: float = 1e-5,
+                 drop_path_rate: Optional[float] = None,
+                 norm_eps: Optional[float] = None,
+                 patch_norm_eps: Optional[float] = None,
+                 sr_norm_eps: Optional[float] = None,
                  with_cp: bool = False,
                  norm_eval: bool = False,
                  pretrained: Optional[str] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        self.norm_eps = norm_eps
-        self.patch_norm_eps = patch_norm_eps
+                 init_cfg: Optional[dict] = None,
+                 frozen_stages: int = -1,
+                 embed_dims: Optional[int] = None,
+                 num_stages: Optional[int] = None,
+                 num_layers: Optional[Sequence[int]] = None,
+                 num_heads: Optional[Sequence[int]] = None,
+                 patch_sizes: Optional[Sequence[int]] = None,
+                 strides: Optional[Sequence[int]] = None,
+                 sr_ratios: Optional[Sequence[int]] = None,
+                 mlp_ratio: Optional[float] = None,
+                 act_cfg: Optional[dict] = None,
+                 norm_cfg: Optional[dict] = None) -> None:
+        given = {
+            name: value
+            for name, value in dict(
+                embed_dims=embed_dims,
+                num_stages=num_stages,
+                num_layers=num_layers,
+                num_heads=num_heads,
+                patch_sizes=patch_sizes,
+                strides=strides,
+                sr_ratios=sr_ratios,
+                mlp_ratio=mlp_ratio).items() if value is not None
+        }
+        self.mmseg_form = bool(given) and arch is None
+        if self.mmseg_form:
+            arch = mmseg_mit_arch(dict(MMSEG_MIT_DEFAULTS, **given))
+        elif given:
+            settings = resolve_arch('MiT', arch, MIT_ARCHS,
+                                    list(MIT_ARCHS['b0']))
+            view = _mmseg_view(settings)
+            for name, value in given.items():
+                value = tuple(value) if isinstance(value, (list, tuple)) \
+                    else value
+                if value != view[name]:
+                    raise conflict('MiT', name, value, 'arch', arch,
+                                   f'whose {name} is {view[name]}')
+        epsilons = dict(norm_eps=norm_eps, patch_norm_eps=patch_norm_eps,
+                        sr_norm_eps=sr_norm_eps)
+        self.norm_requires_grad = True
+        if norm_cfg is not None:
+            eps = _layer_norm_eps(norm_cfg)
+            for name, value in epsilons.items():
+                if value is not None and value != eps:
+                    raise conflict('MiT', name, value, 'norm_cfg', norm_cfg)
+            epsilons = dict.fromkeys(epsilons, eps)
+            self.norm_requires_grad = bool(norm_cfg.get('requires_grad',
+                                                        True))
+        # the official epsilons, or mmseg's default norm_cfg (eps 1e-6)
+        defaults = dict(norm_eps=1e-6, patch_norm_eps=1e-5, sr_norm_eps=1e-5)
+        if self.mmseg_form:
+            defaults = dict.fromkeys(defaults, 1e-6)
+        epsilons = {k: defaults[k] if v is None else v
+                    for k, v in epsilons.items()}
+        if drop_path_rate is None:
+            drop_path_rate = 0. if self.mmseg_form else 0.1
+        self.norm_eps = epsilons['norm_eps']
+        self.patch_norm_eps = epsilons['patch_norm_eps']
         self.block_options = dict(
             qkv_bias=qkv_bias,
             drop=drop_rate,
             attn_drop=attn_drop_rate,
-            norm_eps=norm_eps,
-            sr_norm_eps=sr_norm_eps,
-            with_cp=with_cp)
+            norm_eps=epsilons['norm_eps'],
+            sr_norm_eps=epsilons['sr_norm_eps'],
+            with_cp=with_cp,
+            proj_bias=qkv_bias if self.mmseg_form else True,
+            act_cfg=act_cfg)
         super().__init__(arch, in_channels, out_indices, drop_path_rate,
-                         norm_eval, pretrained, init_cfg)
+                         norm_eval, pretrained, init_cfg, with_cp,
+                         frozen_stages)
+        if not self.norm_requires_grad:
+            for m in self.modules():
+                if isinstance(m, nn.LayerNorm):
+                    m.requires_grad_(False)
+
+    def stem_modules(self) -> List[nn.Module]:
+        """MiT has no stem: ``frozen_stages=0`` freezes the first patch
+        embedding."""
+        return [self.stages[0].patch_embed]
 
     def build_stage(self, index: int, in_channels: int,
                     drop_paths: Sequence[float]) -> MiTStage:

@@ -1,12 +1,15 @@
 """Checks of model arguments and inputs, each with a message that says
 what is wrong and what would be right."""
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ..errors import ConflictingArgumentsError, InvalidInputError
+
 __all__ = [
     'resolve_arch', 'check_out_indices', 'check_min_input_size',
-    'check_in_channels'
+    'check_in_channels', 'conflict', 'stage_arguments',
+    'check_frozen_stages', 'pick_argument'
 ]
 
 
@@ -65,6 +68,8 @@ def resolve_arch(family: str,
 def check_out_indices(family: str, out_indices: Sequence[int],
                       num_stages: int) -> Tuple[int, ...]:
     """Validate ``out_indices`` against the number of stages."""
+    if isinstance(out_indices, int):  # mmseg's backbones take one index
+        out_indices = (out_indices, )
     out_indices = tuple(out_indices)
     if not out_indices or any(i < 0 or i >= num_stages for i in out_indices):
         raise ValueError(f'{family} out_indices {list(out_indices)} must '
@@ -96,3 +101,95 @@ def check_in_channels(head: str, expected: Sequence[int],
     if found != list(expected):
         raise ValueError(f'{head} in_channels={list(expected)} but the '
                          f'backbone gives {found}; set in_channels to {found}')
+
+
+def _shown(value) -> Any:
+    """A value as messages show it (sequences as lists)."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return value
+
+
+def conflict(family: str, first: str, first_value, second: str,
+             second_value, why: str = '') -> ConflictingArgumentsError:
+    """The error for two contradicting arguments, naming both:
+    ``MiT embed_dims=64 contradicts arch='b0' (whose embed_dims is 32)``."""
+    return ConflictingArgumentsError(
+        f'{family} {first}={_shown(first_value)!r} contradicts '
+        f'{second}={_shown(second_value)!r}' + (f' ({why})' if why else ''))
+
+
+def pick_argument(family: str, name: str, value, alias: str, alias_value,
+                  default):
+    """One setting that two argument names can give (ours and the official
+    code's, e.g. ``in_channels`` and ``in_chans``): the one given (both
+    only when equal), else ``default``."""
+    if value is not None and alias_value is not None and \
+            _shown(value) != _shown(alias_value):
+        raise conflict(family, alias, alias_value, name, value)
+    for v in (value, alias_value):
+        if v is not None:
+            return v
+    return default
+
+
+def stage_arguments(family: str, arch: Union[str, Mapping, None],
+                    table: Mapping[str, Dict], default_arch: str,
+                    given: Mapping[str, Tuple[str, Any]],
+                    defaults: Mapping[str, Any]
+                    ) -> Tuple[Union[str, Dict], bool]:
+    """Reconcile ``arch`` with per-stage arguments in another codebase's
+    names (the official configs', mmseg's).
+
+    Args:
+        family (str): Model family, used in messages.
+        arch (str | Mapping | None): The ``arch`` argument.
+        table (Mapping): The family's variants.
+        default_arch (str): The variant without ``arch`` or per-stage
+            arguments.
+        given (Mapping): ``{argument name: (arch key, value)}``; ``None``
+            values were not given.
+        defaults (Mapping): ``{arch key: value}``: the other codebase's
+            constructor defaults, used for the keys not given when no
+            ``arch`` is.
+
+    Returns:
+        tuple: (the ``arch`` to build, whether the per-stage arguments
+        defined it). With an ``arch``, every given argument must equal its
+        setting; without one, the arguments (completed by ``defaults``)
+        build what the other codebase builds from them.
+
+    Raises:
+        ConflictingArgumentsError: an argument contradicts ``arch``.
+    """
+    present = {
+        name: (key, tuple(v) if isinstance(v, (list, tuple)) else v)
+        for name, (key, v) in given.items() if v is not None
+    }
+    if not present:
+        return (default_arch if arch is None else arch), False
+    if arch is None:
+        settings = {k: tuple(v) for k, v in defaults.items()}
+        settings.update({key: v for key, v in present.values()})
+        return settings, True
+    required = list(next(iter(table.values())))
+    settings = resolve_arch(family, arch, table, required)
+    for name, (key, value) in present.items():
+        if _shown(value) != _shown(settings[key]):
+            raise conflict(family, name, value, 'arch',
+                           arch if isinstance(arch, str) else dict(arch),
+                           f'whose {key} is {_shown(settings[key])}')
+    return arch, False
+
+
+def check_frozen_stages(family: str, frozen_stages: int,
+                        num_stages: int) -> int:
+    """Validate ``frozen_stages``: -1 (none), 0 (the stem) ... the number
+    of stages (everything)."""
+    if not isinstance(frozen_stages, int) or isinstance(frozen_stages, bool) \
+            or not -1 <= frozen_stages <= num_stages:
+        raise InvalidInputError(
+            f'{family} frozen_stages={frozen_stages!r} must be an int in '
+            f'[-1, {num_stages}] (-1: nothing frozen, 0: the stem, n: the '
+            f'stem and the first n stages)')
+    return frozen_stages
