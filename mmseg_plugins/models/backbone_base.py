@@ -34,7 +34,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..errors import InvalidInputError
 from .blocks import conv_stem
 from .validation import (check_frozen_stages, check_min_input_size,
-                         check_out_indices, conflict, resolve_arch)
+                         check_out_indices, conflict, resolve_arch,
+                         stage_arguments)
 
 __all__ = [
     'StagedBackbone', 'ConvStemBackbone', 'init_vit_weights',
@@ -294,11 +295,13 @@ def keep_norm_statistics(module: nn.Module):
         m.training and m.track_running_stats
     ]
     saved = [[b.clone() for b in m.buffers(recurse=False)] for m in norms]
-    yield
-    with torch.no_grad():
-        for m, buffers in zip(norms, saved):
-            for b, old in zip(m.buffers(recurse=False), buffers):
-                b.copy_(old)
+    try:  # the recomputation may stop early, with an exception
+        yield
+    finally:
+        with torch.no_grad():
+            for m, buffers in zip(norms, saved):
+                for b, old in zip(m.buffers(recurse=False), buffers):
+                    b.copy_(old)
 
 
 #: The ``norm_cfg`` types of the BatchNorm families and their classes.
@@ -317,6 +320,28 @@ class ConvStemBackbone(StagedBackbone):
     def build_stem(self, in_channels: int) -> Tuple[nn.Module, int]:
         dim = self.arch_settings['embed_dims'][0]
         return conv_stem(in_channels, dim), dim
+
+    #: The official constructor's defaults of its per-stage arguments, as
+    #: ``arch`` keys (used when those arguments define the network).
+    official_defaults: Mapping[str, Sequence] = {}
+
+    @classmethod
+    def official_arch(cls, arch: Union[str, dict, None],
+                      num_stages: Optional[int],
+                      **given: Tuple[str, Optional[Sequence]]
+                      ) -> Union[str, dict]:
+        """The ``arch`` to build from ``arch`` and the official
+        constructor's per-stage arguments ``given`` as ``{name: (arch key,
+        value or None)}`` (see :func:`~.validation.stage_arguments`);
+        ``num_stages``, if given, must be the family's."""
+        if num_stages is not None and num_stages != cls.num_stages:
+            raise InvalidInputError(
+                f'{cls.family} num_stages={num_stages!r}: the network has '
+                f'{cls.num_stages} stages')
+        arch, _ = stage_arguments(cls.family, arch, cls.arch_table,
+                                  cls.default_arch, given,
+                                  cls.official_defaults)
+        return arch
 
     def apply_norm_cfg(self, norm_cfg: Optional[dict]) -> None:
         """Give every BatchNorm layer the settings of mmcv's ``norm_cfg``
