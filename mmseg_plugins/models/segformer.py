@@ -13,10 +13,7 @@ implementation is used. Differences from mmseg's own
 * LayerNorm epsilons follow the official code (1e-5 in the patch embedding
   and the spatial-reduction norm, 1e-6 elsewhere); mmseg uses 1e-6
   everywhere, selectable here through ``patch_norm_eps``/``sr_norm_eps`` or
-  mmseg's ``norm_cfg``;
-* :class:`MiT` also takes every argument of mmseg's ``MixVisionTransformer``
-  with mmseg's meaning (see its docstring), so mmseg's SegFormer configs
-  build it by changing the backbone ``type`` only;
+  mmseg's ``norm_cfg`` (:class:`MiT` takes all of mmseg's arguments);
 * every stage-end norm is named ``norm`` so mmseg's ``'norm'`` paramwise
   rule exempts it from weight decay, as the official recipe does;
 * the head has the official form (per-scale Linear, fused 1x1 Conv-BN-ReLU,
@@ -25,7 +22,7 @@ implementation is used. Differences from mmseg's own
   Conv-BN-ReLU per scale, c1..c4) is a different head; checkpoints with it
   run with ``type='SegformerHead'`` from mmseg.
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -39,13 +36,14 @@ from mmseg.models.utils import resize
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import MODELS
-from ..errors import InvalidInputError
 from .backbone_base import StagedBackbone
 from .blocks import OverlapPatchEmbed
 from .ops import nlc_to_nchw
-from .validation import check_in_channels, conflict, resolve_arch
+from .validation import (MMSEG_MIT_DEFAULTS, check_in_channels,
+                         mmseg_mit_arguments)
 
 __all__ = ['MIT_ARCHS', 'MMSEG_MIT_DEFAULTS', 'MiT', 'SegformerHead']
+PerStage = Optional[Sequence[int]]  # mmseg's per-stage arguments
 
 _MIT_COMMON = dict(
     num_heads=(1, 2, 5, 8),
@@ -134,17 +132,13 @@ class MixFFN(nn.Module):
             (mmseg's ``act_cfg``). Default: None (GELU).
     """
 
-    def __init__(self,
-                 dim: int,
-                 hidden_dim: int,
-                 drop: float = 0.,
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.,
                  act_cfg: Optional[dict] = None) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.dwconv = nn.Conv2d(
             hidden_dim, hidden_dim, 3, padding=1, groups=hidden_dim)
-        self.act = nn.GELU() if act_cfg is None else \
-            build_activation_layer(act_cfg)
+        self.act = build_activation_layer(act_cfg or dict(type='GELU'))
         self.fc2 = nn.Linear(hidden_dim, dim)
         self.drop = nn.Dropout(drop)
 
@@ -223,103 +217,15 @@ class MiTStage(nn.Module):
         return nlc_to_nchw(self.norm(x), hw)  # (B, C, H, W)
 
 
-#: mmseg ``MixVisionTransformer``'s defaults of its per-stage arguments
-#: (mmseg 1.x, ``mmseg/models/backbones/mit.py``).
-MMSEG_MIT_DEFAULTS = dict(
-    embed_dims=64,
-    num_layers=(3, 4, 6, 3),
-    num_heads=(1, 2, 4, 8),
-    patch_sizes=(7, 3, 3, 3),
-    strides=(4, 2, 2, 2),
-    sr_ratios=(8, 4, 2, 1),
-    mlp_ratio=4)
-#: mmseg's per-stage arguments named as in :data:`MIT_ARCHS` entries.
-_MMSEG_TO_ARCH_KEY = dict(num_layers='depths', num_heads='num_heads',
-                          patch_sizes='patch_sizes', strides='strides',
-                          sr_ratios='sr_ratios')
-
-
-def mmseg_mit_arch(args: Dict) -> Dict:
-    """An ``arch`` dict from mmseg ``MixVisionTransformer``'s per-stage
-    arguments (all of :data:`MMSEG_MIT_DEFAULTS`, ``num_stages``
-    optional): stage ``i`` has ``embed_dims * num_heads[i]`` channels and
-    ``mlp_ratio`` is shared by all stages.
-
-    Raises:
-        ConflictingArgumentsError: lists of different lengths, or a
-            ``num_stages`` that is not their length (mmseg asserts both).
-        InvalidInputError: ``embed_dims`` is not an int.
-    """
-    layers = tuple(args['num_layers'])
-    for name in ('num_heads', 'patch_sizes', 'strides', 'sr_ratios'):
-        if len(args[name]) != len(layers):
-            raise conflict('MiT', name, args[name], 'num_layers', layers,
-                           'one entry per stage each')
-    stages = args.get('num_stages')
-    if stages is not None and stages != len(layers):
-        raise conflict('MiT', 'num_stages', stages, 'num_layers', layers)
-    base = args['embed_dims']
-    if not isinstance(base, int) or isinstance(base, bool):
-        raise InvalidInputError(
-            f'MiT embed_dims={base!r}: mmseg\'s embed_dims is an int, the '
-            f'channels per head (stage i has embed_dims * num_heads[i]); '
-            f'per-stage widths go in arch=dict(embed_dims=[...], ...)')
-    arch = {key: tuple(args[name]) for name, key in _MMSEG_TO_ARCH_KEY.items()}
-    arch['embed_dims'] = tuple(base * h for h in arch['num_heads'])
-    arch['mlp_ratios'] = (args['mlp_ratio'], ) * len(layers)
-    return arch
-
-
-def _mmseg_view(settings: Dict) -> Dict:
-    """An ``arch``'s settings in mmseg's argument names (None where mmseg's
-    arguments cannot express it: per-stage MLP ratios, widths that are not
-    one multiple of the head counts)."""
-    dims, heads = settings['embed_dims'], settings['num_heads']
-    base = dims[0] // heads[0]
-    ratios = settings['mlp_ratios']
-    view = {name: tuple(settings[key])
-            for name, key in _MMSEG_TO_ARCH_KEY.items()}
-    view.update(
-        embed_dims=base if all(d == base * h for d, h in zip(dims, heads))
-        else None,
-        num_stages=len(settings['depths']),
-        mlp_ratio=ratios[0] if len(set(ratios)) == 1 else None)
-    return view
-
-
-def _layer_norm_eps(norm_cfg: dict) -> float:
-    """The epsilon of mmcv's ``norm_cfg`` for the LayerNorms (its default
-    is nn.LayerNorm's, 1e-5); refuses other norms."""
-    if not isinstance(norm_cfg, dict) or norm_cfg.get('type') != 'LN':
-        raise InvalidInputError(
-            f'MiT norm_cfg={norm_cfg!r}: MiT\'s norms are LayerNorms; '
-            f'norm_cfg must be dict(type=\'LN\', eps=...)')
-    unknown = set(norm_cfg) - {'type', 'eps', 'requires_grad'}
-    if unknown:
-        raise InvalidInputError(
-            f'MiT norm_cfg keys {sorted(unknown)} are not supported '
-            f'(type, eps, requires_grad are)')
-    return float(norm_cfg.get('eps', 1e-5))
-
-
 @MODELS.register_module()
 class MiT(StagedBackbone):
     """Mix Transformer backbone of SegFormer (variants B0-B5).
 
-    Takes the variant as ``arch`` (our short form), or, like mmseg's
-    ``MixVisionTransformer``, as its per-stage arguments (``embed_dims``,
-    ``num_stages``, ``num_layers``, ``num_heads``, ``patch_sizes``,
-    ``strides``, ``sr_ratios``, ``mlp_ratio``) with mmseg's meaning, so that
-    mmseg's SegFormer configs build the same network by changing the
-    backbone ``type`` only. Without ``arch`` those arguments define the
-    network, completed by mmseg's defaults (:data:`MMSEG_MIT_DEFAULTS`), and
-    the options whose defaults differ take mmseg's: LayerNorm eps 1e-6
-    everywhere, ``drop_path_rate=0``, and ``qkv_bias=False`` also drops the
-    output projection's bias (as in mmseg's ``nn.MultiheadAttention``).
-    With ``arch`` they may be given too but must agree with it; any
-    contradiction (with ``arch``, between list lengths and ``num_stages``,
-    between ``norm_cfg`` and the ``*_eps`` options) raises
-    :class:`~mmseg_plugins.errors.ConflictingArgumentsError` naming both.
+    Takes the variant as ``arch`` or as mmseg ``MixVisionTransformer``'s
+    arguments, with mmseg's meaning and defaults (so mmseg's configs build
+    mmseg's network by changing the backbone ``type`` only; with ``arch``
+    they must agree with it): see :func:`~.validation.mmseg_mit_arguments`
+    and docs/migration.md.
 
     Args:
         arch (str | dict, optional): ``'b0'`` ... ``'b5'`` (see
@@ -334,15 +240,13 @@ class MiT(StagedBackbone):
         drop_rate (float): Dropout in attention output and FFN. Default: 0.
         attn_drop_rate (float): Attention dropout. Default: 0.
         drop_path_rate (float, optional): Stochastic depth, linearly
-            increasing over all blocks. Default: 0.1 (the official
-            setting); 0 (mmseg's) when mmseg's arguments define the
-            network.
+            increasing over all blocks. Default: 0.1 (official), 0 in
+            mmseg's form.
         norm_eps (float, optional): Epsilon of block and stage LayerNorms.
             Default: 1e-6.
-        patch_norm_eps (float, optional): Epsilon of the patch-embedding
-            LayerNorm. Default: 1e-5 (official); mmseg uses 1e-6.
-        sr_norm_eps (float, optional): Epsilon of the key/value reduction
-            LayerNorm. Default: 1e-5 (official); mmseg uses 1e-6.
+        patch_norm_eps, sr_norm_eps (float, optional): Epsilons of the
+            patch-embedding and key/value-reduction LayerNorms. Default:
+            1e-5 (official), 1e-6 in mmseg's form.
         with_cp (bool): Gradient checkpointing of each block. Default: False.
         norm_eval (bool): See :class:`StagedBackbone` (MiT has no
             BatchNorm). Default: False.
@@ -350,23 +254,8 @@ class MiT(StagedBackbone):
         init_cfg (dict, optional): mmengine initialisation config.
         frozen_stages (int): See :class:`StagedBackbone`; ``0`` freezes the
             first patch embedding. Default: -1.
-        embed_dims (int, optional): mmseg: channels per head; stage ``i``
-            has ``embed_dims * num_heads[i]`` channels (B0: 32, B1-B5: 64).
-        num_stages (int, optional): mmseg: the number of stages (the length
-            of every list).
-        num_layers (Sequence[int], optional): mmseg: blocks per stage.
-        num_heads (Sequence[int], optional): mmseg: heads per stage.
-        patch_sizes (Sequence[int], optional): mmseg: patch-embedding
-            kernels.
-        strides (Sequence[int], optional): mmseg: patch-embedding strides.
-        sr_ratios (Sequence[int], optional): mmseg: key/value reductions.
-        mlp_ratio (float, optional): mmseg: MLP expansion of every stage.
-        act_cfg (dict, optional): mmseg: mmcv activation config of the
-            Mix-FFN. Default: GELU.
-        norm_cfg (dict, optional): mmseg: ``dict(type='LN', eps=...)``, the
-            epsilon of every LayerNorm (mmcv's default eps is 1e-5);
-            ``requires_grad=False`` freezes the norms' parameters.
-            Default: None (the ``*_eps`` options).
+        embed_dims, num_stages, num_layers, num_heads, patch_sizes,
+            strides, sr_ratios, mlp_ratio, act_cfg, norm_cfg: mmseg's.
     """
 
     family = 'MiT'
@@ -396,69 +285,30 @@ class MiT(StagedBackbone):
                  frozen_stages: int = -1,
                  embed_dims: Optional[int] = None,
                  num_stages: Optional[int] = None,
-                 num_layers: Optional[Sequence[int]] = None,
-                 num_heads: Optional[Sequence[int]] = None,
-                 patch_sizes: Optional[Sequence[int]] = None,
-                 strides: Optional[Sequence[int]] = None,
-                 sr_ratios: Optional[Sequence[int]] = None,
+                 num_layers: PerStage = None, num_heads: PerStage = None,
+                 patch_sizes: PerStage = None, strides: PerStage = None,
+                 sr_ratios: PerStage = None,
                  mlp_ratio: Optional[float] = None,
                  act_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None) -> None:
-        given = {
-            name: value
-            for name, value in dict(
-                embed_dims=embed_dims,
-                num_stages=num_stages,
-                num_layers=num_layers,
-                num_heads=num_heads,
-                patch_sizes=patch_sizes,
-                strides=strides,
-                sr_ratios=sr_ratios,
-                mlp_ratio=mlp_ratio).items() if value is not None
-        }
-        self.mmseg_form = bool(given) and arch is None
-        if self.mmseg_form:
-            arch = mmseg_mit_arch(dict(MMSEG_MIT_DEFAULTS, **given))
-        elif given:
-            settings = resolve_arch('MiT', arch, MIT_ARCHS,
-                                    list(MIT_ARCHS['b0']))
-            view = _mmseg_view(settings)
-            for name, value in given.items():
-                value = tuple(value) if isinstance(value, (list, tuple)) \
-                    else value
-                if value != view[name]:
-                    raise conflict('MiT', name, value, 'arch', arch,
-                                   f'whose {name} is {view[name]}')
-        epsilons = dict(norm_eps=norm_eps, patch_norm_eps=patch_norm_eps,
-                        sr_norm_eps=sr_norm_eps)
-        self.norm_requires_grad = True
-        if norm_cfg is not None:
-            eps = _layer_norm_eps(norm_cfg)
-            for name, value in epsilons.items():
-                if value is not None and value != eps:
-                    raise conflict('MiT', name, value, 'norm_cfg', norm_cfg)
-            epsilons = dict.fromkeys(epsilons, eps)
-            self.norm_requires_grad = bool(norm_cfg.get('requires_grad',
-                                                        True))
-        # the official epsilons, or mmseg's default norm_cfg (eps 1e-6)
-        defaults = dict(norm_eps=1e-6, patch_norm_eps=1e-5, sr_norm_eps=1e-5)
-        if self.mmseg_form:
-            defaults = dict.fromkeys(defaults, 1e-6)
-        epsilons = {k: defaults[k] if v is None else v
-                    for k, v in epsilons.items()}
+        given = dict(embed_dims=embed_dims, num_stages=num_stages,
+                     num_layers=num_layers, num_heads=num_heads,
+                     patch_sizes=patch_sizes, strides=strides,
+                     sr_ratios=sr_ratios, mlp_ratio=mlp_ratio)
+        arch, self.mmseg_form, epsilons, self.norm_requires_grad = \
+            mmseg_mit_arguments(
+                arch, MIT_ARCHS, given, norm_cfg,
+                dict(norm_eps=norm_eps, patch_norm_eps=patch_norm_eps,
+                     sr_norm_eps=sr_norm_eps))
         if drop_path_rate is None:
             drop_path_rate = 0. if self.mmseg_form else 0.1
         self.norm_eps = epsilons['norm_eps']
         self.patch_norm_eps = epsilons['patch_norm_eps']
         self.block_options = dict(
-            qkv_bias=qkv_bias,
-            drop=drop_rate,
-            attn_drop=attn_drop_rate,
-            norm_eps=epsilons['norm_eps'],
-            sr_norm_eps=epsilons['sr_norm_eps'],
-            with_cp=with_cp,
-            proj_bias=qkv_bias if self.mmseg_form else True,
-            act_cfg=act_cfg)
+            qkv_bias=qkv_bias, drop=drop_rate, attn_drop=attn_drop_rate,
+            norm_eps=epsilons['norm_eps'], with_cp=with_cp,
+            sr_norm_eps=epsilons['sr_norm_eps'], act_cfg=act_cfg,
+            proj_bias=qkv_bias if self.mmseg_form else True)
         super().__init__(arch, in_channels, out_indices, drop_path_rate,
                          norm_eval, pretrained, init_cfg, with_cp,
                          frozen_stages)
@@ -468,8 +318,7 @@ class MiT(StagedBackbone):
                     m.requires_grad_(False)
 
     def stem_modules(self) -> List[nn.Module]:
-        """MiT has no stem: ``frozen_stages=0`` freezes the first patch
-        embedding."""
+        """No stem: ``frozen_stages=0`` freezes the first patch embed."""
         return [self.stages[0].patch_embed]
 
     def build_stage(self, index: int, in_channels: int,

@@ -9,7 +9,8 @@ from ..errors import ConflictingArgumentsError, InvalidInputError
 __all__ = [
     'resolve_arch', 'check_out_indices', 'check_min_input_size',
     'check_in_channels', 'conflict', 'stage_arguments',
-    'check_frozen_stages', 'pick_argument'
+    'check_frozen_stages', 'pick_argument', 'MMSEG_MIT_DEFAULTS',
+    'mmseg_mit_arch', 'mmseg_mit_arguments'
 ]
 
 
@@ -193,3 +194,130 @@ def check_frozen_stages(family: str, frozen_stages: int,
             f'[-1, {num_stages}] (-1: nothing frozen, 0: the stem, n: the '
             f'stem and the first n stages)')
     return frozen_stages
+
+
+#: mmseg ``MixVisionTransformer``'s defaults of its per-stage arguments
+#: (mmseg 1.x, ``mmseg/models/backbones/mit.py``).
+MMSEG_MIT_DEFAULTS = dict(
+    embed_dims=64,
+    num_layers=(3, 4, 6, 3),
+    num_heads=(1, 2, 4, 8),
+    patch_sizes=(7, 3, 3, 3),
+    strides=(4, 2, 2, 2),
+    sr_ratios=(8, 4, 2, 1),
+    mlp_ratio=4)
+#: mmseg's per-stage arguments named as in :data:`MIT_ARCHS` entries.
+_MMSEG_TO_ARCH_KEY = dict(num_layers='depths', num_heads='num_heads',
+                          patch_sizes='patch_sizes', strides='strides',
+                          sr_ratios='sr_ratios')
+
+
+def mmseg_mit_arch(args: Dict) -> Dict:
+    """An ``arch`` dict from mmseg ``MixVisionTransformer``'s per-stage
+    arguments (all of :data:`MMSEG_MIT_DEFAULTS`, ``num_stages``
+    optional): stage ``i`` has ``embed_dims * num_heads[i]`` channels and
+    ``mlp_ratio`` is shared by all stages.
+
+    Raises:
+        ConflictingArgumentsError: lists of different lengths, or a
+            ``num_stages`` that is not their length (mmseg asserts both).
+        InvalidInputError: ``embed_dims`` is not an int.
+    """
+    layers = tuple(args['num_layers'])
+    for name in ('num_heads', 'patch_sizes', 'strides', 'sr_ratios'):
+        if len(args[name]) != len(layers):
+            raise conflict('MiT', name, args[name], 'num_layers', layers,
+                           'one entry per stage each')
+    stages = args.get('num_stages')
+    if stages is not None and stages != len(layers):
+        raise conflict('MiT', 'num_stages', stages, 'num_layers', layers)
+    base = args['embed_dims']
+    if not isinstance(base, int) or isinstance(base, bool):
+        raise InvalidInputError(
+            f'MiT embed_dims={base!r}: mmseg\'s embed_dims is an int, the '
+            f'channels per head (stage i has embed_dims * num_heads[i]); '
+            f'per-stage widths go in arch=dict(embed_dims=[...], ...)')
+    arch = {key: tuple(args[name]) for name, key in _MMSEG_TO_ARCH_KEY.items()}
+    arch['embed_dims'] = tuple(base * h for h in arch['num_heads'])
+    arch['mlp_ratios'] = (args['mlp_ratio'], ) * len(layers)
+    return arch
+
+
+def _mmseg_view(settings: Dict) -> Dict:
+    """An ``arch``'s settings in mmseg's argument names (None where mmseg's
+    arguments cannot express it: per-stage MLP ratios, widths that are not
+    one multiple of the head counts)."""
+    dims, heads = settings['embed_dims'], settings['num_heads']
+    base = dims[0] // heads[0]
+    ratios = settings['mlp_ratios']
+    view = {name: tuple(settings[key])
+            for name, key in _MMSEG_TO_ARCH_KEY.items()}
+    view.update(
+        embed_dims=base if all(d == base * h for d, h in zip(dims, heads))
+        else None,
+        num_stages=len(settings['depths']),
+        mlp_ratio=ratios[0] if len(set(ratios)) == 1 else None)
+    return view
+
+
+def _layer_norm_eps(norm_cfg: dict) -> float:
+    """The epsilon of mmcv's ``norm_cfg`` for the LayerNorms (its default
+    is nn.LayerNorm's, 1e-5); refuses other norms."""
+    if not isinstance(norm_cfg, dict) or norm_cfg.get('type') != 'LN':
+        raise InvalidInputError(
+            f'MiT norm_cfg={norm_cfg!r}: MiT\'s norms are LayerNorms; '
+            f'norm_cfg must be dict(type=\'LN\', eps=...)')
+    unknown = set(norm_cfg) - {'type', 'eps', 'requires_grad'}
+    if unknown:
+        raise InvalidInputError(
+            f'MiT norm_cfg keys {sorted(unknown)} are not supported '
+            f'(type, eps, requires_grad are)')
+    return float(norm_cfg.get('eps', 1e-5))
+
+
+def mmseg_mit_arguments(arch: Union[str, Mapping, None],
+                        table: Mapping[str, Dict], given: Mapping,
+                        norm_cfg: Optional[dict], epsilons: Mapping
+                        ) -> Tuple[Union[str, Mapping], bool, Dict, bool]:
+    """Reconcile MiT's ``arch`` with mmseg's arguments.
+
+    Args:
+        arch (str | Mapping | None): The ``arch`` argument.
+        table (Mapping): The MiT variants.
+        given (Mapping): mmseg's per-stage arguments (None: not given).
+        norm_cfg (dict, optional): mmseg's ``norm_cfg``.
+        epsilons (Mapping): ``norm_eps``, ``patch_norm_eps``,
+            ``sr_norm_eps`` (None: not given).
+
+    Returns:
+        tuple: the ``arch`` to build; whether mmseg's arguments define it
+        (no ``arch``: mmseg's defaults complete them, and the epsilons
+        default to mmseg's 1e-6); the three epsilons; whether the
+        LayerNorms train (``norm_cfg``'s ``requires_grad``).
+    """
+    given = {k: v for k, v in given.items() if v is not None}
+    mmseg_form = bool(given) and arch is None
+    if mmseg_form:
+        arch = mmseg_mit_arch(dict(MMSEG_MIT_DEFAULTS, **given))
+    elif given:
+        view = _mmseg_view(resolve_arch('MiT', arch, table,
+                                        list(next(iter(table.values())))))
+        for name, value in given.items():
+            if _shown(value) != _shown(view[name]):
+                raise conflict('MiT', name, value, 'arch', arch,
+                               f'whose {name} is {_shown(view[name])}')
+    requires_grad = True
+    if norm_cfg is not None:
+        eps = _layer_norm_eps(norm_cfg)
+        for name, value in epsilons.items():
+            if value is not None and value != eps:
+                raise conflict('MiT', name, value, 'norm_cfg', norm_cfg)
+        epsilons = dict.fromkeys(epsilons, eps)
+        requires_grad = bool(norm_cfg.get('requires_grad', True))
+    # the official epsilons, or mmseg's default norm_cfg (eps 1e-6)
+    defaults = dict(norm_eps=1e-6, patch_norm_eps=1e-5, sr_norm_eps=1e-5)
+    if mmseg_form:
+        defaults = dict.fromkeys(defaults, 1e-6)
+    epsilons = {k: defaults[k] if v is None else v
+                for k, v in epsilons.items()}
+    return arch, mmseg_form, epsilons, requires_grad
