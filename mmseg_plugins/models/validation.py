@@ -36,21 +36,22 @@ def resolve_arch(family: str,
         dict: A copy of the settings.
 
     Raises:
-        ValueError: unknown name, incomplete dict or inconsistent lengths
-            (the message lists the valid choices / missing keys / the bad
-            entry).
+        InvalidInputError: unknown name, incomplete dict or inconsistent
+            lengths (the message lists the valid choices / missing keys /
+            the bad entry).
     """
     if isinstance(arch, str):
         key = arch.lower()
         if key not in table:
-            raise ValueError(f'Unknown {family} arch {arch!r}; valid '
-                             f'choices: {", ".join(table)}')
+            raise InvalidInputError(f'Unknown {family} arch {arch!r}; '
+                                    f'valid choices: {", ".join(table)}')
         settings = dict(table[key])
     elif isinstance(arch, Mapping):
         missing = [k for k in required if k not in arch]
         if missing:
-            raise ValueError(f'Custom {family} arch is missing keys '
-                             f'{missing}; it needs {list(required)}')
+            raise InvalidInputError(f'Custom {family} arch is missing '
+                                    f'keys {missing}; it needs '
+                                    f'{list(required)}')
         settings = dict(arch)
     else:
         raise TypeError(f'{family} arch must be a name ({", ".join(table)}) '
@@ -58,11 +59,11 @@ def resolve_arch(family: str,
     n = len(settings['depths']) if num_stages is None else num_stages
     for key, value in settings.items():
         if len(value) != n:
-            raise ValueError(f'{family} arch: {key}={list(value)} has '
-                             f'{len(value)} entries but depths has {n}'
-                             if num_stages is None else
-                             f'{family} arch: {key}={list(value)} must have '
-                             f'{n} entries (one per stage)')
+            raise InvalidInputError(
+                f'{family} arch: {key}={list(value)} has {len(value)} '
+                f'entries but depths has {n}' if num_stages is None else
+                f'{family} arch: {key}={list(value)} must have {n} entries '
+                f'(one per stage)')
     return settings
 
 
@@ -73,8 +74,8 @@ def check_out_indices(family: str, out_indices: Sequence[int],
         out_indices = (out_indices, )
     out_indices = tuple(out_indices)
     if not out_indices or any(i < 0 or i >= num_stages for i in out_indices):
-        raise ValueError(f'{family} out_indices {list(out_indices)} must '
-                         f'lie in [0, {num_stages - 1}]')
+        raise InvalidInputError(f'{family} out_indices {list(out_indices)} '
+                                f'must lie in [0, {num_stages - 1}]')
     return out_indices
 
 

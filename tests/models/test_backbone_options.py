@@ -54,9 +54,9 @@ def test_with_cp_same_outputs_gradients_and_statistics(name, monkeypatch):
         sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)
              ).sum() for o in y).backward()
         outs.append(y)
-    # one checkpoint per block (MiT) or per stage, all non-reentrant
-    assert calls and set(calls) == {False}
-    assert len(calls) == (4 if name != 'MiT' else 4 * 1)
+    # one checkpoint per block (MiT: one per stage here) or per stage, all
+    # non-reentrant
+    assert calls == [False] * 4
     for a, b in zip(*outs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     grads = {n: p.grad for n, p in plain.named_parameters()}
