@@ -215,3 +215,18 @@ def test_mmseg_unit_test_argument_sets():
             MiT(pretrained=pretrained, init_cfg=init_cfg)
     with pytest.raises(TypeError):
         MiT(pretrained=123, init_cfg=None)
+
+
+def test_whole_mmseg_segformer_config_with_type_changed_runs():
+    """The whole mmseg config (its EncoderDecoder and SegformerHead) with
+    only the backbone type changed builds and runs."""
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(
+        [c for c in CONFIGS if 'mit-b0_8xb2-160k_ade20k' in c][0])
+    cfg.model.backbone.type = 'mmseg_plugins.MiT'
+    init_default_scope('mmseg')
+    model = _build(cfg.model).eval()
+    assert type(model.backbone) is MiT
+    with torch.no_grad():
+        logits = model(torch.randn(1, 3, 64, 64), mode='tensor')
+    assert logits.shape == (1, 150, 16, 16)
