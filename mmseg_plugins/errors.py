@@ -7,6 +7,10 @@ one ``error:`` line and exit code 2, and Python callers catch them by type:
 - :class:`InvalidInputError`: an argument, option or setting that cannot be
   honoured (a size below the network's minimum, an unknown precision, a
   CUDA device on a machine without one ...).
+- :class:`ConflictingArgumentsError`: two arguments that contradict each
+  other (an ``arch`` and a per-stage argument, ``pretrained`` and
+  ``init_cfg`` ...); also an ``AssertionError``, which is what mmseg's
+  backbones raise in the same cases.
 - :class:`ConfigError`: a config that is missing, unreadable or lacks what
   the caller needs (a model, a dataset directory ...).
 - :class:`CheckpointError`: a file that is not a readable checkpoint, holds
@@ -29,10 +33,10 @@ of a form mmengine cannot build (:class:`InitConfigError`) a ``TypeError``.
 import pickle
 
 __all__ = [
-    'MMSegPluginsError', 'InvalidInputError', 'ConfigError',
-    'CheckpointError', 'CheckpointNotFoundError', 'UnsafeCheckpointError',
-    'CheckpointPrefixError', 'InitConfigError', 'ExportError',
-    'DatasetError', 'first_line'
+    'MMSegPluginsError', 'InvalidInputError', 'ConflictingArgumentsError',
+    'ConfigError', 'CheckpointError', 'CheckpointNotFoundError',
+    'UnsafeCheckpointError', 'CheckpointPrefixError', 'InitConfigError',
+    'ExportError', 'DatasetError', 'first_line'
 ]
 
 
@@ -42,6 +46,12 @@ class MMSegPluginsError(Exception):
 
 class InvalidInputError(MMSegPluginsError, ValueError):
     """An argument or setting that cannot be honoured."""
+
+
+class ConflictingArgumentsError(InvalidInputError, AssertionError):
+    """Two arguments that contradict each other; the message names both.
+    (mmseg's backbones assert such combinations away, hence the
+    ``AssertionError`` base.)"""
 
 
 class ConfigError(MMSegPluginsError, ValueError):

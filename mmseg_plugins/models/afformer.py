@@ -26,7 +26,7 @@ changes outputs or weights follows the official code:
 The head (:class:`AFFormerHead`) is the official ``CLS`` head without its
 never-used ``align`` block.
 """
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -35,15 +35,19 @@ from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
 
+from ..errors import InvalidInputError
 from ..registry import MODELS
 from .backbone_base import ConvStemBackbone
 from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
                      FactorizedAttentionEncoder)
 from .ops import adaptive_avg_pool2d, gelu_linear, nchw_to_nlc, nlc_to_nchw
 from .pretrained import StrictPretrainedInit
-from .validation import check_in_channels
+from .validation import check_in_channels, conflict, pick_argument
 
-__all__ = ['AFFORMER_ARCHS', 'AFFormer', 'AFFormerHead']
+__all__ = [
+    'AFFORMER_ARCHS', 'AFFORMER_OFFICIAL_DEFAULTS', 'AFFormer',
+    'AFFormerHead'
+]
 
 #: Every AFFormer variant, declared once. ``embed_dims[i]`` is the width
 #: inside stage ``i``; stage ``i`` outputs ``embed_dims[i + 1]`` channels
@@ -58,6 +62,17 @@ AFFORMER_ARCHS = {
     'base': dict(embed_dims=(32, 96, 176, 216), depths=(1, 2, 6, 2),
                  num_heads=(8, 8, 8, 8), mlp_ratios=(2, 2, 2, 2)),
 }
+
+#: The official ``AFFormer`` class's constructor defaults of its per-stage
+#: arguments (``num_layers``, ``embed_dims``, ``mlp_ratios``,
+#: ``num_heads``), as ``arch`` keys. (Its ``num_path`` default, 4 per stage,
+#: fails in the official forward; every variant uses 1.)
+AFFORMER_OFFICIAL_DEFAULTS = dict(
+    embed_dims=(64, 128, 256, 512), depths=(1, 1, 1, 1),
+    num_heads=(8, 8, 8, 8), mlp_ratios=(8, 8, 4, 4))
+#: The ``strides`` of the official configs, which the official code
+#: ignores (the stages' strides are fixed: :data:`PATCH_STRIDES`).
+OFFICIAL_CONFIG_STRIDES = (4, 2, 2, 2)
 
 #: Strides of the two sequential patch embeddings of each stage.
 PATCH_STRIDES = ((1, 1), (2, 1), (1, 2), (1, 4))
@@ -202,24 +217,99 @@ class AFFormer(ConvStemBackbone):
     Returns the four stage outputs at strides 4/8/8/8 with
     ``embed_dims[1:] + embed_dims[-1:]`` channels.
 
+    Also takes the official ``AFFormer`` class's arguments (``num_stages``,
+    ``num_path``, ``num_layers``, ``embed_dims``, ``mlp_ratios``,
+    ``num_heads``, ``in_chans``, ``strides``, ``img_size``,
+    ``num_classes``); the official configs' ``type='afformer_tiny'``
+    (``_small``, ``_base``) with ``strides=[4, 2, 2, 2]`` become
+    ``type='mmseg_plugins.afformer_tiny'`` (registered builders of this
+    class with that ``arch``). Without ``arch``, the per-stage arguments
+    define the network, completed by the official class's defaults
+    (:data:`AFFORMER_OFFICIAL_DEFAULTS`); with ``arch`` they must agree
+    with it (else :class:`~mmseg_plugins.errors.ConflictingArgumentsError`).
+
     Args:
-        arch (str | dict): Variant name (see :data:`AFFORMER_ARCHS`) or a
-            dict with ``embed_dims``, ``depths``, ``num_heads`` and
-            ``mlp_ratios`` (4 entries each). Default: ``'base'``.
-        in_channels (int): Input channels. Default: 3.
+        arch (str | dict, optional): Variant name (see
+            :data:`AFFORMER_ARCHS`) or a dict with ``embed_dims``,
+            ``depths``, ``num_heads`` and ``mlp_ratios`` (4 entries each).
+            Default: ``'base'`` unless the official per-stage arguments are
+            given.
+        in_channels (int, optional): Input channels. Default: 3.
         out_indices (Sequence[int]): Stages to return. Default: (0, 1, 2, 3).
         drop_path_rate (float): Stochastic depth. Default: 0 (official).
         norm_eval (bool): Keep BatchNorm in eval mode while training.
             Default: False.
         pretrained (str, optional): Deprecated, use ``init_cfg``.
         init_cfg (dict, optional): mmengine initialisation config.
+        with_cp (bool): Gradient checkpointing of each stage (see
+            :class:`~.backbone_base.StagedBackbone`). Default: False.
+        frozen_stages (int): The stem and the first ``frozen_stages``
+            stages frozen (mmseg's meaning). Default: -1.
+        num_stages (int, optional): Official: must be 4.
+        num_path (Sequence[int], optional): Official: must be 1 per stage
+            (the official forward fails with more).
+        num_layers (Sequence[int], optional): Official: blocks per stage
+            (``arch`` key ``depths``).
+        embed_dims, mlp_ratios, num_heads (Sequence, optional): Official:
+            as the ``arch`` keys.
+        in_chans (int, optional): Official name of ``in_channels``.
+        strides (Sequence[int], optional): Official, ignored by the
+            official code; only its configs' value ``[4, 2, 2, 2]`` is
+            accepted (the network's strides are fixed).
+        img_size, num_classes (int, optional): Official, unused by the
+            official code (fully convolutional, no classifier): accepted
+            without effect.
     """
 
     family = 'AFFormer'
     arch_table = AFFORMER_ARCHS
     default_arch = 'base'
+    official_defaults = AFFORMER_OFFICIAL_DEFAULTS
     #: The stage-3 transformer runs at 1/32 of the input.
     min_input_size = 32
+
+    def __init__(self,
+                 arch: Union[str, dict, None] = None,
+                 in_channels: Optional[int] = None,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.,
+                 norm_eval: bool = False,
+                 pretrained: Optional[str] = None,
+                 init_cfg: Optional[dict] = None,
+                 with_cp: bool = False,
+                 frozen_stages: int = -1,
+                 num_stages: Optional[int] = None,
+                 num_path: Optional[Sequence[int]] = None,
+                 num_layers: Optional[Sequence[int]] = None,
+                 embed_dims: Optional[Sequence[int]] = None,
+                 mlp_ratios: Optional[Sequence[float]] = None,
+                 num_heads: Optional[Sequence[int]] = None,
+                 in_chans: Optional[int] = None,
+                 strides: Optional[Sequence[int]] = None,
+                 img_size: Optional[int] = None,
+                 num_classes: Optional[int] = None) -> None:
+        if num_path is not None and list(num_path) != [1] * 4:
+            raise InvalidInputError(
+                f'AFFormer num_path={list(num_path)}: the network has one '
+                f'path per stage (the official forward fails with more); '
+                f'use [1, 1, 1, 1]')
+        if strides is not None and tuple(strides) != OFFICIAL_CONFIG_STRIDES:
+            raise InvalidInputError(
+                f'AFFormer strides={list(strides)}: the official code '
+                f'ignores strides (its stages run at 4, 8, 8, 8); only the '
+                f'official configs\' {list(OFFICIAL_CONFIG_STRIDES)} is '
+                f'accepted')
+        arch = self.official_arch(
+            arch, num_stages,
+            num_layers=('depths', num_layers),
+            embed_dims=('embed_dims', embed_dims),
+            mlp_ratios=('mlp_ratios', mlp_ratios),
+            num_heads=('num_heads', num_heads))
+        in_channels = pick_argument(self.family, 'in_channels', in_channels,
+                                    'in_chans', in_chans, 3)
+        super().__init__(arch, in_channels, out_indices, drop_path_rate,
+                         norm_eval, pretrained, init_cfg, with_cp,
+                         frozen_stages)
 
     def build_stage(self, index: int, in_channels: int,
                     drop_paths: Sequence[float]) -> AFFormerStage:
@@ -229,6 +319,30 @@ class AFFormer(ConvStemBackbone):
                              s['num_heads'][index], s['mlp_ratios'][index],
                              PATCH_STRIDES[index], drop_paths,
                              with_transformer=index > 0)
+
+
+def official_variant(variant: str):
+    """The builder registered as ``afformer_<variant>``, the official
+    configs' backbone type: :class:`AFFormer` with ``arch=variant`` (an
+    ``arch`` argument must agree), taking the official variant classes'
+    arguments (``strides``, ``drop_path_rate``, ``in_chans``, ...)."""
+
+    def build(**kwargs) -> AFFormer:
+        arch = kwargs.pop('arch', variant)
+        if arch != variant:
+            raise conflict('AFFormer', 'arch', arch, 'type',
+                           f'afformer_{variant}')
+        return AFFormer(arch=variant, **kwargs)
+
+    build.__name__ = build.__qualname__ = f'afformer_{variant}'
+    build.__doc__ = (f'AFFormer-{variant}: ``AFFormer(arch={variant!r}, '
+                     f'**kwargs)`` (the official configs\' type name).')
+    return build
+
+
+for _variant in AFFORMER_ARCHS:
+    MODELS.register_module(name=f'afformer_{_variant}',
+                           module=official_variant(_variant))
 
 
 @MODELS.register_module()

@@ -3,8 +3,9 @@
 A family is a subclass that declares its variant table and builds its
 stages; :class:`StagedBackbone` owns everything else: the variant lookup and
 its validation, ``out_indices``, the stochastic-depth schedule, the stage
-loop, ``out_channels``, ``norm_eval``, the deprecated ``pretrained``
-argument and the default initialisation. A new family needs only::
+loop, ``out_channels``, ``norm_eval``, ``frozen_stages``, gradient
+checkpointing (``with_cp``), the deprecated ``pretrained`` argument and the
+default initialisation. A new family needs only::
 
     @MODELS.register_module()
     class MyNet(StagedBackbone):
@@ -17,19 +18,24 @@ argument and the default initialisation. A new family needs only::
 
 plus :meth:`StagedBackbone.build_stem` if it has a stem.
 """
+import contextlib
 import math
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import (constant_init, normal_init,
                                         trunc_normal_init)
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..errors import InvalidInputError
 from .blocks import conv_stem
 from .pretrained import init_weights_strictly, set_pretrained_loader
-from .validation import check_min_input_size, check_out_indices, resolve_arch
+from .validation import (check_frozen_stages, check_min_input_size,
+                         check_out_indices, conflict, resolve_arch,
+                         stage_arguments)
 
 __all__ = [
     'StagedBackbone', 'ConvStemBackbone', 'init_vit_weights',
@@ -86,6 +92,17 @@ class StagedBackbone(BaseModule):
             ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
         init_cfg (dict, optional): mmengine initialisation config; without
             one the official initialisation (:func:`init_vit_weights`) runs.
+        with_cp (bool): Gradient checkpointing (``torch.utils.checkpoint``,
+            non-reentrant): activations inside each checkpointed unit (a
+            stage here; :attr:`checkpoint_stages` False leaves it to the
+            family, MiT: each block) are recomputed in backward instead of
+            kept. Outputs and gradients are unchanged, and so are the
+            BatchNorm running statistics (the recomputation does not update
+            them twice). Default: False.
+        frozen_stages (int): mmseg's meaning: the stem (:meth:`stem_modules`)
+            and the first ``frozen_stages`` stages stay in eval mode with
+            ``requires_grad=False``, re-applied by every ``train()``; 0
+            freezes the stem only, -1 nothing. Default: -1.
     """
 
     family: str = ''
@@ -94,6 +111,9 @@ class StagedBackbone(BaseModule):
     num_stages: Optional[int] = 4
     min_input_size: int = 32
     channels_last: bool = False
+    #: ``with_cp`` checkpoints each stage call; False when the family
+    #: checkpoints finer units itself.
+    checkpoint_stages: bool = True
 
     def __init__(self,
                  arch: Union[str, dict, None] = None,
@@ -102,11 +122,14 @@ class StagedBackbone(BaseModule):
                  drop_path_rate: float = 0.,
                  norm_eval: bool = False,
                  pretrained: Optional[str] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 with_cp: bool = False,
+                 frozen_stages: int = -1) -> None:
         if pretrained is not None:
             if init_cfg is not None:
-                raise ValueError('init_cfg and pretrained cannot be set at '
-                                 'the same time')
+                raise conflict(self.family, 'pretrained', pretrained,
+                               'init_cfg', init_cfg,
+                               'give one; pretrained is deprecated')
             if not isinstance(pretrained, str):
                 raise TypeError('pretrained must be a str or None')
             init_cfg = dict(type='Pretrained', checkpoint=pretrained)
@@ -127,6 +150,10 @@ class StagedBackbone(BaseModule):
             stage = self.build_stage(i, channels, rates)
             self.stages.append(stage)
             channels = stage.out_channels
+        self.with_cp = bool(with_cp)
+        self.frozen_stages = check_frozen_stages(self.family, frozen_stages,
+                                                 len(self.stages))
+        self.freeze()
 
     # ---------------------------------------------------------------- hooks
     def build_stem(self, in_channels: int) -> Tuple[nn.Module, int]:
@@ -142,6 +169,11 @@ class StagedBackbone(BaseModule):
         of its ``depths[index]`` blocks."""
         raise NotImplementedError(
             f'{type(self).__name__} must implement build_stage')
+
+    def stem_modules(self) -> List[nn.Module]:
+        """What ``frozen_stages=0`` freezes: the stem (MiT, which has none,
+        freezes its first patch embedding)."""
+        return [self.stem]
 
     # ------------------------------------------------------------ plumbing
     @staticmethod
@@ -171,13 +203,41 @@ class StagedBackbone(BaseModule):
         x = self.stem(x)
         outs = []
         for i, stage in enumerate(self.stages):
-            x = stage(x)  # (B, C_i, H_i, W_i)
+            x = self.run_stage(stage, x)  # (B, C_i, H_i, W_i)
             if i in self.out_indices:
                 outs.append(x)
         return outs
 
+    def run_stage(self, stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``stage(x)``, checkpointed with ``with_cp`` while autograd
+        records (non-reentrant; the BatchNorm statistics of the
+        recomputation are put back: see :func:`keep_norm_statistics`)."""
+        if self.with_cp and self.checkpoint_stages and \
+                torch.is_grad_enabled() and not torch.jit.is_tracing():
+            return cp.checkpoint(
+                stage,
+                x,
+                use_reentrant=False,
+                context_fn=lambda: (contextlib.nullcontext(),
+                                    keep_norm_statistics(stage)))
+        return stage(x)
+
+    def frozen_modules(self) -> List[nn.Module]:
+        """The modules ``frozen_stages`` freezes."""
+        if self.frozen_stages < 0:
+            return []
+        return self.stem_modules() + list(self.stages[:self.frozen_stages])
+
+    def freeze(self) -> None:
+        """Put the :meth:`frozen_modules` in eval mode without gradients."""
+        for module in self.frozen_modules():
+            module.eval()
+            for p in module.parameters():
+                p.requires_grad = False
+
     def train(self, mode: bool = True) -> 'StagedBackbone':
         super().train(mode)
+        self.freeze()
         if mode and self.norm_eval:
             for m in self.modules():
                 if isinstance(m, _BatchNorm):
@@ -197,6 +257,29 @@ class StagedBackbone(BaseModule):
         init_weights_strictly(self, init_vit_weights)
 
 
+@contextlib.contextmanager
+def keep_norm_statistics(module: nn.Module):
+    """Restore the running statistics of ``module``'s training BatchNorm
+    layers on exit: the recomputation of a checkpointed forward would
+    otherwise update them a second time."""
+    norms = [
+        m for m in module.modules() if isinstance(m, _BatchNorm) and
+        m.training and m.track_running_stats
+    ]
+    saved = [[b.clone() for b in m.buffers(recurse=False)] for m in norms]
+    try:  # the recomputation may stop early, with an exception
+        yield
+    finally:
+        with torch.no_grad():
+            for m, buffers in zip(norms, saved):
+                for b, old in zip(m.buffers(recurse=False), buffers):
+                    b.copy_(old)
+
+
+#: The ``norm_cfg`` types of the BatchNorm families and their classes.
+BATCH_NORMS = {'BN': nn.BatchNorm2d, 'SyncBN': nn.SyncBatchNorm}
+
+
 class ConvStemBackbone(StagedBackbone):
     """A :class:`StagedBackbone` with the stride-4 convolutional stem of
     AFFormer and MPViT (:func:`~.blocks.conv_stem`, to ``embed_dims[0]``
@@ -209,6 +292,56 @@ class ConvStemBackbone(StagedBackbone):
     def build_stem(self, in_channels: int) -> Tuple[nn.Module, int]:
         dim = self.arch_settings['embed_dims'][0]
         return conv_stem(in_channels, dim), dim
+
+    #: The official constructor's defaults of its per-stage arguments, as
+    #: ``arch`` keys (used when those arguments define the network).
+    official_defaults: Mapping[str, Sequence] = {}
+
+    @classmethod
+    def official_arch(cls, arch: Union[str, dict, None],
+                      num_stages: Optional[int],
+                      **given: Tuple[str, Optional[Sequence]]
+                      ) -> Union[str, dict]:
+        """The ``arch`` to build from ``arch`` and the official
+        constructor's per-stage arguments ``given`` as ``{name: (arch key,
+        value or None)}`` (see :func:`~.validation.stage_arguments`);
+        ``num_stages``, if given, must be the family's."""
+        if num_stages is not None and num_stages != cls.num_stages:
+            raise InvalidInputError(
+                f'{cls.family} num_stages={num_stages!r}: the network has '
+                f'{cls.num_stages} stages')
+        arch, _ = stage_arguments(cls.family, arch, cls.arch_table,
+                                  cls.default_arch, given,
+                                  cls.official_defaults)
+        return arch
+
+    def apply_norm_cfg(self, norm_cfg: Optional[dict]) -> None:
+        """Give every BatchNorm layer the settings of mmcv's ``norm_cfg``
+        (what the official MPViT builds with ``build_norm_layer``):
+        ``type`` 'BN' or 'SyncBN' (``nn.SyncBatchNorm``; same parameters
+        and state-dict keys), ``eps``, ``momentum`` and ``requires_grad``.
+        The LayerNorms of the transformer blocks do not follow it (nor do
+        they in the official code)."""
+        if norm_cfg is None:
+            return
+        if not isinstance(norm_cfg, dict) or \
+                norm_cfg.get('type') not in BATCH_NORMS:
+            raise InvalidInputError(
+                f'{self.family} norm_cfg={norm_cfg!r}: the network\'s norms '
+                f'are BatchNorm; type must be one of {list(BATCH_NORMS)}')
+        unknown = set(norm_cfg) - {'type', 'eps', 'momentum', 'requires_grad'}
+        if unknown:
+            raise InvalidInputError(
+                f'{self.family} norm_cfg keys {sorted(unknown)} are not '
+                f'supported (type, eps, momentum, requires_grad are)')
+        norms = [m for m in self.modules() if isinstance(m, _BatchNorm)]
+        for m in norms:
+            m.eps = norm_cfg.get('eps', m.eps)
+            m.momentum = norm_cfg.get('momentum', m.momentum)
+            for p in m.parameters():
+                p.requires_grad = bool(norm_cfg.get('requires_grad', True))
+        if norm_cfg['type'] == 'SyncBN':  # replaces the children in place
+            nn.SyncBatchNorm.convert_sync_batchnorm(self)
 
     def stage_width(self, index: int) -> int:
         """Output channels of stage ``index``: the stem makes

@@ -26,7 +26,7 @@ The shared position encodings are registered once per path (the official
 checkpoints repeat them under every block; the converter folds those alias
 keys). There is no classifier.
 """
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -36,8 +36,10 @@ from .backbone_base import ConvStemBackbone
 from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
                      FactorizedAttentionEncoder)
 from .ops import gelu_linear
+from .validation import pick_argument
 
-__all__ = ['MPVIT_ARCHS', 'Mlp', 'MPViTStage', 'MPViT']
+__all__ = ['MPVIT_ARCHS', 'MPVIT_OFFICIAL_DEFAULTS', 'Mlp', 'MPViTStage',
+           'MPViT']
 
 #: Every MPViT variant, declared once (the official factory functions).
 #: ``embed_dims[i]`` is the width inside stage ``i``; stage ``i`` outputs
@@ -56,6 +58,13 @@ MPVIT_ARCHS = {
                  num_paths=(2, 3, 3, 3), num_heads=(8, 8, 8, 8),
                  mlp_ratios=(4, 4, 4, 4)),
 }
+
+#: The official segmentation backbone's constructor defaults of its
+#: per-stage arguments (``num_path``, ``num_layers``, ``embed_dims``,
+#: ``num_heads``, ``mlp_ratios``), as ``arch`` keys.
+MPVIT_OFFICIAL_DEFAULTS = dict(
+    embed_dims=(64, 128, 256, 512), depths=(1, 1, 1, 1),
+    num_paths=(4, 4, 4, 4), num_heads=(8, 8, 8, 8), mlp_ratios=(8, 8, 4, 4))
 
 
 class Mlp(nn.Module):
@@ -134,25 +143,88 @@ class MPViT(ConvStemBackbone):
     ``embed_dims[1:] + embed_dims[-1:]`` channels (e.g. small:
     [128, 216, 288, 288]), like the official segmentation backbone.
 
+    Also takes the official segmentation backbone's arguments (its
+    configs' ``num_path``, ``num_layers``, ``embed_dims``, ``num_heads``,
+    ``mlp_ratios``, ``norm_cfg``, ``norm_eval``, ``drop_path_rate``, and
+    ``num_stages``, ``in_chans``, ``num_classes``), so its configs build
+    the same network by changing the backbone ``type`` only. Without
+    ``arch``, the per-stage ones define the network, completed by the
+    official defaults (:data:`MPVIT_OFFICIAL_DEFAULTS`); with ``arch`` they
+    must agree with it (else
+    :class:`~mmseg_plugins.errors.ConflictingArgumentsError`).
+
     Args:
-        arch (str | dict): Variant name (see :data:`MPVIT_ARCHS`) or a dict
-            with ``embed_dims``, ``depths``, ``num_paths``, ``num_heads``
-            and ``mlp_ratios`` (4 entries each). Default: ``'small'``.
-        in_channels (int): Input channels. Default: 3.
+        arch (str | dict, optional): Variant name (see :data:`MPVIT_ARCHS`)
+            or a dict with ``embed_dims``, ``depths``, ``num_paths``,
+            ``num_heads`` and ``mlp_ratios`` (4 entries each). Default:
+            ``'small'`` unless the official per-stage arguments are given.
+        in_channels (int, optional): Input channels. Default: 3.
         out_indices (Sequence[int]): Stages to return. Default: (0, 1, 2, 3).
         drop_path_rate (float): Stochastic depth, linear from 0 over all
             blocks of one path. Default: 0.
         norm_eval (bool): Keep BatchNorm layers in eval mode while
-            training. Default: False (the official ADE20K configs).
+            training. Default: False (the official ADE20K configs; the
+            official signature's default is True).
         pretrained (str, optional): Deprecated, use ``init_cfg``.
         init_cfg (dict, optional): mmengine initialisation config.
+        with_cp (bool): Gradient checkpointing of each stage (see
+            :class:`~.backbone_base.StagedBackbone`). Default: False.
+        frozen_stages (int): The stem and the first ``frozen_stages``
+            stages frozen (mmseg's meaning). Default: -1.
+        num_stages (int, optional): Official: must be 4.
+        num_path (Sequence[int], optional): Official: paths per stage
+            (``arch`` key ``num_paths``).
+        num_layers (Sequence[int], optional): Official: blocks per path
+            (``arch`` key ``depths``).
+        embed_dims, mlp_ratios, num_heads (Sequence, optional): Official:
+            as the ``arch`` keys.
+        norm_cfg (dict, optional): Official: the BatchNorms' mmcv config,
+            ``type`` 'BN' or 'SyncBN' (plus ``eps``, ``momentum``,
+            ``requires_grad``). Default: None (BatchNorm2d).
+        in_chans (int, optional): Official name of ``in_channels``.
+        num_classes (int, optional): Official, unused (the segmentation
+            backbone has no classifier): accepted without effect.
     """
 
     family = 'MPViT'
     arch_table = MPVIT_ARCHS
     default_arch = 'small'
+    official_defaults = MPVIT_OFFICIAL_DEFAULTS
     #: The stage-3 encoders run at 1/32 of the input.
     min_input_size = 32
+
+    def __init__(self,
+                 arch: Union[str, dict, None] = None,
+                 in_channels: Optional[int] = None,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.,
+                 norm_eval: bool = False,
+                 pretrained: Optional[str] = None,
+                 init_cfg: Optional[dict] = None,
+                 with_cp: bool = False,
+                 frozen_stages: int = -1,
+                 num_stages: Optional[int] = None,
+                 num_path: Optional[Sequence[int]] = None,
+                 num_layers: Optional[Sequence[int]] = None,
+                 embed_dims: Optional[Sequence[int]] = None,
+                 mlp_ratios: Optional[Sequence[float]] = None,
+                 num_heads: Optional[Sequence[int]] = None,
+                 norm_cfg: Optional[dict] = None,
+                 in_chans: Optional[int] = None,
+                 num_classes: Optional[int] = None) -> None:
+        arch = self.official_arch(
+            arch, num_stages,
+            num_path=('num_paths', num_path),
+            num_layers=('depths', num_layers),
+            embed_dims=('embed_dims', embed_dims),
+            mlp_ratios=('mlp_ratios', mlp_ratios),
+            num_heads=('num_heads', num_heads))
+        in_channels = pick_argument(self.family, 'in_channels', in_channels,
+                                    'in_chans', in_chans, 3)
+        super().__init__(arch, in_channels, out_indices, drop_path_rate,
+                         norm_eval, pretrained, init_cfg, with_cp,
+                         frozen_stages)
+        self.apply_norm_cfg(norm_cfg)
 
     def build_stage(self, index: int, in_channels: int,
                     drop_paths: Sequence[float]) -> MPViTStage:

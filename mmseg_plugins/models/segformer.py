@@ -12,7 +12,8 @@ implementation is used. Differences from mmseg's own
   separate ``q`` and ``kv`` projections, as in the official checkpoints;
 * LayerNorm epsilons follow the official code (1e-5 in the patch embedding
   and the spatial-reduction norm, 1e-6 elsewhere); mmseg uses 1e-6
-  everywhere, selectable here through ``patch_norm_eps``/``sr_norm_eps``;
+  everywhere, selectable here through ``patch_norm_eps``/``sr_norm_eps`` or
+  mmseg's ``norm_cfg`` (:class:`MiT` takes all of mmseg's arguments);
 * every stage-end norm is named ``norm`` so mmseg's ``'norm'`` paramwise
   rule exempts it from weight decay, as the official recipe does;
 * the head has the official form (per-scale Linear, fused 1x1 Conv-BN-ReLU,
@@ -27,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, build_activation_layer
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import ModuleList
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -39,9 +40,11 @@ from .backbone_base import StagedBackbone
 from .blocks import OverlapPatchEmbed
 from .ops import nlc_to_nchw
 from .pretrained import StrictPretrainedInit
-from .validation import check_in_channels
+from .validation import (MMSEG_MIT_DEFAULTS, check_in_channels,
+                         mmseg_mit_arguments)
 
-__all__ = ['MIT_ARCHS', 'MiT', 'SegformerHead']
+__all__ = ['MIT_ARCHS', 'MMSEG_MIT_DEFAULTS', 'MiT', 'SegformerHead']
+PerStage = Optional[Sequence[int]]  # mmseg's per-stage arguments
 
 _MIT_COMMON = dict(
     num_heads=(1, 2, 5, 8),
@@ -76,6 +79,8 @@ class EfficientSelfAttention(nn.Module):
         attn_drop (float): Attention dropout. Default: 0.
         proj_drop (float): Output dropout. Default: 0.
         sr_norm_eps (float): Epsilon of the reduction LayerNorm.
+        proj_bias (bool): Bias in the output projection (mmseg's
+            ``qkv_bias=False`` drops it as well). Default: True.
     """
 
     def __init__(self,
@@ -85,7 +90,8 @@ class EfficientSelfAttention(nn.Module):
                  qkv_bias: bool = True,
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
-                 sr_norm_eps: float = 1e-5) -> None:
+                 sr_norm_eps: float = 1e-5,
+                 proj_bias: bool = True) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f'embed dim {dim} is not divisible by '
@@ -95,7 +101,7 @@ class EfficientSelfAttention(nn.Module):
         self.attn_drop = attn_drop
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
         self.proj_drop = nn.Dropout(proj_drop)
         if sr_ratio > 1:
             self.sr = nn.Conv2d(dim, dim, sr_ratio, stride=sr_ratio)
@@ -123,14 +129,17 @@ class MixFFN(nn.Module):
         dim (int): Token channels.
         hidden_dim (int): Expanded channels.
         drop (float): Dropout after the activation and the output.
+        act_cfg (dict, optional): mmcv activation config replacing GELU
+            (mmseg's ``act_cfg``). Default: None (GELU).
     """
 
-    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.) -> None:
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.,
+                 act_cfg: Optional[dict] = None) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.dwconv = nn.Conv2d(
             hidden_dim, hidden_dim, 3, padding=1, groups=hidden_dim)
-        self.act = nn.GELU()
+        self.act = build_activation_layer(act_cfg or dict(type='GELU'))
         self.fc2 = nn.Linear(hidden_dim, dim)
         self.drop = nn.Dropout(drop)
 
@@ -155,16 +164,19 @@ class MiTBlock(nn.Module):
                  drop_path: float = 0.,
                  norm_eps: float = 1e-6,
                  sr_norm_eps: float = 1e-5,
-                 with_cp: bool = False) -> None:
+                 with_cp: bool = False,
+                 proj_bias: bool = True,
+                 act_cfg: Optional[dict] = None) -> None:
         super().__init__()
         self.with_cp = with_cp
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = EfficientSelfAttention(dim, num_heads, sr_ratio, qkv_bias,
-                                           attn_drop, drop, sr_norm_eps)
+                                           attn_drop, drop, sr_norm_eps,
+                                           proj_bias)
         self.drop_path = (DropPath(drop_path)
                           if drop_path > 0 else nn.Identity())
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = MixFFN(dim, int(dim * mlp_ratio), drop)
+        self.mlp = MixFFN(dim, int(dim * mlp_ratio), drop, act_cfg)
 
     def _forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), hw))
@@ -210,30 +222,41 @@ class MiTStage(nn.Module):
 class MiT(StagedBackbone):
     """Mix Transformer backbone of SegFormer (variants B0-B5).
 
+    Takes the variant as ``arch`` or as mmseg ``MixVisionTransformer``'s
+    arguments, with mmseg's meaning and defaults (so mmseg's configs build
+    mmseg's network by changing the backbone ``type`` only; with ``arch``
+    they must agree with it): see :func:`~.validation.mmseg_mit_arguments`
+    and docs/migration.md.
+
     Args:
-        arch (str | dict): ``'b0'`` ... ``'b5'`` (see :data:`MIT_ARCHS`) or
-            a dict with ``embed_dims``, ``depths``, ``num_heads``,
-            ``sr_ratios``, ``patch_sizes``, ``strides``, ``mlp_ratios``
-            (one entry per stage). Default: ``'b0'``.
+        arch (str | dict, optional): ``'b0'`` ... ``'b5'`` (see
+            :data:`MIT_ARCHS`) or a dict with ``embed_dims``, ``depths``,
+            ``num_heads``, ``sr_ratios``, ``patch_sizes``, ``strides``,
+            ``mlp_ratios`` (one entry per stage). Default: ``'b0'`` unless
+            mmseg's per-stage arguments are given.
         in_channels (int): Input image channels. Default: 3.
-        out_indices (Sequence[int]): Stages whose outputs are returned.
-            Default: (0, 1, 2, 3).
+        out_indices (Sequence[int] | int): Stages whose outputs are
+            returned. Default: (0, 1, 2, 3).
         qkv_bias (bool): Bias in q/kv projections. Default: True.
         drop_rate (float): Dropout in attention output and FFN. Default: 0.
         attn_drop_rate (float): Attention dropout. Default: 0.
-        drop_path_rate (float): Stochastic depth, linearly increasing over
-            all blocks. Default: 0.1 (the official setting).
-        norm_eps (float): Epsilon of block and stage LayerNorms.
+        drop_path_rate (float, optional): Stochastic depth, linearly
+            increasing over all blocks. Default: 0.1 (official), 0 in
+            mmseg's form.
+        norm_eps (float, optional): Epsilon of block and stage LayerNorms.
             Default: 1e-6.
-        patch_norm_eps (float): Epsilon of the patch-embedding LayerNorm.
-            Default: 1e-5 (official); mmseg uses 1e-6.
-        sr_norm_eps (float): Epsilon of the key/value reduction LayerNorm.
-            Default: 1e-5 (official); mmseg uses 1e-6.
+        patch_norm_eps, sr_norm_eps (float, optional): Epsilons of the
+            patch-embedding and key/value-reduction LayerNorms. Default:
+            1e-5 (official), 1e-6 in mmseg's form.
         with_cp (bool): Gradient checkpointing of each block. Default: False.
         norm_eval (bool): See :class:`StagedBackbone` (MiT has no
             BatchNorm). Default: False.
         pretrained (str, optional): Deprecated, use ``init_cfg``.
         init_cfg (dict, optional): mmengine initialisation config.
+        frozen_stages (int): See :class:`StagedBackbone`; ``0`` freezes the
+            first patch embedding. Default: -1.
+        embed_dims, num_stages, num_layers, num_heads, patch_sizes,
+            strides, sr_ratios, mlp_ratio, act_cfg, norm_cfg: mmseg's.
     """
 
     family = 'MiT'
@@ -243,33 +266,61 @@ class MiT(StagedBackbone):
     #: Smallest input side: the stride-4 stage-1 map must cover the 8x8
     #: key/value reduction window.
     min_input_size = 32
+    checkpoint_stages = False  # ``with_cp`` checkpoints each block
 
     def __init__(self,
-                 arch: Union[str, dict] = 'b0',
+                 arch: Union[str, dict, None] = None,
                  in_channels: int = 3,
-                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 out_indices: Union[Sequence[int], int] = (0, 1, 2, 3),
                  qkv_bias: bool = True,
                  drop_rate: float = 0.,
                  attn_drop_rate: float = 0.,
-                 drop_path_rate: float = 0.1,
-                 norm_eps: float = 1e-6,
-                 patch_norm_eps: float = 1e-5,
-                 sr_norm_eps: float = 1e-5,
+                 drop_path_rate: Optional[float] = None,
+                 norm_eps: Optional[float] = None,
+                 patch_norm_eps: Optional[float] = None,
+                 sr_norm_eps: Optional[float] = None,
                  with_cp: bool = False,
                  norm_eval: bool = False,
                  pretrained: Optional[str] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        self.norm_eps = norm_eps
-        self.patch_norm_eps = patch_norm_eps
+                 init_cfg: Optional[dict] = None,
+                 frozen_stages: int = -1,
+                 embed_dims: Optional[int] = None,
+                 num_stages: Optional[int] = None,
+                 num_layers: PerStage = None, num_heads: PerStage = None,
+                 patch_sizes: PerStage = None, strides: PerStage = None,
+                 sr_ratios: PerStage = None,
+                 mlp_ratio: Optional[float] = None,
+                 act_cfg: Optional[dict] = None,
+                 norm_cfg: Optional[dict] = None) -> None:
+        given = dict(embed_dims=embed_dims, num_stages=num_stages,
+                     num_layers=num_layers, num_heads=num_heads,
+                     patch_sizes=patch_sizes, strides=strides,
+                     sr_ratios=sr_ratios, mlp_ratio=mlp_ratio)
+        arch, self.mmseg_form, epsilons, self.norm_requires_grad = \
+            mmseg_mit_arguments(
+                arch, MIT_ARCHS, given, norm_cfg,
+                dict(norm_eps=norm_eps, patch_norm_eps=patch_norm_eps,
+                     sr_norm_eps=sr_norm_eps))
+        if drop_path_rate is None:
+            drop_path_rate = 0. if self.mmseg_form else 0.1
+        self.norm_eps = epsilons['norm_eps']
+        self.patch_norm_eps = epsilons['patch_norm_eps']
         self.block_options = dict(
-            qkv_bias=qkv_bias,
-            drop=drop_rate,
-            attn_drop=attn_drop_rate,
-            norm_eps=norm_eps,
-            sr_norm_eps=sr_norm_eps,
-            with_cp=with_cp)
+            qkv_bias=qkv_bias, drop=drop_rate, attn_drop=attn_drop_rate,
+            norm_eps=epsilons['norm_eps'], with_cp=with_cp,
+            sr_norm_eps=epsilons['sr_norm_eps'], act_cfg=act_cfg,
+            proj_bias=qkv_bias if self.mmseg_form else True)
         super().__init__(arch, in_channels, out_indices, drop_path_rate,
-                         norm_eval, pretrained, init_cfg)
+                         norm_eval, pretrained, init_cfg, with_cp,
+                         frozen_stages)
+        if not self.norm_requires_grad:
+            for m in self.modules():
+                if isinstance(m, nn.LayerNorm):
+                    m.requires_grad_(False)
+
+    def stem_modules(self) -> List[nn.Module]:
+        """No stem: ``frozen_stages=0`` freezes the first patch embed."""
+        return [self.stages[0].patch_embed]
 
     def build_stage(self, index: int, in_channels: int,
                     drop_paths: Sequence[float]) -> MiTStage:
