@@ -20,7 +20,7 @@ from ..fileio import atomic_write
 from .config_writer import (crop_size_for, iterations,
                             median_frequency_weights, render_config,
                             resolve_model_config)
-from .masks import apply_plan, load_mask, snap_mask
+from .masks import RawMask, apply_plan, load_mask
 from .report import format_report
 from .scan import scan_dataset
 from .survey import label_histograms, survey_dataset
@@ -88,8 +88,9 @@ def _write_masks(survey, out: str) -> int:
         for split, pairs in survey.pairs.items():
             for pair in pairs:
                 mask = load_mask(pair.mask_path)
-                if survey.snap_targets is not None:
-                    mask = snap_mask(mask, survey.snap_targets)[0]
+                if survey.snap is not None:
+                    mask = RawMask(mask.kind, survey.snap.snap(mask.codes,
+                                                               mask.kind))
                 dst = osp.join(tmp, 'masks', split, pair.name + '.png')
                 os.makedirs(osp.dirname(dst), exist_ok=True)
                 if not cv2.imwrite(dst, apply_plan(mask, survey.plan)):
