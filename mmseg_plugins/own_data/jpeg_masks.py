@@ -40,8 +40,8 @@ from ..errors import DatasetError
 
 __all__ = [
     'FLAT_RANGE', 'MERGE_RADIUS', 'MIN_LABEL_SHARE', 'MAX_LABEL_ERROR',
-    'MAX_FAR_FLAT_SHARE', 'MAX_CHANGED_SHARE', 'FAR_FRACTION', 'SnapCheck', 'code_space',
-    'flat_histogram', 'find_label_values', 'snap_codes',
+    'MAX_FAR_FLAT_SHARE', 'MAX_CHANGED_SHARE', 'FAR_FRACTION', 'SnapCheck',
+    'code_space', 'flat_histogram', 'find_label_values', 'snap_codes',
     'estimate_snap_error', 'far_flat_pixels'
 ]
 

@@ -146,20 +146,21 @@ class LabelPlan:
 
 #: well-separated colours for classes without one (RGB): black for the
 #: first class (background), then colours of Kelly's list of maximum
-#: contrast (1965) without its near-black ones, so that none is taken for
-#: the background
+#: contrast (1965) and saturated primaries, each at least 60 apart from
+#: every other and none near black, so that none is taken for the
+#: background
 DISTINCT_COLOURS = (
     (0, 0, 0), (255, 179, 0), (128, 62, 117), (255, 104, 0),
     (166, 189, 215), (193, 0, 32), (206, 162, 98), (0, 125, 52),
-    (246, 118, 142), (0, 83, 138), (255, 122, 92), (83, 55, 122),
-    (255, 142, 0), (179, 40, 81), (244, 200, 0), (127, 24, 13),
-    (147, 170, 0), (89, 51, 21), (241, 58, 19), (0, 161, 194),
-    (232, 232, 232))
+    (246, 118, 142), (0, 83, 138), (179, 40, 81), (127, 24, 13),
+    (147, 170, 0), (0, 161, 194), (232, 232, 232), (255, 255, 0),
+    (0, 255, 0), (255, 0, 255), (0, 255, 255), (110, 110, 255),
+    (100, 200, 120), (255, 60, 60), (150, 0, 220))
 
 
 def default_palette(n: int) -> List[List[int]]:
     """A deterministic palette of ``n`` classes: :data:`DISTINCT_COLOURS`,
-    then (beyond 21 classes) colours spread over the hue circle at full
+    then (beyond 23 classes) colours spread over the hue circle at full
     saturation and value, none near black."""
     pal = [list(c) for c in DISTINCT_COLOURS[:n]]
     extra = n - len(pal)

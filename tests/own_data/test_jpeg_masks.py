@@ -105,7 +105,8 @@ def test_classes_file_count_and_colours_are_checked(tmp_path):
     root = str(tmp_path / 'colour')
     _write(root, 8, 'colour', 95)
     colours = default_palette(9)
-    with pytest.raises(DatasetError, match=r'8 of the 9 class colours found; none near \(246, 118, 142\)'):
+    with pytest.raises(DatasetError, match=r'8 of the 9 class colours '
+                       r'found; none near \(246, 118, 142\)'):
         survey_dataset(scan_dataset(root), classes=names,
                        class_colours=colours, snap_jpeg=True)
     colours = default_palette(8)
