@@ -15,7 +15,8 @@ index masks holding 0, 1, 2 ... (one grey level apart) do not.
   least :data:`MIN_LABEL_SHARE` of the flat pixels are label values.
   Ringing and blends hardly ever form flat patches.
 - Every pixel is snapped to the nearest label value or colour.
-- The result is checked: flat pixels far from every label value (more than
+- The result is checked: a peak of the whole histogram far from every label
+  value found, flat pixels far from every label value (more than
   :data:`FAR_FRACTION` of the way to the next label: a class that was not
   found) over :data:`MAX_FAR_FLAT_SHARE`, pixels changing label over
   :data:`MAX_CHANGED_SHARE` or an estimated label error above
@@ -42,7 +43,7 @@ __all__ = [
     'FLAT_RANGE', 'MERGE_RADIUS', 'MIN_LABEL_SHARE', 'MAX_LABEL_ERROR',
     'MAX_FAR_FLAT_SHARE', 'MAX_CHANGED_SHARE', 'FAR_FRACTION', 'SnapCheck',
     'code_space', 'flat_histogram', 'find_label_values', 'snap_codes',
-    'estimate_snap_error', 'far_flat_pixels'
+    'estimate_snap_error', 'far_flat_pixels', 'missed_histogram_peaks'
 ]
 
 #: a neighbourhood is flat when each channel spans at most this much
@@ -56,6 +57,8 @@ FLAT_WINDOW = 5
 MIN_LABEL_SHARE = 2e-4
 #: ... and at least this many of them
 MIN_LABEL_PIXELS = 16
+#: a value starts a label only with at least 1/this of a label's pixels
+SEED_FRACTION_INVERSE = 20
 #: largest estimated share of wrong labels accepted: the estimate lay
 #: within 0.5x to 1.5x of the true error, so this keeps that below 1%
 MAX_LABEL_ERROR = 0.005
@@ -64,6 +67,9 @@ MAX_LABEL_ERROR = 0.005
 FAR_FRACTION = 1 / 3
 #: more than this share of the flat pixels far from every label refuses
 MAX_FAR_FLAT_SHARE = 0.005
+#: a peak of the whole histogram (all pixels) holds at least this share;
+#: one far from every label value found refuses
+HISTOGRAM_PEAK_SHARE = 0.01
 #: more than this share of all pixels changing label refuses
 MAX_CHANGED_SHARE = 0.1
 #: shifts (rows, columns cropped) of the re-compression estimate
@@ -95,27 +101,44 @@ def flat_histogram(codes: np.ndarray, kind: str) -> Counter:
     return Counter(dict(zip(values.tolist(), counts.tolist())))
 
 
-def find_label_values(flat: Counter, kind: str) -> List[int]:
+def find_label_values(flat: Counter, kind: str,
+                      min_share: float = MIN_LABEL_SHARE) -> List[int]:
     """The label values (colour codes) of JPEG masks from their flat
     pixels (:func:`flat_histogram` summed over the masks): from the most
-    frequent value down, each joins the first label within
-    :data:`MERGE_RADIUS` or starts one; a label is kept when it covers
-    :data:`MIN_LABEL_SHARE` of the flat pixels and at least
+    frequent value down, each value not within :data:`MERGE_RADIUS` of a
+    label started before starts one (if it holds 1/
+    :data:`SEED_FRACTION_INVERSE` of the least a label needs); every value
+    joins its nearest label within the radius; a label is kept when it
+    covers
+    ``min_share`` of the flat pixels and at least
     :data:`MIN_LABEL_PIXELS`. Its value is its most frequent member."""
     total = sum(flat.values())
     radius = MERGE_RADIUS[kind]
-    centres: List[np.ndarray] = []
-    labels: List[List[int]] = []  # [code, pixels]
-    for code, count in flat.most_common():
-        point = code_space(np.array([code]), kind)[0].astype(float)
+    least = max(MIN_LABEL_PIXELS, min_share * total)
+    ranked = flat.most_common()
+    if not ranked:
+        return []
+    codes = np.array([c for c, _ in ranked], np.int64)
+    counts = np.array([n for _, n in ranked], np.int64)
+    points = code_space(codes, kind).astype(float)  # (N, C)
+    # the values frequent enough to start a label, most frequent first
+    seeds = int((counts * SEED_FRACTION_INVERSE >= least).sum())
+    centres: List[int] = []  # indices into codes
+    for i in range(seeds):
         if centres:
-            dist = np.linalg.norm(np.array(centres) - point, axis=1)
+            dist = np.linalg.norm(points[centres] - points[i], axis=1)
             if dist.min() <= radius:
-                labels[int(dist.argmin())][1] += count
                 continue
-        centres.append(point)
-        labels.append([int(code), count])
-    least = max(MIN_LABEL_PIXELS, MIN_LABEL_SHARE * total)
+        centres.append(i)
+    if not centres:
+        return []
+    # every value joins its nearest label within the radius
+    dist = np.linalg.norm(points[:, None] - points[centres][None], axis=-1)
+    nearest = dist.argmin(1)
+    joined = dist[np.arange(len(codes)), nearest] <= radius
+    mass = np.bincount(nearest[joined], weights=counts[joined],
+                       minlength=len(centres))
+    labels = [(int(codes[c]), m) for c, m in zip(centres, mass)]
     return sorted(code for code, count in labels if count >= least)
 
 
@@ -131,7 +154,10 @@ def _nearest(codes: np.ndarray, kind: str, targets: Sequence[int]):
     dist = np.sqrt(((space[:, None, :] - tspace[None]) ** 2).sum(-1))
     nearest = dist.argmin(1)
     gaps = np.linalg.norm(tspace[:, None] - tspace[None], axis=-1)
-    np.fill_diagonal(gaps, np.inf)
+    # a mask of one label has no edges to blur: any value beyond JPEG's
+    # rounding of a flat region is another class
+    np.fill_diagonal(gaps, MERGE_RADIUS[kind] / FAR_FRACTION
+                     if len(targets) == 1 else np.inf)
     far = dist[np.arange(len(values)), nearest] > \
         FAR_FRACTION * gaps.min(1)[nearest]
     far &= values != TRANSPARENT
@@ -168,6 +194,27 @@ def far_flat_pixels(flat: Counter, kind: str,
     values, inverse, _, far = _nearest(codes, kind, targets)
     counts = np.array([flat[int(v)] for v in values])
     return int(counts[far].sum())
+
+
+def missed_histogram_peaks(histogram: Counter, kind: str,
+                           targets: Sequence[int]) -> List[int]:
+    """Peaks of the un-snapped histogram of all pixels that are no label
+    value found: clusters as in :func:`find_label_values` holding
+    :data:`HISTOGRAM_PEAK_SHARE` of the pixels, grey values only where the
+    histogram has a local maximum (not the tail of a label's ringing),
+    that are no label value (grey) or lie far from every label value
+    (colour: see :func:`snap_codes`): classes the flat regions did not
+    show."""
+    histogram = Counter({c: n for c, n in histogram.items()
+                         if c != TRANSPARENT})
+    peaks = find_label_values(histogram, kind, HISTOGRAM_PEAK_SHARE)
+    if kind == 'index':
+        return [v for v in peaks if v not in targets and histogram[v] > max(
+            histogram.get(v - 1, 0), histogram.get(v + 1, 0))]
+    if not peaks:
+        return []
+    values, _, _, far = _nearest(np.array(peaks, np.int64), kind, targets)
+    return [int(v) for v in values[far]]
 
 
 def _render(codes: np.ndarray, kind: str) -> Image.Image:

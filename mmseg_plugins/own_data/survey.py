@@ -9,7 +9,8 @@ from PIL import Image
 
 from ..errors import DatasetError
 from .jpeg_masks import (SnapCheck, estimate_snap_error, far_flat_pixels,
-                         find_label_values, flat_histogram, snap_codes)
+                         find_label_values, flat_histogram,
+                         missed_histogram_peaks, snap_codes)
 from .masks import (IGNORE_INDEX, RawMask, LabelPlan, load_mask, mask_codes,
                     plan_labels, unpack_colour)
 from .scan import DatasetScan, Pair
@@ -219,6 +220,15 @@ def _snap_jpeg_masks(raw: Dict[str, List[RawMask]], kind: str,
     if not targets:
         raise DatasetError('JPEG masks: no label value found (no flat '
                            'region in any mask)')
+    missed = missed_histogram_peaks(
+        sum((mask_codes(m) for m in masks), Counter()), kind, targets)
+    if missed:
+        raise DatasetError(
+            f'JPEG masks: the histogram of their values peaks at '
+            f'{", ".join(describe(v) for v in missed[:5])}, far from every '
+            f'label value found in their flat regions '
+            f'({", ".join(describe(v) for v in targets[:12])}): a class '
+            'would be lost; save the masks as PNG')
     check = SnapCheck(list(targets), flat=sum(flat.values()),
                       far_flat=far_flat_pixels(flat, kind, targets))
     for mask in masks:

@@ -117,3 +117,12 @@ def region_label(num_classes, size=192, seed=0):
             pts = (rng.normal(0, r, (6, 2)) + (cx, cy)).astype(np.int32)
             cv2.fillPoly(label, [cv2.convexHull(pts)], c)
     return label
+
+
+def prepared_config(out):
+    """The config prepare_dataset.py wrote into ``out``
+    (``<dataset>_<model>.py``)."""
+    import glob
+    found = glob.glob(osp.join(out, '*.py'))
+    assert len(found) == 1, found
+    return found[0]

@@ -8,7 +8,8 @@ import re
 
 import numpy as np
 
-from own_data_helpers import load_tool, make_dataset, run_tool_main
+from own_data_helpers import (load_tool, make_dataset, prepared_config,
+                              run_tool_main)
 
 
 def _run_script(tool, argv, capsys, monkeypatch):
@@ -35,7 +36,8 @@ def test_colour_masks_prepare_train_test_confusion(tmp_path, capsys,
                                 r'images at batch 2 \(--iters;',
                                 report).groups()
     assert float(epochs) == round(2 * 2 / int(n_train), 1)
-    config = osp.join(out, 'config.py')
+    config = prepared_config(out)
+    assert osp.basename(config) == 'data_segformer_mit-b0_shapes-128x128.py'
     work = str(tmp_path / 'work')
     code, _, err = _run_script(load_tool('train.py'),
                                [config, '--work-dir', work], capsys,
