@@ -88,3 +88,18 @@ def test_registered_metric_computes_the_same_and_mmseg_is_unchanged():
     # class 2 (absent from both) left out; class 1 never predicted: 0
     assert got['mIoU'] == 25.0 and got['mPrecision'] == 25.0
     assert got['mFscore'] == got['mDice']
+
+
+def test_test_tool_puts_the_metric_in_place_of_iou_metric():
+    from mmengine.config import Config
+
+    from mmseg_plugins.evaluation import use_class_mean_metric
+    cfg = Config(dict(
+        val_evaluator=dict(type='IoUMetric', iou_metrics=['mIoU']),
+        test_evaluator=[dict(type='IoUMetric', iou_metrics=['mDice']),
+                        dict(type='CityscapesMetric')]))
+    assert use_class_mean_metric(cfg) == 2
+    assert cfg.val_evaluator == dict(type='mmseg_plugins.ClassMeanIoUMetric',
+                                     iou_metrics=['mIoU'])
+    assert cfg.test_evaluator[0].type == 'mmseg_plugins.ClassMeanIoUMetric'
+    assert cfg.test_evaluator[1].type == 'CityscapesMetric'
