@@ -49,6 +49,13 @@ def test_colour_masks_prepare_train_test_confusion(tmp_path, capsys,
         load_tool('test.py'), [config, osp.join(work, 'iter_2.pth'),
                                '--work-dir', work], capsys, monkeypatch)
     assert code == 0, err
+    # the table came from the plugin's metric: its rule ends the table
+    logs = ''
+    for path in glob.glob(osp.join(work, '*', '*.log')):
+        with open(path) as f:
+            logs += f.read()
+    assert 'means over the classes present in the labels or the ' \
+        'predictions' in logs
     cm_dir = str(tmp_path / 'cm')
     code, text, err = run_tool_main(
         load_tool(osp.join('analysis_tools', 'confusion_matrix.py')),
