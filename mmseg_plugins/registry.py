@@ -1,8 +1,9 @@
 """Child registries of mmseg's, with scope ``mmseg_plugins``.
 
 Configs refer to the models as ``type='mmseg_plugins.MiT'``, to the hooks
-as ``type='mmseg_plugins.RNGStateHook'`` and to the datasets as
-``type='mmseg_plugins.DemoShapesDataset'``. mmengine imports this module when
+as ``type='mmseg_plugins.RNGStateHook'``, to the datasets as
+``type='mmseg_plugins.DemoShapesDataset'`` and to the metric as
+``type='mmseg_plugins.ClassMeanIoUMetric'``. mmengine imports this module when
 it meets the ``mmseg_plugins`` scope, and the ``locations`` import the code
 on first use.
 """
@@ -10,6 +11,7 @@ from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import Registry
 from mmseg.registry import DATASETS as MMSEG_DATASETS
 from mmseg.registry import HOOKS as MMSEG_HOOKS
+from mmseg.registry import METRICS as MMSEG_METRICS
 from mmseg.registry import MODELS as MMSEG_MODELS
 from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS
 
@@ -53,3 +55,12 @@ TRANSFORMS = Registry(
     parent=MMSEG_TRANSFORMS,
     scope='mmseg_plugins',
     locations=['mmseg_plugins.own_data.transforms'])
+
+# mmengine's Evaluator builds metrics through mmengine's root METRICS under
+# the default scope ('mmseg'), and mmseg's METRICS finds
+# ``mmseg_plugins.X`` here (the metric with one rule for every class mean).
+METRICS = Registry(
+    'metric',
+    parent=MMSEG_METRICS,
+    scope='mmseg_plugins',
+    locations=['mmseg_plugins.evaluation'])

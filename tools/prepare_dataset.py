@@ -5,16 +5,18 @@
         [--img-suffix .jpg] [--mask-suffix _mask.png] [--val-fraction F]
         [--zero-is-ignore] [--snap-jpeg] [--balance]
 
-Then ``python tools/train.py DIR/config.py`` trains and ``python
-tools/test.py DIR/config.py CKPT`` reports per-class IoU, Acc, Dice,
-F-score, precision and recall. The user's files are never modified. Exit
-code 2 for what stops the tool, 1 when single unreadable files were skipped
+writes ``DIR/<dataset>_<model>.py`` (e.g. ``DIR/mydata_afformer_tiny.py``;
+``tools/train.py`` trains it into ``work_dirs/<dataset>_<model>``), and says
+whether the pretrained weights it starts from are in place. Then ``python
+tools/test.py DIR/<dataset>_<model>.py CKPT`` reports per-class IoU, Acc,
+Dice, F-score, precision and recall. The user's files are never modified.
+Exit code 2 for what stops the tool (paths that do not exist are refused
+before the libraries load), 1 when single unreadable files were skipped
 (the config is written without them).
 """
 import argparse
+import os.path as osp
 import sys
-
-from mmseg_plugins.cli import run_tool
 
 
 def parse_args(argv=None):
@@ -47,8 +49,29 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def path_problem(args) -> str:
+    """What is wrong with the paths given (empty if nothing), found with
+    the standard library only: before torch and mmseg load."""
+    if not osp.isdir(args.data_root):
+        return f'data root {osp.abspath(args.data_root)} is not a folder'
+    if args.classes_file and not osp.isfile(args.classes_file):
+        return f'classes file {args.classes_file} does not exist'
+    if osp.exists(args.out) and not osp.isdir(args.out):
+        return f'output folder {args.out} is a file'
+    model = args.model
+    if model.endswith('.py') and (osp.isabs(model) or
+                                  model.startswith('.')) and \
+            not osp.isfile(model):
+        return f'model config {model} does not exist'
+    return ''
+
+
 def main(argv=None):
     args = parse_args(argv)
+    from mmseg_plugins.cli import ToolError
+    problem = path_problem(args)
+    if problem:
+        raise ToolError(problem)
     from mmseg_plugins.own_data import prepare_dataset, read_classes_file
     classes, colours = args.classes, None
     if args.classes_file:
@@ -62,8 +85,11 @@ def main(argv=None):
         batch_size=args.batch_size, num_workers=args.num_workers,
         balance=args.balance)
     print(result.report, end='')
+    for line in result.weights:
+        print(line)
     print(f'config: {result.config}')
-    print(f'train:  python tools/train.py {result.config}')
+    print(f'train:  python tools/train.py {result.config}   # into '
+          f'{result.work_dir}')
     if result.skipped:
         print(f'error: {result.skipped} unreadable file(s) skipped (listed '
               'above)', file=sys.stderr)
@@ -71,4 +97,11 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    # a wrong path costs no library import (half a minute on a small
+    # machine): refused here, as run_tool would, with one line and code 2
+    _problem = path_problem(parse_args())
+    if _problem:
+        print(f'error: {_problem}', file=sys.stderr)
+        sys.exit(2)
+    from mmseg_plugins.cli import run_tool
     run_tool(main)

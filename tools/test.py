@@ -7,7 +7,11 @@ The checkpoint is loaded with ``torch.load(weights_only=True)`` and an
 allow-list (see ``mmseg_plugins.checkpoint``); a file that is not a
 checkpoint, is truncated, or holds other pickled objects is refused.
 ``--tta`` needs ``tta_pipeline`` and ``tta_model`` in the config (the demo
-configs have them); without them it is refused.
+configs have them); without them it is refused. mmseg's ``IoUMetric`` is
+replaced by ``mmseg_plugins.ClassMeanIoUMetric`` (same arguments and keys,
+one rule for every mean over the classes: a class never predicted counts
+with precision 0 instead of leaving ``mPrecision`` and ``mFscore``; see
+``mmseg_plugins.evaluation``).
 """
 import argparse
 
@@ -44,6 +48,8 @@ def main(argv=None):
                 f'{args.config} (mmseg defines tta_pipeline in its dataset '
                 'configs and tta_model in its default runtime)')
     setup_work_dir(cfg, args.config, args.work_dir)
+    from mmseg_plugins.evaluation import use_class_mean_metric
+    use_class_mean_metric(cfg)
     check_data_paths(cfg, ('test_dataloader', ))
     from mmseg_plugins.weights import checkpoint_found
     if not checkpoint_found(args.checkpoint):

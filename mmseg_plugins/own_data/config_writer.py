@@ -203,7 +203,10 @@ def render_config(base: str, base_cfg, splits: Dict[str, dict],
             dataset=dataset('val', test_pipeline))),
         'test_dataloader = val_dataloader',
         '# per class: IoU, Acc, Dice, Fscore, Precision, Recall, and means',
-        "val_evaluator = dict(type='IoUMetric', "
+        '# over the classes present in the labels or the predictions (a',
+        '# class never predicted counts with precision 0; see',
+        '# mmseg_plugins.evaluation)',
+        "val_evaluator = dict(type='mmseg_plugins.ClassMeanIoUMetric', "
         "iou_metrics=['mIoU', 'mDice', 'mFscore'])",
         'test_evaluator = val_evaluator',
         f'model = {_fmt(model)}',

@@ -67,7 +67,11 @@ def confusion_csv(matrix: np.ndarray, classes: Sequence[str]) -> str:
 def confusion_summary(matrix: np.ndarray,
                       classes: Sequence[str]) -> List[str]:
     """Per class: recall (row share on the diagonal), precision (column
-    share) and the class it is most confused with."""
+    share) and the class it is most confused with; then the means, by the
+    rule of :mod:`mmseg_plugins.evaluation` (a class present in the labels
+    or the predictions counts in every mean, a 0/0 ratio as 0)."""
+    from ..evaluation import (MEAN_RULE, class_metrics, confusion_counts,
+                              mean_metrics)
     lines = []
     for i, name in enumerate(classes):
         row, col = matrix[i].sum(), matrix[:, i].sum()
@@ -79,6 +83,11 @@ def confusion_summary(matrix: np.ndarray,
                  f'({off.max() / row:.1%})') if row and off.max() else ''
         lines.append(f'{name}: {int(row)} px, recall {recall:.1%}, '
                      f'precision {precision:.1%}{worst}')
+    per_class = class_metrics(*confusion_counts(matrix))
+    counted = int((~np.isnan(per_class['IoU'])).sum())
+    means = mean_metrics(per_class)
+    lines.append(', '.join(f'{k} {v:.2f}' for k, v in means.items()) +
+                 f' ({MEAN_RULE}: {counted} of {len(classes)} classes)')
     return lines
 
 

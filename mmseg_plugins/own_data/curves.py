@@ -27,6 +27,15 @@ _BOOKKEEPING = ('step', 'iter', 'epoch', 'time', 'data_time', 'memory',
 
 Series = List[Tuple[int, float]]
 
+#: (line style, marker) of each validation metric in turn, so that curves
+#: lying on each other (mAcc and mRecall are the same quantity) stay
+#: visible
+STYLES = (('-', 'o'), ('--', 's'), (':', '^'), ('-.', 'D'),
+          ((0, (5, 1)), 'v'), ((0, (3, 1, 1, 1)), 'P'), ('-', 'x'),
+          ('--', '*'))
+#: means that mmseg's IoUMetric takes over the classes ever predicted only
+SKIPPING_MEANS = ('mFscore', 'mPrecision')
+
 
 def find_scalars(path: str) -> str:
     """``path`` itself if it is a file, else the newest run's
@@ -64,6 +73,15 @@ class TrainingCurve:
                  val: Dict[str, Series]) -> None:
         self.train, self.val = train, val
 
+    def skips_unpredicted(self) -> bool:
+        """Whether the log's ``mFscore`` differs from its ``mDice`` (the
+        same per class): mmseg's ``IoUMetric`` wrote it, which leaves the
+        classes never predicted out of ``mFscore`` and ``mPrecision``."""
+        dice = dict(self.val.get('mDice', []))
+        return any(abs(dice[step] - value) > 0.01
+                   for step, value in self.val.get('mFscore', [])
+                   if step in dice)
+
     def best(self, metric: str) -> Optional[Tuple[int, float]]:
         """``(step, value)`` of the highest value of a validation metric."""
         series = self.val.get(metric)
@@ -80,6 +98,13 @@ class TrainingCurve:
             last = self.val[metric][-1]
             lines.append(f'{metric}: best {value:.2f} at step {step}, last '
                          f'{last[1]:.2f} at step {last[0]}')
+        if self.skips_unpredicted():
+            lines.append(
+                'note: mFscore differs from mDice (equal per class): this '
+                'log\'s mFscore and mPrecision leave out the classes never '
+                'predicted (mmseg\'s IoUMetric) and overrate such a model; '
+                'mmseg_plugins.ClassMeanIoUMetric (in the configs '
+                'prepare_dataset.py writes) counts them as 0')
         return lines
 
 
@@ -149,15 +174,30 @@ def plot_training_curve(curve: TrainingCurve, out: str,
     loss_ax.grid(alpha=0.3)
     if metrics:
         ax = axes[0][1]
-        for metric in metrics:
-            steps, values = zip(*curve.val[metric])
-            ax.plot(steps, values, marker='o', markersize=3, label=metric)
+        skipping = curve.skips_unpredicted()
+        drawn = {}
+        for i, metric in enumerate(metrics):
+            series = curve.val[metric]
+            label = metric
+            same = drawn.get(tuple(series))
+            if same:
+                label += f' (= {same})'
+            elif skipping and metric in SKIPPING_MEANS:
+                label += ' (never-predicted classes left out)'
+            drawn.setdefault(tuple(series), metric)
+            steps, values = zip(*series)
+            style, marker = STYLES[i % len(STYLES)]
+            ax.plot(steps, values, linestyle=style, marker=marker,
+                    markersize=4 + 1.5 * (i % 3), fillstyle='none',
+                    linewidth=1.2, label=label)
         ax.set(xlabel='iteration', ylabel='%', title='validation')
         ax.grid(alpha=0.3)
-        ax.legend()
+        # beside the axes, so that no curve is covered
+        ax.legend(loc='upper left', bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0, fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=100)
+        fig.savefig(tmp, dpi=100, bbox_inches='tight')
     plt.close(fig)

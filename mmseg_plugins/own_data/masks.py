@@ -12,12 +12,14 @@ it to ``uint8``. That is right for 8-bit index PNGs and for palette PNGs
 - 16-bit masks holding values above 255: the cast wraps them around
   (converted: 65535 becomes 255, other values must be classes);
 - JPEG masks: the compression blurs every edge into colours that are no
-  class (refused, or snapped to the nearest label colour).
+  class (refused, or snapped to the label values and checked:
+  :mod:`~mmseg_plugins.own_data.jpeg_masks`).
 """
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -25,8 +27,8 @@ from ..errors import DatasetError
 
 __all__ = [
     'IGNORE_INDEX', 'MAX_MASK_COLOURS', 'RawMask', 'LabelPlan', 'load_mask',
-    'mask_codes', 'snap_targets', 'snap_mask', 'plan_labels', 'apply_plan',
-    'unpack_colour'
+    'mask_codes', 'plan_labels', 'apply_plan', 'unpack_colour',
+    'default_palette'
 ]
 
 IGNORE_INDEX = 255
@@ -34,22 +36,22 @@ IGNORE_INDEX = 255
 MAX_MASK_COLOURS = 256
 #: a colour code for fully transparent pixels of an RGBA mask
 TRANSPARENT = -1
-#: a label colour of a JPEG mask covers at least this share of its pixels
-JPEG_COLOUR_SHARE = 0.01
-#: label colours of a JPEG mask lie at least this far apart (RGB or grey)
-JPEG_MIN_DISTANCE = 64.0
 
 
 @dataclass
 class RawMask:
     """A mask as stored: ``kind`` is 'index' (H, W) integer values,
     'palette' (H, W) palette indices with ``palette`` (256, 3), or 'colour'
-    (H, W) packed ``R << 16 | G << 8 | B`` codes (-1 transparent)."""
+    (H, W) packed ``R << 16 | G << 8 | B`` codes (-1 transparent). A JPEG
+    keeps its quantisation tables and chroma subsampling (Pillow's)
+    for the check of its snapping."""
     kind: str
     codes: np.ndarray
     jpeg: bool = False
     bits: int = 8
     palette: Optional[np.ndarray] = None
+    qtables: Optional[dict] = None
+    subsampling: int = -1
 
 
 def pack_colours(rgb: np.ndarray) -> np.ndarray:
@@ -72,6 +74,7 @@ def load_mask(path: str) -> RawMask:
         with Image.open(path) as img:
             img.load()
             fmt, mode = img.format, img.mode
+            tables = _jpeg_tables(img) if fmt == 'JPEG' else (None, -1)
             if mode == 'P':
                 pal = np.array(img.getpalette() or [], np.uint8)
                 pal = np.resize(pal, 768).reshape(256, 3) if pal.size else \
@@ -95,92 +98,28 @@ def load_mask(path: str) -> RawMask:
             if array.shape[2] == 4:
                 codes[array[..., 3] == 0] = (
                     IGNORE_INDEX if kind == 'index' else TRANSPARENT)
-            return RawMask(kind, codes, jpeg, bits)
+            return RawMask(kind, codes, jpeg, bits, None, *tables)
         array = array[..., 0]  # LA: the grey band
-    return RawMask('index', array.astype(np.int64), jpeg, bits)
+    return RawMask('index', array.astype(np.int64), jpeg, bits, None,
+                   *tables)
+
+
+def _jpeg_tables(img) -> Tuple[Optional[dict], int]:
+    """A JPEG's quantisation tables and chroma subsampling (Pillow's
+    codes, -1 unknown)."""
+    from PIL import JpegImagePlugin
+    tables = getattr(img, 'quantization', None) or None
+    try:
+        sampling = int(JpegImagePlugin.get_sampling(img))
+    except Exception:  # Pillow raises several types on odd headers
+        sampling = -1
+    return (dict(tables) if tables else None), sampling
 
 
 def mask_codes(mask: RawMask) -> Counter:
     """Pixel count of each stored value (or colour code) of a mask."""
     values, counts = np.unique(mask.codes, return_counts=True)
     return Counter(dict(zip(values.tolist(), counts.tolist())))
-
-
-def snap_targets(histogram: Counter, kind: str = 'colour',
-                 given: Optional[Sequence[int]] = None) -> List[int]:
-    """The label values (or colour codes) JPEG masks are snapped to: the
-    given ones, else cluster centres: from the most frequent value down,
-    each joins the first cluster within :data:`JPEG_MIN_DISTANCE` or starts
-    one; a cluster covering at least :data:`JPEG_COLOUR_SHARE` of all
-    pixels is a label colour, its most frequent member (from the flat
-    inside of the regions) the true one, unless it lies within
-    :data:`JPEG_MIN_DISTANCE` of the segment between two label colours
-    taken before (a blend of two regions). Grey label values must thus lie
-    more than that apart (0/255 masks do); else give the colours in a
-    classes file."""
-    if given:
-        return sorted(set(given))
-    total = sum(histogram.values())
-    seeds: List[np.ndarray] = []
-    members: List[Tuple[int, int]] = []  # (representative code, pixels)
-    for code, count in histogram.most_common():
-        if code == TRANSPARENT:
-            continue
-        point = _code_space(np.array([code]), kind)[0].astype(float)
-        dist = [np.linalg.norm(point - s) for s in seeds]
-        if dist and min(dist) <= JPEG_MIN_DISTANCE:
-            i = int(np.argmin(dist))
-            members[i] = (members[i][0], members[i][1] + count)
-        else:
-            seeds.append(point)
-            members.append((int(code), count))
-    # blur mixes neighbouring regions: a colour near the segment between
-    # two label colours is a mixture, not a class
-    taken: List[np.ndarray] = []
-    codes: List[int] = []
-    for code, mass in sorted(members, key=lambda m: -histogram[m[0]]):
-        if mass < JPEG_COLOUR_SHARE * total:
-            continue
-        point = _code_space(np.array([code]), kind)[0].astype(float)
-        near = [_segment_distance(point, a, b)
-                for i, a in enumerate(taken) for b in taken[i:]]
-        if not near or min(near) > JPEG_MIN_DISTANCE:
-            taken.append(point)
-            codes.append(int(code))
-    return sorted(codes)
-
-
-def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    ab = b - a
-    t = 0.0 if not ab.any() else float(np.clip((p - a) @ ab / (ab @ ab),
-                                               0, 1))
-    return float(np.linalg.norm(p - (a + t * ab)))
-
-
-def _code_space(codes: np.ndarray, kind: str) -> np.ndarray:
-    if kind == 'colour':
-        return np.stack([(codes >> s) & 255 for s in (16, 8, 0)], -1)
-    return codes[..., None]
-
-
-def snap_mask(mask: RawMask, targets: Sequence[int]) -> Tuple[RawMask, int]:
-    """Each pixel of a (JPEG) mask set to the nearest target value or
-    colour (Euclidean in RGB).
-
-    Returns:
-        tuple: (the snapped mask, how many pixels changed).
-    """
-    tgt = np.array(targets, np.int64)
-    values, inverse = np.unique(mask.codes, return_inverse=True)
-    space = _code_space(values, mask.kind).astype(np.float64)
-    tspace = _code_space(tgt, mask.kind).astype(np.float64)
-    dist = ((space[:, None, :] - tspace[None]) ** 2).sum(-1)
-    nearest = tgt[dist.argmin(1)]
-    keep = values == TRANSPARENT
-    nearest[keep] = values[keep]
-    snapped = nearest[inverse].reshape(mask.codes.shape)
-    moved = int((snapped != mask.codes).sum())
-    return RawMask(mask.kind, snapped, False, mask.bits, mask.palette), moved
 
 
 @dataclass
@@ -205,11 +144,31 @@ class LabelPlan:
     reasons: List[str] = field(default_factory=list)
 
 
-def _default_palette(n: int) -> List[List[int]]:
-    rng = np.random.default_rng(0)
-    pal = rng.integers(0, 256, (n, 3)).tolist()
-    if n:
-        pal[0] = [0, 0, 0]
+#: well-separated colours for classes without one (RGB): black for the
+#: first class (background), then colours of Kelly's list of maximum
+#: contrast (1965) and saturated primaries, each at least 60 apart from
+#: every other and none near black, so that none is taken for the
+#: background
+DISTINCT_COLOURS = (
+    (0, 0, 0), (255, 179, 0), (128, 62, 117), (255, 104, 0),
+    (166, 189, 215), (193, 0, 32), (206, 162, 98), (0, 125, 52),
+    (246, 118, 142), (0, 83, 138), (179, 40, 81), (127, 24, 13),
+    (147, 170, 0), (0, 161, 194), (232, 232, 232), (255, 255, 0),
+    (0, 255, 0), (255, 0, 255), (0, 255, 255), (110, 110, 255),
+    (100, 200, 120), (255, 60, 60), (150, 0, 220))
+
+
+def default_palette(n: int) -> List[List[int]]:
+    """A deterministic palette of ``n`` classes: :data:`DISTINCT_COLOURS`,
+    then (beyond 23 classes) colours spread over the hue circle at full
+    saturation and value, none near black."""
+    pal = [list(c) for c in DISTINCT_COLOURS[:n]]
+    extra = n - len(pal)
+    if extra > 0:
+        hues = (np.arange(extra) * 0.618034 % 1.0 * 180).astype(np.uint8)
+        hsv = np.stack([hues, np.full(extra, 200, np.uint8),
+                        np.full(extra, 230, np.uint8)], -1)[None]
+        pal += cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0].astype(int).tolist()
     return pal
 
 
@@ -308,7 +267,7 @@ def plan_labels(kind: str,
     elif palette is not None:
         pal = palette[first:first + n].astype(int).tolist()
     else:
-        pal = _default_palette(n)
+        pal = default_palette(n)
     return LabelPlan(kind, lut, _names(classes, n, f'values {labels}', ''),
                      pal, convert, zero_is_ignore, reasons)
 

@@ -2,15 +2,18 @@
 the masks mmseg would misread, and write a config that trains and tests
 with mmseg's own ``tools/train.py`` and ``tools/test.py``.
 
-Everything is written under the output folder (``config.py``,
+Everything is written under the output folder (``<dataset>_<model>.py``,
+named after the data folder and the model so that mmseg's default work
+directory ``work_dirs/<dataset>_<model>`` differs between datasets,
 ``report.txt``, ``splits/{train,val}.txt`` and, only where masks had to be
 converted, ``data/masks/{train,val}/``); the user's files are only read.
 """
 import os
 import os.path as osp
+import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
@@ -20,7 +23,7 @@ from ..fileio import atomic_write
 from .config_writer import (crop_size_for, iterations,
                             median_frequency_weights, render_config,
                             resolve_model_config)
-from .masks import apply_plan, load_mask, snap_mask
+from .masks import RawMask, apply_plan, load_mask
 from .report import format_report
 from .scan import scan_dataset
 from .survey import label_histograms, survey_dataset
@@ -32,11 +35,51 @@ __all__ = ['PrepareResult', 'read_classes_file', 'prepare_dataset']
 @dataclass
 class PrepareResult:
     """What :func:`prepare_dataset` wrote; ``skipped`` counts unreadable
-    files left out (the tool exits 1 when there are any)."""
+    files left out (the tool exits 1 when there are any); ``weights`` says
+    whether the ImageNet weights the config starts from are in place and,
+    if not, how to get them or train from scratch."""
     config: str
     report: str
     converted: int
     skipped: int
+    work_dir: str = ''
+    weights: List[str] = field(default_factory=list)
+
+
+def config_name(data_root: str, model_config: str) -> str:
+    """``<dataset>_<model>``: the data folder's name and the model config's
+    name up to its schedule (``afformer_tiny_8xb2-160k_ade20k-512x512`` ->
+    ``afformer_tiny``), in letters, digits, ``-``, ``_`` and ``.``."""
+    dataset = osp.basename(osp.normpath(osp.abspath(data_root)))
+    model = re.split(r'_\d+xb\d+', osp.splitext(
+        osp.basename(model_config))[0])[0]
+    model = re.sub(r'_ade20k$', '', model)
+    return re.sub(r'[^\w.-]+', '_', f'{dataset}_{model}')
+
+
+def weights_status(model_cfg, config: str) -> List[str]:
+    """Lines on the pretrained weights the model config reads: found, to be
+    downloaded (a URL), or missing with where they are published and the
+    command that trains from scratch instead."""
+    from ..config import _pretrained_paths
+    from ..weights.sources import where_published
+    lines = []
+    for where, path in _pretrained_paths(model_cfg.get('model', {}),
+                                         'model'):
+        if '://' in str(path):
+            lines.append(f'weights: {path} ({where}) is downloaded on the '
+                         'first run (then cached by torch.hub)')
+        elif osp.exists(path):
+            lines.append(f'weights: {path} ({where}) found')
+        else:
+            lines.append(
+                f'weights: MISSING {path} ({where}), relative to the folder '
+                f'you train from{where_published(path)}: put the file there '
+                '(docs/weights.md), or train from scratch: python '
+                f'tools/train.py {config} --cfg-options {where}=None')
+    if not lines:
+        lines.append('weights: none (the model config trains from scratch)')
+    return lines
 
 
 def read_classes_file(path: str) -> Tuple[List[str], Optional[List]]:
@@ -88,8 +131,9 @@ def _write_masks(survey, out: str) -> int:
         for split, pairs in survey.pairs.items():
             for pair in pairs:
                 mask = load_mask(pair.mask_path)
-                if survey.snap_targets is not None:
-                    mask = snap_mask(mask, survey.snap_targets)[0]
+                if survey.snap is not None:
+                    mask = RawMask(mask.kind, survey.snap.snap(mask.codes,
+                                                               mask.kind))
                 dst = osp.join(tmp, 'masks', split, pair.name + '.png')
                 os.makedirs(osp.dirname(dst), exist_ok=True)
                 if not cv2.imwrite(dst, apply_plan(mask, survey.plan)):
@@ -199,7 +243,11 @@ def prepare_dataset(data_root: str,
         crop, med if len(all_sizes) > 1 else None, batch, num_workers,
         iters, val_interval, survey.plan.reduce_zero_label, weights, header,
         photometric=norm is None, image_loading=loading, normalisation=norm)
-    config = osp.join(out, 'config.py')
+    name = config_name(scan.root, base)
+    config = osp.join(out, name + '.py')
+    weights = weights_status(base_cfg, config)
     _write_text(config, text)
-    _write_text(osp.join(out, 'report.txt'), report)
-    return PrepareResult(config, report, converted, len(survey.unreadable))
+    _write_text(osp.join(out, 'report.txt'), report + ''.join(
+        line + '\n' for line in weights))
+    return PrepareResult(config, report, converted, len(survey.unreadable),
+                         osp.join('work_dirs', name), weights)

@@ -95,9 +95,14 @@ def format_report(scan: DatasetScan, survey: Survey, settings: Dict,
                  ('converted into the output folder: ' +
                   '; '.join(plan.reasons) if plan.convert
                   else 'read as they are'))
-    if survey.snap_targets is not None:
-        lines.append(f'JPEG snapping: {survey.snapped_pixels} pixels moved '
-                     'to the nearest label value/colour')
+    if survey.snap is not None:
+        snap = survey.snap
+        lines.append(
+            f'JPEG snapping: {len(snap.targets)} label values/colours found; '
+            f'{snap.changed_share:.2%} of the pixels changed label (edge '
+            'pixels between classes snapped to the nearest label); '
+            f'about {snap.error:.2%} of the labels estimated wrong (by '
+            're-compressing the snapped masks)')
     hist = label_histograms(survey)
     width = max(len(c) for c in plan.classes)
     lines.append('label histogram (pixels / images per class):')

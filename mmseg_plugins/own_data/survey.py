@@ -8,8 +8,11 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DatasetError
-from .masks import (RawMask, LabelPlan, load_mask, mask_codes, plan_labels,
-                    snap_mask, snap_targets, unpack_colour)
+from .jpeg_masks import (SnapCheck, estimate_snap_error, far_flat_pixels,
+                         find_label_values, flat_histogram,
+                         missed_histogram_peaks, snap_codes)
+from .masks import (IGNORE_INDEX, RawMask, LabelPlan, load_mask, mask_codes,
+                    plan_labels, unpack_colour)
 from .scan import DatasetScan, Pair
 
 __all__ = ['ImageInfo', 'Survey', 'image_info', 'survey_dataset',
@@ -81,8 +84,7 @@ class Survey:
     codes: Dict[str, List[Counter]] = field(default_factory=dict)
     unreadable: List[str] = field(default_factory=list)
     size_mismatch: List[str] = field(default_factory=list)
-    snapped_pixels: int = 0
-    snap_targets: Optional[List[int]] = None
+    snap: Optional[SnapCheck] = None
     mask_kind: str = 'index'
     mask_bits: int = 8
     jpeg: bool = False
@@ -159,17 +161,8 @@ def survey_dataset(scan: DatasetScan,
                     f'{pair.mask_path} holds {n} colours (more than 256): '
                     'a photo, not a mask')
     if jpegs:
-        given = None
-        if class_colours and survey.mask_kind == 'colour':
-            given = [int(r) << 16 | int(g) << 8 | int(b)
-                     for r, g, b in class_colours]
-        total = sum((mask_codes(m) for _, m in masks), Counter())
-        survey.snap_targets = snap_targets(total, survey.mask_kind,
-                                           given)
-        for split in raw:
-            snapped = [snap_mask(m, survey.snap_targets) for m in raw[split]]
-            raw[split] = [m for m, _ in snapped]
-            survey.snapped_pixels += sum(n for _, n in snapped)
+        survey.snap = _snap_jpeg_masks(raw, survey.mask_kind, classes,
+                                       class_colours, zero_is_ignore)
     where = {}
     for split in raw:
         survey.codes[split] = []
@@ -186,10 +179,112 @@ def survey_dataset(scan: DatasetScan,
                               survey.mask_bits)
     if jpegs:
         survey.plan.convert = True
+        snap = survey.snap
         survey.plan.reasons.append(
-            f'JPEG masks snapped to {len(survey.snap_targets)} label '
-            f'values/colours: {survey.snapped_pixels} pixels moved')
+            f'JPEG masks snapped to {len(snap.targets)} label '
+            f'values/colours: {snap.changed_share:.2%} of the pixels '
+            f'changed label, about {snap.error:.2%} estimated wrong')
     return survey
+
+
+def _snap_jpeg_masks(raw: Dict[str, List[RawMask]], kind: str,
+                     classes: Optional[Sequence[str]],
+                     class_colours: Optional[Sequence],
+                     zero_is_ignore: bool) -> SnapCheck:
+    """Find the label values of JPEG masks, snap the masks in ``raw`` in
+    place and check the result (see
+    :mod:`~mmseg_plugins.own_data.jpeg_masks`).
+
+    Raises:
+        DatasetError: fewer label values than the classes file names, a
+            colour of no class, or snapped masks that cannot be trusted.
+    """
+    masks = [m for split in raw.values() for m in split]
+    flat = sum((flat_histogram(m.codes, kind) for m in masks), Counter())
+    found = find_label_values(flat, kind)
+
+    def describe(code):
+        return describe_value(kind, code)
+    targets = found
+    if kind == 'colour' and class_colours:
+        targets = _match_class_colours(found, class_colours)
+    labels = [v for v in found if v != IGNORE_INDEX]  # 255: ignore
+    if kind == 'index' and classes is not None:
+        want = len(classes) + (1 if zero_is_ignore else 0)
+        if len(labels) < want:
+            raise DatasetError(
+                f'JPEG masks: {len(labels)} label values found '
+                f'({", ".join(map(str, labels))}), but the classes file '
+                f'names {len(classes)} classes: the compression merged or '
+                'hid some; save the masks as PNG')
+    if not targets:
+        raise DatasetError('JPEG masks: no label value found (no flat '
+                           'region in any mask)')
+    missed = missed_histogram_peaks(
+        sum((mask_codes(m) for m in masks), Counter()), kind, targets)
+    if missed:
+        raise DatasetError(
+            f'JPEG masks: the histogram of their values peaks at '
+            f'{", ".join(describe(v) for v in missed[:5])}, far from every '
+            f'label value found in their flat regions '
+            f'({", ".join(describe(v) for v in targets[:12])}): a class '
+            'would be lost; save the masks as PNG')
+    check = SnapCheck(list(targets), flat=sum(flat.values()),
+                      far_flat=far_flat_pixels(flat, kind, targets))
+    for mask in masks:
+        snapped, changed = snap_codes(mask.codes, kind, targets)
+        check.pixels += snapped.size
+        check.changed += changed
+        wrong, compared = estimate_snap_error(
+            snapped, kind, targets, mask.qtables, mask.subsampling)
+        check.wrong += wrong
+        check.compared += compared
+    check.verify(describe)
+    if kind == 'index' and labels != list(range(len(labels))) and \
+            set(targets) != {0, IGNORE_INDEX}:
+        # grey levels such as 0, 36, 72 ... (255 too): classes 0, 1, 2 ...
+        check.labels = list(range(len(targets)))
+    for split_masks in raw.values():
+        for i, mask in enumerate(split_masks):
+            split_masks[i] = RawMask(mask.kind, check.snap(mask.codes, kind),
+                                     False, mask.bits, mask.palette)
+    return check
+
+
+def _match_class_colours(found: List[int],
+                         class_colours: Sequence) -> List[int]:
+    """The classes file's colours, each matched by one colour found in
+    the JPEG masks (within a third of the way to the next class colour).
+
+    Raises:
+        DatasetError: a class colour without a match (the class is absent
+            or merged), or a colour found that is no class colour.
+    """
+    given = np.array([list(map(int, c)) for c in class_colours], float)
+    codes = [int(r) << 16 | int(g) << 8 | int(b)
+             for r, g, b in given.astype(int)]
+    gaps = np.linalg.norm(given[:, None] - given[None], axis=-1)
+    np.fill_diagonal(gaps, np.inf)
+    matched = set()
+    for code in found:
+        rgb = np.array(unpack_colour(code), float)
+        dist = np.linalg.norm(given - rgb, axis=1)
+        i = int(dist.argmin())
+        if dist[i] > gaps[i].min() / 3:
+            raise DatasetError(
+                f'JPEG masks hold the colour {unpack_colour(code)} over '
+                'flat regions, which is no class colour of the classes '
+                f'file (nearest: {tuple(int(v) for v in given[i])})')
+        matched.add(i)
+    missing = [tuple(int(v) for v in given[i]) for i in range(len(given))
+               if i not in matched]
+    if missing:
+        raise DatasetError(
+            f'JPEG masks: {len(given) - len(missing)} of the '
+            f'{len(given)} class colours found; none near '
+            f'{", ".join(map(str, missing[:5]))}: the compression merged '
+            'or hid them (or the class is absent); save the masks as PNG')
+    return codes
 
 
 def label_histograms(survey: Survey) -> Dict[str, Tuple[np.ndarray,

@@ -199,15 +199,17 @@ def test_mmseg_unit_test_argument_sets():
     model = MiT(pretrained=None,
                 init_cfg=dict(type='Pretrained', checkpoint=path))
     assert model.init_cfg == dict(type='Pretrained', checkpoint=path)
-    with pytest.raises(CheckpointError):  # mmseg: OSError
+    with pytest.raises(CheckpointError) as caught:
         model.init_weights()
+    assert isinstance(caught.value, OSError)  # what mmseg raises
     model = MiT(pretrained=None, init_cfg=123)
     with pytest.raises(TypeError):
         model.init_weights()
     model = MiT(pretrained=path, init_cfg=None)
     assert model.init_cfg == dict(type='Pretrained', checkpoint=path)
-    with pytest.raises(CheckpointError):  # mmseg: OSError
+    with pytest.raises(CheckpointError) as caught:
         model.init_weights()
+    assert isinstance(caught.value, OSError)  # what mmseg raises
     pretrained_cfg = dict(type='Pretrained', checkpoint=path)
     for pretrained, init_cfg in ((path, pretrained_cfg), (path, 123),
                                  (123, pretrained_cfg), (123, 123)):

@@ -92,3 +92,37 @@ def run_tool_main(tool, argv, capsys):
         code = exc.code
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def region_label(num_classes, size=192, seed=0):
+    """A (size, size) uint8 label map like a hand-drawn one: every class
+    0..num_classes-1 as two large regions (ellipses, boxes, polygons) drawn
+    in random order over class 0, then smaller shapes."""
+    rng = np.random.default_rng(seed)
+    label = np.zeros((size, size), np.uint8)
+    large = list(range(1, num_classes)) * 2
+    for k, c in enumerate(large + rng.integers(1, num_classes,
+                                               num_classes).tolist()):
+        r = int(rng.integers(size // 16, size // 6) if k < len(large)
+                else rng.integers(size // 40, size // 12))
+        cx, cy = (int(v) for v in rng.integers(0, size, 2))
+        shape = int(rng.integers(3))
+        if shape == 0:
+            cv2.ellipse(label, (cx, cy), (r, int(r * rng.uniform(0.4, 1))),
+                        float(rng.uniform(0, 180)), 0, 360, c, -1)
+        elif shape == 1:
+            cv2.rectangle(label, (cx, cy), (cx + r, cy + int(r * 0.7)), c,
+                          -1)
+        else:
+            pts = (rng.normal(0, r, (6, 2)) + (cx, cy)).astype(np.int32)
+            cv2.fillPoly(label, [cv2.convexHull(pts)], c)
+    return label
+
+
+def prepared_config(out):
+    """The config prepare_dataset.py wrote into ``out``
+    (``<dataset>_<model>.py``)."""
+    import glob
+    found = glob.glob(osp.join(out, '*.py'))
+    assert len(found) == 1, found
+    return found[0]

@@ -54,3 +54,16 @@ def test_missing_checkpoint_refused(tmp_path, capsys):
                str(tmp_path / 'cm')], capsys)
     assert code == 2 and 'checkpoint not found' in err
     assert not (tmp_path / 'cm').exists()
+
+
+def test_summary_means_follow_one_rule():
+    """A model predicting the background everywhere: every mean low, the
+    never-predicted classes counted (precision 0), an absent class left
+    out of every mean."""
+    matrix = np.array([[74, 0, 0, 0], [13, 0, 0, 0], [13, 0, 0, 0],
+                       [0, 0, 0, 0]])
+    means = confusion_summary(matrix, ['bg', 'a', 'b', 'never'])[-1]
+    assert means.startswith('aAcc 74.00, mIoU 24.67, mAcc 33.33, '
+                            'mDice 28.35, mFscore 28.35, mPrecision 24.67, '
+                            'mRecall 33.33')
+    assert means.endswith(': 3 of 4 classes)')

@@ -103,3 +103,38 @@ def test_plot_refuses_unknown_metric_before_drawing(tmp_path):
     with pytest.raises(InvalidInputError, match='no mFscore'):
         plot_training_curve(curve, str(tmp_path / 'x.png'), ['mFscore'])
     assert not (tmp_path / 'x.png').exists()
+
+
+def test_each_metric_drawn_visibly_and_skipping_means_flagged(tmp_path):
+    """mAcc and mRecall (the same numbers) get their own style; the legend
+    lies beside the axes; a log whose mFscore differs from its mDice
+    (mmseg's IoUMetric) is flagged."""
+    from unittest import mock
+    path = _log(tmp_path)
+    curve = read_scalars(str(path))
+    curve.val['mRecall'] = list(curve.val['mAcc'])
+    curve.val['mDice'] = [(4, 20.0), (8, 24.0)]
+    curve.val['mFscore'] = [(4, 40.0), (8, 48.0)]
+    assert curve.skips_unpredicted()
+    assert any('leave out the classes never predicted' in line
+               for line in curve.summary())
+    import matplotlib.axes
+    calls = []
+    legends = []
+    plot, legend = matplotlib.axes.Axes.plot, matplotlib.axes.Axes.legend
+    with mock.patch.object(matplotlib.axes.Axes, 'plot', autospec=True,
+                           side_effect=lambda ax, *a, **k: calls.append(k)
+                           or plot(ax, *a, **k)), \
+            mock.patch.object(matplotlib.axes.Axes, 'legend', autospec=True,
+                              side_effect=lambda ax, *a, **k:
+                              legends.append(k) or legend(ax, *a, **k)):
+        plot_training_curve(curve, str(tmp_path / 'c.png'))
+    metric_calls = [k for k in calls if 'label' in k]
+    styles = {(str(k['linestyle']), k['marker']) for k in metric_calls}
+    assert len(styles) == len(metric_calls) == 5
+    labels = [k['label'] for k in metric_calls]
+    assert 'mRecall (= mAcc)' in labels
+    assert 'mFscore (never-predicted classes left out)' in labels
+    assert legends[0]['bbox_to_anchor'][0] > 1  # outside the axes
+    curve.val['mFscore'] = list(curve.val['mDice'])
+    assert not curve.skips_unpredicted()

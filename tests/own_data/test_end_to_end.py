@@ -8,7 +8,8 @@ import re
 
 import numpy as np
 
-from own_data_helpers import load_tool, make_dataset, run_tool_main
+from own_data_helpers import (load_tool, make_dataset, prepared_config,
+                              run_tool_main)
 
 
 def _run_script(tool, argv, capsys, monkeypatch):
@@ -35,7 +36,8 @@ def test_colour_masks_prepare_train_test_confusion(tmp_path, capsys,
                                 r'images at batch 2 \(--iters;',
                                 report).groups()
     assert float(epochs) == round(2 * 2 / int(n_train), 1)
-    config = osp.join(out, 'config.py')
+    config = prepared_config(out)
+    assert osp.basename(config) == 'data_segformer_mit-b0_shapes-128x128.py'
     work = str(tmp_path / 'work')
     code, _, err = _run_script(load_tool('train.py'),
                                [config, '--work-dir', work], capsys,
@@ -47,6 +49,13 @@ def test_colour_masks_prepare_train_test_confusion(tmp_path, capsys,
         load_tool('test.py'), [config, osp.join(work, 'iter_2.pth'),
                                '--work-dir', work], capsys, monkeypatch)
     assert code == 0, err
+    # the table came from the plugin's metric: its rule ends the table
+    logs = ''
+    for path in glob.glob(osp.join(work, '*', '*.log')):
+        with open(path) as f:
+            logs += f.read()
+    assert 'means over the classes present in the labels or the ' \
+        'predictions' in logs
     cm_dir = str(tmp_path / 'cm')
     code, text, err = run_tool_main(
         load_tool(osp.join('analysis_tools', 'confusion_matrix.py')),

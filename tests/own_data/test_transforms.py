@@ -11,7 +11,8 @@ from mmseg_plugins.own_data.transforms import (LoadImageAnyBands,
                                                channel_statistics,
                                                read_image_bands)
 
-from own_data_helpers import load_tool, make_dataset, run_tool_main
+from own_data_helpers import (load_tool, make_dataset, prepared_config,
+                              run_tool_main)
 
 tifffile = pytest.importorskip('tifffile')
 
@@ -60,7 +61,7 @@ def test_grayscale_16bit_dataset_config(tmp_path, capsys):
         out, '--iters', '2', '--num-workers', '0'], capsys)
     assert code == 0, err
     assert '1 channel(s), 16-bit' in report and 'in_channels=1' in report
-    cfg = Config.fromfile(osp.join(out, 'config.py'))
+    cfg = Config.fromfile(prepared_config(out))
     assert cfg.model.backbone.in_channels == 1
     pre = cfg.model.data_preprocessor
     assert len(pre.mean) == len(pre.std) == 1 and not pre.bgr_to_rgb
