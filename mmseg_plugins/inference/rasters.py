@@ -110,6 +110,10 @@ class Raster:
             self._array = tifffile.memmap(path, page=0, mode='r')
         elif not page.is_tiled:
             self._array = page.asarray()
+        if self._array is not None and page.planarconfig == 2 and \
+                self._array.ndim == 3:
+            # planar (bands first): a bands-last view, nothing copied
+            self._array = np.moveaxis(self._array, 0, -1)
 
     @property
     def _shape(self) -> Tuple[int, ...]:
