@@ -36,6 +36,13 @@ window and their labels are written as they become final to a tiled,
 compressed ``DIR/labels/<name>.tif`` with the input's georeference; its
 nodata pixels are labelled 255. Colour and overlay PNGs are written for
 images up to 64 megapixels.
+
+Images are read as the model's config reads them (``mmseg_plugins.
+model_input``): colour for RGB models (a grey image repeated), the stored
+bands for grey and multi-band models; an image whose channels the model
+cannot take stops the tool before anything is written, with one ``error:``
+line naming both counts. Overlays of grey and multi-band images are drawn
+on an 8-bit colour rendering of them.
 """
 import argparse
 import os
