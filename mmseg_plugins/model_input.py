@@ -22,9 +22,11 @@ refused otherwise (:class:`~mmseg_plugins.errors.InvalidInputError` naming
 both counts; the tools print it as one ``error:`` line):
 
 - 1 band -> 3-channel model: repeated (as OpenCV's colour decoding does);
-- 3 equal channels -> 1-channel model: one of them (the image is grey,
-  stored as colour: a grey picture saved as RGB, a video frame); colour
-  images are refused;
+- 3 equal channels -> 1-channel model: their mean (the image is grey,
+  stored as colour: a grey picture saved as RGB, a video frame); 8-bit
+  channels may differ by up to :data:`GREY_TOLERANCE` levels, the rounding
+  of lossy colour codecs (a grey video decodes with differences of 3);
+  colour images are refused;
 - 4 channels -> 3-channel model, for formats whose 4th channel is alpha
   (PNG, WebP, arrays; not TIFF, whose 4th band may be data): alpha dropped,
   as mmseg's loader does; 2 channels (grey + alpha) -> 1 or 3 likewise;
@@ -54,6 +56,9 @@ __all__ = ['ModelInput', 'BAND_LOADER']
 BAND_LOADER = 'LoadImageAnyBands'
 #: Formats whose 4th channel (2nd of two) is alpha.
 _TIFF = ('.tif', '.tiff')
+#: Largest difference (of 255) between the channels of an 8-bit colour
+#: image taken as grey for a 1-channel model.
+GREY_TOLERANCE = 4
 #: Percentiles stretched to 0..255 by :meth:`ModelInput.display`.
 DISPLAY_PERCENTILES = (1, 99)
 
@@ -157,13 +162,20 @@ class ModelInput:
             return lambda image: np.repeat(image, 3, axis=2)
         if count == 3 and want == 1:
             def grey(image: np.ndarray) -> np.ndarray:
-                if not (np.array_equal(image[..., 0], image[..., 1]) and
-                        np.array_equal(image[..., 0], image[..., 2])):
+                tolerance = GREY_TOLERANCE if image.dtype == np.uint8 else 0
+                wide = image.astype(np.float64)
+                spread = np.abs(wide - wide[..., :1]).max() if \
+                    image.size else 0
+                if spread > tolerance:
                     raise InvalidInputError(
-                        f'{source} is a colour image (3 channels), the '
-                        'model takes 1-channel (grey) images: convert it '
-                        'to grey as its training images were')
-                return image[..., :1]
+                        f'{source} is a colour image (3 channels differing '
+                        f'by up to {spread:g}), the model takes 1-channel '
+                        '(grey) images: convert it to grey as its training '
+                        'images were')
+                mean = wide.mean(axis=2, keepdims=True)
+                if np.issubdtype(image.dtype, np.integer):
+                    mean = np.round(mean)
+                return mean.astype(image.dtype)
             return grey
         raise InvalidInputError(
             f'{source} has {_count(count)}, the model takes {want} '

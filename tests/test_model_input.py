@@ -54,6 +54,13 @@ def test_conversions_that_are_exact_and_refusals():
     np.testing.assert_array_equal(one.conform(as_rgb), grey[..., None])
     with pytest.raises(InvalidInputError, match='is a colour image'):
         one.conform(rgba[..., :3])
+    # a grey video frame decodes with channels 3 levels apart: its mean
+    noisy = as_rgb.astype(np.int16) + np.array([0, 3, -3])
+    noisy = np.clip(noisy, 0, 255).astype(np.uint8)
+    got = one.conform(noisy)[..., 0].astype(int)
+    assert np.abs(got - grey).max() <= 1
+    with pytest.raises(InvalidInputError, match='differing by up to 10'):
+        one.conform(np.full((2, 2, 3), [100, 100, 110], np.uint8))
     with pytest.raises(InvalidInputError, match='has uint16 samples, the '
                        'model was trained on uint8'):
         one.conform(grey.astype(np.uint16))

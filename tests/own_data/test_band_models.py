@@ -96,6 +96,18 @@ def test_prepared_band_model_labels_tiles_and_exports(
                           '8')
     for name in plain:
         assert (onnx_tiled[name] == tiled[name]).mean() > 0.999
+    if channels == 1:  # a grey video (decoded as BGR): every frame
+        video = str(tmp_path / 'clip.mp4')
+        writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*'mp4v'), 5,
+                                 (64, 64))
+        for path in sorted(glob.glob(osp.join(images, '*.png')))[:3]:
+            writer.write(cv2.cvtColor(cv2.imread(path, 0),
+                                      cv2.COLOR_GRAY2BGR))
+        writer.release()
+        code, text, err = run_tool_main(inference, [
+            config, ckpt, video, '--out-dir', str(tmp_path / 'video')],
+            capsys)
+        assert code == 0 and 'labelled 3 images' in text, err
     # an image of another channel count: one error line, nothing written
     wrong = str(tmp_path / 'wrong')
     path = other(wrong, np.zeros((64, 64, 3), np.uint8))
