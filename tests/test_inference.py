@@ -96,7 +96,9 @@ def test_images_below_the_minimum_size_are_padded(checkpoint):
     labels = segment([tiny, gray], CONFIG, checkpoint)
     assert [lab.shape for lab in labels] == [(9, 20), (40, 31)]
     assert segment(tiny, CONFIG, checkpoint).shape == (9, 20)
-    with pytest.raises(ValueError, match=r'expected an \(H, W, 3\) image'):
+    from mmseg_plugins.errors import InvalidInputError
+    with pytest.raises(InvalidInputError,
+                       match=r'has 5 channels, the model takes 3'):
         segment(rng.integers(0, 255, (8, 8, 5), dtype=np.uint8), CONFIG,
                 checkpoint)
 

@@ -36,6 +36,13 @@ window and their labels are written as they become final to a tiled,
 compressed ``DIR/labels/<name>.tif`` with the input's georeference; its
 nodata pixels are labelled 255. Colour and overlay PNGs are written for
 images up to 64 megapixels.
+
+Images are read as the model's config reads them (``mmseg_plugins.
+model_input``): colour for RGB models (a grey image repeated), the stored
+bands for grey and multi-band models; an image whose channels the model
+cannot take stops the tool before anything is written, with one ``error:``
+line naming both counts. Overlays of grey and multi-band images are drawn
+on an 8-bit colour rendering of them.
 """
 import argparse
 import os
@@ -140,14 +147,37 @@ class Inputs:
                 total += 1
         return total
 
-    def __iter__(self) -> Iterator[Tuple[str, object]]:
-        """``(output name, BGR image)``; unreadable inputs are recorded in
-        ``skipped`` and left out."""
+    def check_channels(self, model_input) -> None:
+        """Refuse (``InvalidInputError``) before anything is written an
+        image file whose header gives a channel count the model cannot
+        take (see ``mmseg_plugins.model_input``); unreadable headers are
+        left to the reading."""
+        from mmseg_plugins.errors import DatasetError
+        from mmseg_plugins.own_data.survey import image_info
+        for kind, path, _ in self.items:
+            if kind != 'image':
+                continue
+            try:
+                channels = image_info(path).channels
+            except DatasetError:
+                continue
+            model_input.check_channels(
+                channels, path,
+                alpha=not path.lower().endswith(('.tif', '.tiff')))
+
+    def iterate(self, model_input) -> Iterator[Tuple[str, object]]:
+        """``(output name, image)`` read as the model's loader reads them
+        (``ModelInput``); unreadable inputs are recorded in ``skipped``
+        and left out, images the model cannot take raise
+        ``InvalidInputError``."""
         import cv2
+
+        from mmseg_plugins.errors import DatasetError
         for kind, path, name in self.items:
             if kind == 'image':
-                image = cv2.imread(path, cv2.IMREAD_COLOR)
-                if image is None:
+                try:
+                    image = model_input.read(path)
+                except DatasetError:
                     self.skipped.append((path, 'not a readable image'))
                     continue
                 yield name, image
@@ -159,7 +189,8 @@ class Inputs:
                                      'cannot decode'))
             index = 0
             while ok:
-                yield osp.join(name, f'frame_{index:06d}'), frame
+                yield osp.join(name, f'frame_{index:06d}'), \
+                    model_input.from_opencv(frame, f'{path} (frame {index})')
                 index += 1
                 ok, frame = cap.read()
             cap.release()
@@ -169,7 +200,8 @@ def write_outputs(out_dir: str, name: str, image, label, segmenter,
                   opacity: float,
                   kinds=('labels', 'color', 'overlay')) -> None:
     """The PNGs of one image (by default all three), each written
-    atomically."""
+    atomically; the overlay is drawn on ``segmenter.display(image)`` (grey
+    and multi-band images rendered as 8-bit colour)."""
     import cv2
     import numpy as np
 
@@ -179,8 +211,8 @@ def write_outputs(out_dir: str, name: str, image, label, segmenter,
     outputs = dict(
         labels=label.astype(dtype),
         color=colorize(label, segmenter.palette), overlay=None)
-    if image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
+    if 'overlay' in kinds:
+        image = segmenter.display(image)
     for kind in kinds:
         array = outputs[kind] if kind != 'overlay' else overlay(
             image, label, segmenter.palette, opacity)
@@ -201,7 +233,9 @@ def label_tiled(args, segmenter, path: str, name: str) -> None:
                                                  write_labels_tiff)
     raster = open_raster(path)
     try:
-        rows = segmenter.label_rows(raster.read, raster.height,
+        # the raster's windows as the model's loader reads the image
+        read = segmenter.input.tile_reader(raster)
+        rows = segmenter.label_rows(read, raster.height,
                                     raster.width, args.batch_size,
                                     progress=True)
         dtype = np.uint8 if segmenter.num_classes <= 255 else np.uint16
@@ -229,13 +263,13 @@ def label_tiled(args, segmenter, path: str, name: str) -> None:
                                        name + '.tif'), masked(),
                               raster.height, raster.width, dtype, tags)
             if picture:
-                image = raster.read(0, raster.height, 0, raster.width)
+                image = read(0, raster.height, 0, raster.width)
                 write_outputs(args.out_dir, name, image, kept, segmenter,
                               args.opacity, ('color', 'overlay'))
         else:
             for _ in masked():
                 pass
-            image = raster.read(0, raster.height, 0, raster.width)
+            image = read(0, raster.height, 0, raster.width)
             write_outputs(args.out_dir, name, image, kept, segmenter,
                           args.opacity)
     finally:
@@ -260,6 +294,7 @@ def main(argv=None):
         compile=args.compile, compile_backend=args.compile_backend,
         cfg_options=args.cfg_options, tile=args.tile, overlap=args.overlap,
         scale=args.scale, blend=args.blend)
+    inputs.check_channels(segmenter.input)
     if args.tile is not None:
         return main_tiled(args, segmenter, inputs)
     progress = Progress(inputs.expected_count(), 'images')
@@ -276,7 +311,7 @@ def main(argv=None):
         batch.clear()
 
     try:
-        for name, image in inputs:
+        for name, image in inputs.iterate(segmenter.input):
             batch.append((name, image))
             done += 1
             if len(batch) == args.batch_size:

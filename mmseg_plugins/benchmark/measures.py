@@ -76,20 +76,23 @@ def _sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
 
 def count_flops(model: nn.Module,
                 shape: Tuple[int, int],
-                device: str = 'cpu') -> Tuple[float, Counter]:
+                device: str = 'cpu',
+                channels: int = 3) -> Tuple[float, Counter]:
     """FLOPs of one image at ``shape`` (H, W), in the fvcore convention.
 
     Args:
-        model (nn.Module): A module taking a (1, 3, H, W) batch (e.g.
+        model (nn.Module): A module taking a (1, C, H, W) batch (e.g.
             :class:`InferenceForward`).
         shape (tuple): (H, W).
         device (str): Where to trace.
+        channels (int): C, the model's input channels (its
+            :class:`~mmseg_plugins.model_input.ModelInput`). Default: 3.
 
     Returns:
         tuple: (GFLOPs, Counter of operators that were not counted).
     """
     from mmengine.analysis import FlopAnalyzer
-    x = torch.randn(1, 3, *shape, device=device)
+    x = torch.randn(1, channels, *shape, device=device)
     with torch.no_grad():
         analyzer = FlopAnalyzer(model, x)
         analyzer.set_op_handle(
@@ -274,6 +277,8 @@ class Subject:
         input_shape (tuple): (H, W) of the inputs.
         device (str): Where the inputs are made.
         channels_last (bool): Make channels-last inputs.
+        channels (int): The inputs' channels (the model's
+            :class:`~mmseg_plugins.model_input.ModelInput`).
     """
     infer: Dict[str, Call]
     train: Dict[str, Call]
@@ -281,9 +286,11 @@ class Subject:
     input_shape: Tuple[int, int]
     device: str = 'cpu'
     channels_last: bool = False
+    channels: int = 3
 
     def batch(self, size: int) -> torch.Tensor:
-        x = torch.randn(size, 3, *self.input_shape, device=self.device)
+        x = torch.randn(size, self.channels, *self.input_shape,
+                        device=self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -303,9 +310,11 @@ class Subject:
 class FlopCount:
     """GFLOPs of one image at ``shape`` (see :func:`count_flops`)."""
     shape: Tuple[int, int]
+    channels: int = 3
 
     def measure(self, module: nn.Module, device: str = 'cpu') -> float:
-        return count_flops(module.eval(), self.shape, device)[0]
+        return count_flops(module.eval(), self.shape, device,
+                           self.channels)[0]
 
 
 @dataclass

@@ -15,6 +15,7 @@ from ..builder import build_segmentor
 from ..config import load_config
 from ..errors import InvalidInputError
 from ..forward import SegmentorForward, folded_bn_copy
+from ..model_input import ModelInput
 from ..reporting import Progress
 from .figures import paper_figures
 from .measures import (FlopCount, InferenceTiming,
@@ -121,6 +122,7 @@ def benchmark_config(path: str, settings: BenchmarkSettings,
     """
     step = progress.step if progress else (lambda label='': None)
     cfg = load_config(path)
+    channels = ModelInput.from_config(cfg).channels
     model, checkpoint_meta = build_segmentor(cfg, settings.checkpoint,
                                              settings.device)
     target = model.backbone if settings.backbone_only else model
@@ -139,8 +141,8 @@ def benchmark_config(path: str, settings: BenchmarkSettings,
                    paper_gflops=None, paper_miou=None)
     if 'flops' in settings.measures:
         counted = target if settings.backbone_only else SegmentorForward(model)
-        row['gflops'] = FlopCount(flops_shape).measure(counted,
-                                                       settings.device)
+        row['gflops'] = FlopCount(flops_shape, channels).measure(
+            counted, settings.device)
     step(f'{stem}: flops')
 
     ref = None
@@ -155,6 +157,7 @@ def benchmark_config(path: str, settings: BenchmarkSettings,
             step(f'{stem}: export')
         else:
             subject = _subject(model, target, ref, settings)
+        subject.channels = channels  # random inputs of the model's bands
         lines = _measure(subject, ref, row, settings, stem, step)
     return row, lines
 

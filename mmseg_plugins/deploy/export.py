@@ -40,6 +40,7 @@ import torch.nn as nn
 from ..fileio import atomic_path
 from ..errors import ExportError, InvalidInputError, first_line
 from ..forward import SegmentorForward, folded_bn_copy, min_input_size
+from ..model_input import ModelInput
 from ..models.ops import exportable_adaptive_avg_pool2d
 from ..reporting import quiet_logger
 from .metadata import ExportMetadata, dataset_classes, plain
@@ -127,11 +128,13 @@ def export_metadata(cfg, segmentor: nn.Module, settings: ExportSettings,
     pre = segmentor.data_preprocessor
     normalize = bool(getattr(pre, '_enable_normalize', False))
     classes, palette = dataset_classes(cfg, checkpoint_meta)
+    model_input = ModelInput.from_config(cfg)
+    channels = model_input.channels
     return ExportMetadata(
         output=settings.output,
         normalize=settings.normalize,
-        mean=plain(pre.mean.flatten()) if normalize else [0., 0., 0.],
-        std=plain(pre.std.flatten()) if normalize else [1., 1., 1.],
+        mean=plain(pre.mean.flatten()) if normalize else [0.] * channels,
+        std=plain(pre.std.flatten()) if normalize else [1.] * channels,
         bgr_to_rgb=bool(getattr(pre, 'channel_conversion', False)),
         num_classes=int(segmentor.decode_head.num_classes),
         align_corners=bool(segmentor.align_corners),
@@ -144,7 +147,10 @@ def export_metadata(cfg, segmentor: nn.Module, settings: ExportSettings,
         opset=settings.opset or 0,
         dynamic=settings.dynamic,
         shape=list(settings.shape),
-        fuse_bn=settings.fuse_bn)
+        fuse_bn=settings.fuse_bn,
+        in_channels=channels,
+        band_input=model_input.bands,
+        input_dtype=model_input.dtype)
 
 
 def _graph_module(segmentor: nn.Module,
@@ -257,8 +263,10 @@ def export_onnx(segmentor: nn.Module, metadata: ExportMetadata, dst: str,
         raise InvalidInputError(f'output directory {parent} does not exist')
     reference = SegmentorForward(segmentor, settings.normalize, 'logits')
     module = _graph_module(segmentor, settings)
+    model_input = metadata.model_input()
     example = example_images(2 if settings.dynamic else 1, *settings.shape,
-                             settings.normalize, seed=0)
+                             settings.normalize, seed=0,
+                             model_input=model_input)
     base = osp.basename(dst)
     with tempfile.TemporaryDirectory(prefix=f'.{base}.', dir=parent) as work:
         staged = osp.join(work, base)  # final name: <base>.data resolves
@@ -276,7 +284,7 @@ def export_onnx(segmentor: nn.Module, metadata: ExportMetadata, dst: str,
         external = _save(model, staged)
         export_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        checks = verify(staged, reference, settings, min_size)
+        checks = verify(staged, reference, settings, min_size, model_input)
         verify_seconds = time.perf_counter() - start
         report = ExportReport(dst, settings, metadata.opset, export_seconds,
                               verify_seconds,

@@ -59,6 +59,13 @@ class ExportMetadata:
         fuse_bn (bool): BatchNorm folded into the convolutions.
         quantization (str, optional): How the weights and activations were
             quantized (None: float32).
+        in_channels (int): Channels of the images the graph takes.
+        band_input (bool): The images are the stored bands (as float32, in
+            the stored order: ``mmseg_plugins.LoadImageAnyBands``) rather
+            than OpenCV's BGR colour (see
+            :class:`~mmseg_plugins.model_input.ModelInput`).
+        input_dtype (str, optional): The sample type of the images the
+            model was trained on (band inputs), None: not recorded.
     """
     output: str
     normalize: bool
@@ -78,6 +85,17 @@ class ExportMetadata:
     shape: List[int] = field(default_factory=list)
     fuse_bn: bool = False
     quantization: Optional[str] = None
+    in_channels: int = 3
+    band_input: bool = False
+    input_dtype: Optional[str] = None
+
+    def model_input(self):
+        """The :class:`~mmseg_plugins.model_input.ModelInput` of the
+        graph's images."""
+        from ..model_input import ModelInput
+        return ModelInput(self.in_channels, self.band_input,
+                          self.input_dtype, list(self.mean),
+                          list(self.std), self.bgr_to_rgb)
 
     def to_props(self) -> Dict[str, str]:
         """``{key: JSON value}`` for ``metadata_props``, with the format

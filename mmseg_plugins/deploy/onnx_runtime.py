@@ -98,8 +98,9 @@ class OnnxSegmentor:
         raise AttributeError(name)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """Images as OpenCV reads them (BGR, 0..255; (3, H, W) or
-        (B, 3, H, W), any dtype) -> the float32 batch the graph takes:
+        """Images in the model's convention (OpenCV's BGR 0..255, or the
+        stored bands of a band model; (C, H, W) or (B, C, H, W), any
+        dtype) -> the float32 batch the graph takes:
         unchanged when the graph normalises, else BGR->RGB and mean/std
         normalised as the config's data preprocessor does."""
         x = images[None] if images.dim() == 3 else images
@@ -110,12 +111,14 @@ class OnnxSegmentor:
                                 torch.tensor(self.std), self.bgr_to_rgb)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) float32 (see :meth:`prepare`) -> logits
+        """(B, C, H, W) float32 (see :meth:`prepare`) -> logits
         (B, K, H, W) float32 or mask (B, H, W) int64, on ``batch``'s
         device."""
-        if batch.dim() != 4 or batch.shape[1] != 3:
-            raise InvalidInputError(f'expected a (B, 3, H, W) batch, got '
-                                    f'{tuple(batch.shape)}')
+        channels = self.in_channels
+        if batch.dim() != 4 or batch.shape[1] != channels:
+            raise InvalidInputError(
+                f'{self.path} takes a (B, {channels}, H, W) batch, got '
+                f'{tuple(batch.shape)}')
         h, w = batch.shape[2:]
         if min(h, w) < self.min_input_size:
             raise InvalidInputError(

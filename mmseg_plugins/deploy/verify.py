@@ -68,13 +68,14 @@ class Check:
 
 
 def example_images(batch: int, h: int, w: int, normalize: bool,
-                   seed: int) -> torch.Tensor:
-    """Random images: raw-looking 0..255 values when the graph normalises,
-    else standard normal."""
-    g = torch.Generator().manual_seed(seed)
-    if normalize:
-        return torch.rand(batch, 3, h, w, generator=g) * 255
-    return torch.randn(batch, 3, h, w, generator=g)
+                   seed: int, model_input=None) -> torch.Tensor:
+    """Random (B, C, H, W) images of ``model_input`` (a
+    :class:`~mmseg_plugins.model_input.ModelInput`; default 3-channel
+    colour): raw-looking values when the graph normalises (0..255 colour,
+    or bands around the dataset's mean), else standard normal."""
+    from ..model_input import ModelInput
+    return (model_input or ModelInput()).example(batch, h, w, normalize,
+                                                 seed)
 
 
 def _compare(ours: torch.Tensor, logits: torch.Tensor, output: str,
@@ -99,16 +100,17 @@ def _compare(ours: torch.Tensor, logits: torch.Tensor, output: str,
 
 
 def verify(path: str, reference: nn.Module, settings: ExportSettings,
-           min_size: int) -> List[Check]:
+           min_size: int, model_input=None) -> List[Check]:
     """Run the ONNX file with ONNX Runtime (CPU) at the
     :func:`verification_shapes` and compare with ``reference`` (an
-    :class:`SegmentorForward` of the original model giving logits)."""
+    :class:`SegmentorForward` of the original model giving logits), on
+    :func:`example_images` of ``model_input``."""
     from .onnx_runtime import OnnxSegmentor
     session = OnnxSegmentor(path, 'cpu')
     checks = []
     for seed, shape in enumerate(
             verification_shapes(settings.shape, min_size, settings.dynamic)):
-        x = example_images(*shape, settings.normalize, seed)
+        x = example_images(*shape, settings.normalize, seed, model_input)
         with torch.no_grad():
             logits = reference(x)
         try:

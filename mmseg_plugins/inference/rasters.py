@@ -110,6 +110,10 @@ class Raster:
             self._array = tifffile.memmap(path, page=0, mode='r')
         elif not page.is_tiled:
             self._array = page.asarray()
+        if self._array is not None and page.planarconfig == 2 and \
+                self._array.ndim == 3:
+            # planar (bands first): a bands-last view, nothing copied
+            self._array = np.moveaxis(self._array, 0, -1)
 
     @property
     def _shape(self) -> Tuple[int, ...]:
@@ -157,6 +161,17 @@ class Raster:
         float32 BGR 0..255."""
         return _to_bgr(self._raw(y1, y2, x1, x2), self._scale,
                        not self._bgr)
+
+    def read_bands(self, y1: int, y2: int, x1: int,
+                   x2: int) -> np.ndarray:
+        """The window as stored: (h, w, bands), the file's dtype, bands in
+        the stored order (RGB(A) for colour files, not OpenCV's BGR)."""
+        window = self._raw(y1, y2, x1, x2)
+        if window.ndim == 2:
+            window = window[..., None]
+        if self._bgr and window.shape[2] in (3, 4):
+            window = window[..., [2, 1, 0, 3][:window.shape[2]]]
+        return window
 
     def nodata_mask(self, y1: int, y2: int) -> Optional[np.ndarray]:
         """(h, W) True where every band of rows ``y1:y2`` is nodata, or

@@ -7,7 +7,11 @@ inference.py`` is its command line. Both backends run the same steps, which
 are mmseg's test-time steps:
 
 1. the config's test pipeline (its ``Resize``/``ResizeToMultiple``; no
-   annotations), on the image as OpenCV reads it (BGR, uint8);
+   annotations), on the image as the config's loader reads it
+   (:class:`~mmseg_plugins.model_input.ModelInput`: OpenCV's BGR uint8 for
+   colour models, the stored bands as float32 for the grey and multi-band
+   models ``tools/prepare_dataset.py`` writes; other channel counts
+   converted where that is exact, else refused);
 2. the data preprocessor's normalisation (BGR -> RGB, mean, std);
 3. the network on the whole image, or on overlapping windows averaged as
    mmseg's ``slide_inference`` does when the config's ``test_cfg`` says
@@ -30,6 +34,7 @@ from ..accelerate import autocast, check_precision, resolve_device
 from ..builder import build_segmentor
 from ..config import dataset_meta, load_config
 from ..errors import CheckpointError, InvalidInputError
+from ..model_input import ModelInput
 from ..weights import checkpoint_found
 from ..forward import (SegmentorForward, min_input_size, normalize_images,
                        slide_logits)
@@ -97,10 +102,13 @@ class Segmenter:
         if not checkpoint_found(checkpoint):
             raise CheckpointError(f'checkpoint not found: {checkpoint}')
         self.onnx = checkpoint.endswith('.onnx')
+        #: what the model takes (channels, convention, normalisation)
+        self.input = ModelInput.from_config(cfg)
+        channels = self.input.channels
         preprocessor = cfg.model.get('data_preprocessor') or {}
-        self.mean = torch.tensor(preprocessor.get('mean') or [0., 0., 0.],
+        self.mean = torch.tensor(preprocessor.get('mean') or [0.] * channels,
                                  dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(preprocessor.get('std') or [1., 1., 1.],
+        self.std = torch.tensor(preprocessor.get('std') or [1.] * channels,
                                 dtype=torch.float32).view(1, -1, 1, 1)
         self.bgr_to_rgb = bool(preprocessor.get('bgr_to_rgb', False))
         test_cfg = cfg.model.get('test_cfg') or {}
@@ -163,6 +171,11 @@ class Segmenter:
                 'tool needs logits (export with --output '
                 'logits)')
         self._check_onnx_preprocessing(runner, path)
+        if runner.in_channels != self.input.channels:
+            raise InvalidInputError(
+                f'{path} takes {runner.in_channels}-channel images, the '
+                f'config {self.input.channels}: use the config it was '
+                'exported from')
         self.network = runner
         self.model = None
         self.channels_last = False
@@ -209,24 +222,41 @@ class Segmenter:
         init_default_scope(cfg.get('default_scope', 'mmseg'))
         steps = cfg.get('test_pipeline') or \
             cfg.test_dataloader.dataset.pipeline
+        # the image comes as an array (ModelInput reads files as the
+        # config's loader does)
         steps = [copy.deepcopy(s) for s in steps
-                 if s['type'] not in ('LoadAnnotations', 'LoadImageFromFile',
-                                      'LoadDepthAnnotation')]
+                 if str(s['type']).split('.')[-1] not in (
+                     'LoadAnnotations', 'LoadImageFromFile',
+                     'LoadDepthAnnotation', 'LoadImageAnyBands')]
         return Compose([dict(type='LoadImageFromNDArray')] + steps)
 
     # ---------------------------------------------------------- running
+    # ---------------------------------------------------------- images
+    def read_image(self, path: str) -> np.ndarray:
+        """An image file as the model's loader reads it (see
+        :meth:`preprocess`; refused with :class:`InvalidInputError` when
+        its channels cannot be converted)."""
+        return self.input.read(path)
+
+    def display(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 BGR picture of an input image (for overlays)."""
+        return self.input.display(image)
+
     def preprocess(self, image: np.ndarray) -> Tuple[torch.Tensor, dict]:
-        """One (H, W, 3) BGR uint8 image -> the network's (3, h, w) float
-        input (normalised unless the ONNX graph normalises) and its
-        metadata (``ori_shape``, ``img_shape``)."""
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        elif image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise ValueError(f'expected an (H, W, 3) image, got shape '
-                             f'{tuple(image.shape)}')
-        image = np.ascontiguousarray(image[..., :3])
+        """One image -> the network's (C, h, w) float input (normalised
+        unless the ONNX graph normalises) and its metadata (``ori_shape``,
+        ``img_shape``).
+
+        The image is in the model's convention (:attr:`input`): (H, W, 3)
+        BGR uint8 as OpenCV reads it for colour models; (H, W, C) bands in
+        their stored order for band models (:meth:`read_image` gives
+        both). Grey images are repeated for colour models, alpha dropped;
+        other channel counts raise :class:`InvalidInputError`."""
+        image = self.input.conform(image)
+        if self.input.bands:
+            image = image.astype(np.float32)
         data = self.pipeline(dict(img=image))
-        x = data['inputs'].float()  # (3, h, w), BGR
+        x = data['inputs'].float()  # (C, h, w)
         meta = data['data_samples'].metainfo
         if self.inputs_normalised:
             x = normalize_images(x[None], self.mean, self.std,
@@ -236,11 +266,10 @@ class Segmenter:
 
     def _pad_value(self) -> torch.Tensor:
         """What padding becomes zero after normalisation: 0 for normalised
-        inputs, the mean colour (in BGR) for a graph that normalises."""
-        if self.inputs_normalised:
-            return torch.zeros(3, 1, 1)
-        mean = self.mean[0]
-        return mean[[2, 1, 0]] if self.bgr_to_rgb else mean
+        inputs, the mean (in the input's channel order) for a graph that
+        normalises; (C, 1, 1)."""
+        return torch.tensor(self.input.pad_value(self.inputs_normalised),
+                            dtype=torch.float32).view(-1, 1, 1)
 
     def _network_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits at ``x``'s size, padding what is below the minimum input
@@ -249,8 +278,9 @@ class Segmenter:
         ph, pw = max(self.min_input_size - h, 0), max(
             self.min_input_size - w, 0)
         if ph or pw:
-            pad = self._pad_value().to(x).view(1, 3, 1, 1)
-            big = pad.expand(x.shape[0], 3, h + ph, w + pw).clone()
+            pad = self._pad_value().to(x)[None]  # (1, C, 1, 1)
+            big = pad.expand(x.shape[0], x.shape[1], h + ph,
+                             w + pw).clone()
             big[:, :, :h, :w] = x
             return self._network_logits(big)[:, :, :h, :w]
         if self.channels_last:
@@ -259,7 +289,7 @@ class Segmenter:
             return self.network(x).float()
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        """Logits of a preprocessed batch (B, 3, h, w) at its size, whole or
+        """Logits of a preprocessed batch (B, C, h, w) at its size, whole or
         by sliding window (the config's ``test_cfg``)."""
         batch = batch.to(self.device)
         if self.mode == 'slide':
@@ -269,8 +299,9 @@ class Segmenter:
 
     # ------------------------------------------------------------ tiled
     def _prepare_windows(self, windows: torch.Tensor) -> torch.Tensor:
-        """(B, h, w, 3) float BGR windows -> the network's (B, 3, h, w)
-        input on the device (normalised unless the ONNX graph does)."""
+        """(B, h, w, C) float windows in the model's convention -> the
+        network's (B, C, h, w) input on the device (normalised unless the
+        ONNX graph does)."""
         x = windows.permute(0, 3, 1, 2).to(self.device)
         if self.inputs_normalised:
             x = normalize_images(x, self.mean.to(x), self.std.to(x),
@@ -290,14 +321,16 @@ class Segmenter:
     def label_rows(self, reader, height: int, width: int,
                    batch_size: int = 1, progress: bool = False):
         """``(y0, labels (h, width))`` rows of a large image read window by
-        window by ``reader`` ((y1, y2, x1, x2) -> (h, w, 3) BGR), each
+        window by ``reader`` ((y1, y2, x1, x2) -> (h, w, C) in the model's
+        convention: :meth:`ModelInput.tile_reader` of a raster), each
         yielded as soon as it is final (see :mod:`.tiled`)."""
         return self.tiler(batch_size, progress).label_rows(
             reader, height, width, self.scale)
 
     def __call__(self, images: Sequence[np.ndarray],
                  batch_size: int = 1) -> List[np.ndarray]:
-        """Label maps (H, W) of class indices (int64) of BGR images.
+        """Label maps (H, W) of class indices (int64) of images (see
+        :meth:`preprocess` for their convention).
 
         Consecutive images that the test pipeline brings to the same size
         are run together, up to ``batch_size`` at a time. With ``tile``,
@@ -324,12 +357,8 @@ class Segmenter:
 
     def _tiled_labels(self, image: np.ndarray,
                       batch_size: int) -> np.ndarray:
-        """One BGR image (H, W[, C]) labelled tile by tile."""
-        if image.ndim == 2:
-            image = image[..., None]
-        image = image[..., :3]
-        if image.shape[2] == 1:
-            image = np.repeat(image, 3, axis=2)
+        """One image (H, W[, C]) labelled tile by tile."""
+        image = self.input.conform(image)
         height, width = image.shape[:2]
         labels = np.empty((height, width), np.int64)
         for y0, rows in self.label_rows(
@@ -348,9 +377,10 @@ class Segmenter:
 
 def segment(images: Union[np.ndarray, Sequence[np.ndarray]], config,
             checkpoint: str, **kwargs) -> Union[np.ndarray, List[np.ndarray]]:
-    """One-shot: label one BGR image (H, W, 3) or a list of them with a
-    config and checkpoint (see :class:`Segmenter` for ``kwargs``)."""
-    single = isinstance(images, np.ndarray) and images.ndim == 3
+    """One-shot: label one image (H, W[, C]) or a list of them with a
+    config and checkpoint (see :class:`Segmenter` for ``kwargs`` and
+    :meth:`Segmenter.preprocess` for the images' convention)."""
+    single = isinstance(images, np.ndarray) and images.ndim in (2, 3)
     segmenter = Segmenter(config, checkpoint, **kwargs)
     labels = segmenter([images] if single else list(images))
     return labels[0] if single else labels

@@ -221,7 +221,7 @@ def prepare_dataset(data_root: str,
         channels, mean, std, dtype = channel_statistics(
             [p.img_path for p in survey.pairs['train']], seed)
         loading = dict(type='mmseg_plugins.LoadImageAnyBands',
-                       channels=channels)
+                       channels=channels, dtype=dtype)
         norm = dict(mean=mean, std=std, bgr_to_rgb=False,
                     in_channels=channels)
     settings = dict(crop_size=crop, bands=(norm, dtype if norm else ''),

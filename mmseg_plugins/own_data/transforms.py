@@ -3,7 +3,7 @@
 in :data:`mmseg_plugins.registry.TRANSFORMS`, and the per-channel
 statistics the config normalises with."""
 import random
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -66,17 +66,30 @@ class LoadImageAnyBands(BaseTransform):
 
     Args:
         channels (int): The band count every image must have.
+        dtype (str, optional): The sample type every image must have (the
+            per-band statistics the config normalises with are in its
+            value range); None: not checked.
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, dtype: Optional[str] = None) -> None:
         self.channels = channels
+        self.dtype = dtype
 
     def transform(self, results: dict) -> dict:
-        img = read_image_bands(results['img_path'])
+        path = results.get('img_path')
+        if path is None:
+            raise DatasetError(
+                'LoadImageAnyBands reads files (img_path); to label arrays '
+                'use mmseg_plugins.inference.Segmenter, which feeds them as '
+                'this loader would')
+        img = read_image_bands(path)
         if img.shape[2] != self.channels:
             raise DatasetError(
-                f'{results["img_path"]} has {img.shape[2]} bands, the '
+                f'{path} has {img.shape[2]} bands, the '
                 f'dataset {self.channels}')
+        if self.dtype and img.dtype != np.dtype(self.dtype):
+            raise DatasetError(f'{path} has {img.dtype} samples, the '
+                               f'dataset {self.dtype}')
         img = img.astype(np.float32)
         results['img'] = img
         results['img_shape'] = img.shape[:2]
@@ -84,7 +97,8 @@ class LoadImageAnyBands(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(channels={self.channels})'
+        return (f'{self.__class__.__name__}(channels={self.channels}, '
+                f'dtype={self.dtype!r})')
 
 
 def channel_statistics(paths: Sequence[str], seed: int = 0

@@ -89,8 +89,11 @@ def test_refuses_inputs_the_model_cannot_take(demo_export):
     session = OnnxSegmentor(demo_export('afformer', dynamic=True)[0])
     with pytest.raises(ValueError, match='at least 32x32'):
         session(torch.rand(1, 3, 16, 64))
-    with pytest.raises(ValueError, match=r'expected a \(B, 3, H, W\)'):
+    with pytest.raises(ValueError, match=r'takes a \(B, 3, H, W\) batch, '
+                       r'got \(3, 64, 64\)'):
         session(torch.rand(3, 64, 64))
+    with pytest.raises(ValueError, match=r'got \(1, 1, 64, 64\)'):
+        session(torch.rand(1, 1, 64, 64))  # a grey image, 3-channel model
 
 
 def test_providers_fall_back_to_the_cpu():

@@ -126,3 +126,32 @@ def prepared_config(out):
     found = glob.glob(osp.join(out, '*.py'))
     assert len(found) == 1, found
     return found[0]
+
+
+def convert_images(root, convert):
+    """Replace every image under ``root``/images by ``convert(path, rgb)``
+    (which writes the new file and returns its path)."""
+    for d, _, files in os.walk(osp.join(root, 'images')):
+        for f in sorted(files):
+            path = osp.join(d, f)
+            rgb = cv2.imread(path)[..., ::-1]
+            if convert(osp.splitext(path)[0], rgb) != path:
+                os.remove(path)
+
+
+def printed_config(report):
+    """The config path that ``prepare_dataset.py`` printed."""
+    return next(ln.split(':', 1)[1].strip() for ln in report.splitlines()
+                if ln.startswith('config:'))
+
+
+def initial_checkpoint(config, path):
+    """A checkpoint of the model of ``config`` as initialised (no
+    training): enough for inference and export checks."""
+    import torch
+
+    from mmseg_plugins.builder import build_segmentor
+    from mmseg_plugins.config import load_config
+    model, _ = build_segmentor(load_config(config))
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return str(path)

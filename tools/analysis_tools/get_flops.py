@@ -48,10 +48,14 @@ def main(argv=None):
     if len(args.shape) not in (1, 2) or min(args.shape) < 1:
         raise ToolError(f'--shape takes H or H W (positive), got {args.shape}')
     shape = (args.shape[0], args.shape[-1])
+    from mmseg_plugins.config import load_config
+    from mmseg_plugins.model_input import ModelInput
+    channels = ModelInput.from_config(
+        load_config(args.config, args.cfg_options)).channels
     model = build_model(args.config, None, 'cpu', args.cfg_options)
     model.auxiliary_head = None  # not run at test time, not counted
     inference = InferenceForward(model)
-    gflops, _ = count_flops(inference, shape)
+    gflops, _ = count_flops(inference, shape, channels=channels)
     split_line = '=' * 30
     print(f'{split_line}\nCompute type: direct: randomly generate a picture\n'
           f'Input shape: {shape}\nFlops: {_format_size(round(gflops * 1e9))}\n'
