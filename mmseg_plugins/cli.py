@@ -108,6 +108,11 @@ def run_tool(main: Callable[..., None],
     """Run a tool's ``main(argv)``: known noisy warnings silenced, bad input
     reported as one ``error:`` line with exit code 2 (``SystemExit``).
 
+    Bad input is what the package reports as such (an
+    :class:`~mmseg_plugins.errors.MMSegPluginsError`) and a file that is
+    not there (``FileNotFoundError``); any other exception is a bug, in
+    the tool or beneath it, and keeps its traceback.
+
     Args:
         main (callable): The tool's ``main(argv=None)``.
         argv (Sequence[str], optional): Its arguments (default:
@@ -118,8 +123,7 @@ def run_tool(main: Callable[..., None],
     quiet_known_warnings()
     try:
         main(None if argv is None else list(argv))
-    except (MMSegPluginsError, FileNotFoundError, ValueError, KeyError,
-            TypeError, SyntaxError) as err:
+    except (MMSegPluginsError, FileNotFoundError) as err:
         if os.environ.get(debug_env):
             raise
         msg = ' '.join(str(err).split()) or type(err).__name__

@@ -18,13 +18,22 @@ __all__ = [
 ]
 
 
+#: What executing a config file (mmengine runs it as Python, merging its
+#: bases) raises for a mistake in that file: reported as a
+#: :class:`ConfigError`, not a bug of the tool that reads it.
+CONFIG_FILE_ERRORS = (SyntaxError, NameError, ImportError, KeyError,
+                      ValueError, TypeError, AttributeError, AssertionError)
+
+
 def load_config(path, cfg_options: Optional[dict] = None) -> Config:
     """Read a config file (or copy a :class:`~mmengine.config.Config`),
     apply ``cfg_options`` (``--cfg-options``) and check that it has a model.
 
     Raises:
-        ConfigError: the file is missing, its ``mmseg::`` bases cannot be
-            resolved, or it defines no model.
+        ConfigError: the file is missing, cannot be read as a config (its
+            Python fails, its ``mmseg::`` bases cannot be resolved), an
+            option of ``cfg_options`` does not fit it, or it defines no
+            model.
     """
     from .compat import check_pkg_resources
     if isinstance(path, Config):
@@ -38,9 +47,17 @@ def load_config(path, cfg_options: Optional[dict] = None) -> Config:
             check_pkg_resources()  # "mmseg::" bases need it on mmengine 0.10
         except ImportError as err:
             raise ConfigError(str(err)) from None
-        cfg = Config.fromfile(path)
+        try:
+            cfg = Config.fromfile(path)
+        except CONFIG_FILE_ERRORS as err:  # the user's file, not our code
+            raise ConfigError(f'cannot read config {path}: '
+                              f'{type(err).__name__}: {err}') from err
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        try:
+            cfg.merge_from_dict(cfg_options)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ConfigError(f'--cfg-options do not fit {path}: '
+                              f'{type(err).__name__}: {err}') from err
     if not isinstance(cfg.get('model'), dict):
         raise ConfigError(f'config {path} defines no "model"')
     return cfg

@@ -8,6 +8,8 @@ from typing import Callable
 
 import torch.nn as nn
 
+from ..errors import InvalidInputError
+
 __all__ = [
     'load_builder', 'build_reference', 'mmseg_mix_vision_transformer',
     'hf_segformer'
@@ -22,15 +24,16 @@ def load_builder(path: str) -> Callable:
     else:
         module_name, _, attr = path.rpartition('.')
     if not module_name or not attr:
-        raise ValueError(f'--compare needs module.path:builder, got {path!r}')
+        raise InvalidInputError('--compare needs module.path:builder, got '
+                                f'{path!r}')
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f'cannot import {module_name!r} for --compare: '
-                         f'{err}') from None
+        raise InvalidInputError(f'cannot import {module_name!r} for '
+                                f'--compare: {err}') from None
     builder = getattr(module, attr, None)
     if not callable(builder):
-        raise ValueError(f'{module_name!r} has no callable {attr!r}')
+        raise InvalidInputError(f'{module_name!r} has no callable {attr!r}')
     return builder
 
 
@@ -44,8 +47,8 @@ def build_reference(builder: Callable, ours: nn.Module) -> nn.Module:
     ]
     ref = builder(ours) if params else builder()
     if not callable(ref):
-        raise ValueError('the --compare builder must return a module or a '
-                         'callable')
+        raise InvalidInputError('the --compare builder must return a module '
+                                'or a callable')
     if isinstance(ref, nn.Module):
         ref.eval()
     return ref
@@ -107,8 +110,8 @@ def hf_segformer(ours: nn.Module) -> nn.Module:
 
     from ..converters.hf import export_hf
     if not hasattr(ours, 'decode_head'):
-        raise ValueError('hf_segformer compares whole segmentors; drop '
-                         '--backbone-only')
+        raise InvalidInputError('hf_segformer compares whole segmentors; '
+                                'drop --backbone-only')
     for m in ours.backbone.modules():
         if isinstance(m, nn.LayerNorm):
             m.eps = 1e-5

@@ -30,6 +30,8 @@ from typing import (Callable, Dict, List, Mapping, Optional, Sequence, Tuple,
 
 import torch
 
+from ..errors import CheckpointError
+
 __all__ = [
     'ConversionError', 'Rename', 'Split', 'Fuse', 'Drop', 'Alias',
     'ConversionReport', 'convert_state_dict', 'with_prefix', 'table_rules'
@@ -38,8 +40,9 @@ __all__ = [
 Tensor = torch.Tensor
 
 
-class ConversionError(ValueError):
-    """The source state dict does not fit the rules."""
+class ConversionError(CheckpointError, ValueError):
+    """The source state dict does not fit the rules (a checkpoint of
+    another layout, family or variant)."""
 
 
 @dataclass(frozen=True)

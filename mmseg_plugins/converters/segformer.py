@@ -26,7 +26,8 @@ attn.{q,kv,proj,sr,norm}, norm2, mlp.{fc1,dwconv,fc2}}, norm}`` and
 """
 from typing import Dict, Optional, Tuple
 
-from .rules import Drop, Rename, Split, table_rules, with_prefix
+from .rules import (ConversionError, Drop, Rename, Split, table_rules,
+                    with_prefix)
 
 __all__ = [
     'MMSEG_MIT_TO_MIT', 'HF_KEY_TABLE', 'HF_KEY_FIELDS', 'SEGFORMER_RULES',
@@ -183,8 +184,9 @@ def detect_source(keys) -> str:
         if any(re.fullmatch(pattern, k) for k in keys):
             return name
     first = keys[0] if keys else '<empty>'
-    raise ValueError('not a SegFormer checkpoint: no NVlabs, mmseg, Hugging '
-                     f'Face or smp key layout found (first key {first!r})')
+    raise ConversionError('not a SegFormer checkpoint: no NVlabs, mmseg, '
+                          'Hugging Face or smp key layout found (first key '
+                          f'{first!r})')
 
 
 def _build_backbone(arch: str):
@@ -218,8 +220,8 @@ def segformer_spec(source: str):
     from ..models import MIT_ARCHS
     from .driver import FamilySpec
     if source not in SEGFORMER_RULES:
-        raise ValueError(f'Unknown SegFormer source {source!r}; valid '
-                         f'choices: {", ".join(SEGFORMER_RULES)}')
+        raise ConversionError(f'Unknown SegFormer source {source!r}; valid '
+                              f'choices: {", ".join(SEGFORMER_RULES)}')
     return FamilySpec(f'SegFormer ({source})', SEGFORMER_RULES[source],
                       list(MIT_ARCHS), _build_backbone, _build_head)
 
