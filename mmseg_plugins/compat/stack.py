@@ -13,7 +13,7 @@ stack; which compatibility fix applies is decided by what the installed
 code does (:mod:`mmseg_plugins.compat`), never by a name or version.
 """
 import importlib.metadata as metadata
-import importlib.util
+from importlib.util import find_spec as _find_spec
 from typing import Dict, List, Optional, Tuple
 
 __all__ = ['UPSTREAM', 'ONEDL', 'EXTRAS', 'DISTRIBUTIONS', 'StackError',
@@ -87,7 +87,7 @@ def check_stack(installed: Optional[Installed] = None) -> Optional[str]:
     if installed is None:
         installed = installed_stack()
     missing = [module for module, found in installed.items()
-               if not found and importlib.util.find_spec(module) is None]
+               if not found and _find_spec(module) is None]
     if missing:
         raise StackError(
             f'mmseg_plugins needs an OpenMMLab stack, and '
