@@ -226,7 +226,8 @@ def apply() -> List[str]:
             else:
                 not_needed.append(fix.name)
         _quiet_pkg_resources_deprecation()
-        logger.debug(_summary(_APPLIED, not_needed, off))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(_summary(_APPLIED, not_needed, off))
     return list(_APPLIED)
 
 
