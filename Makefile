@@ -50,6 +50,7 @@ PY_ONEDL := $(VENV_ONEDL)/bin/python
 #: config loading, hooks and exact resume, checkpoints, registry, models,
 #: tools (tests marked upstream_only skip themselves there)
 ONEDL_TESTS ?= tests/test_compat.py tests/test_mmseg_plugins_mmcv_ops.py \
+	tests/test_forward.py \
 	tests/test_configs.py tests/test_hooks.py tests/test_checkpoint.py \
 	tests/test_registry.py tests/models tests/tools
 

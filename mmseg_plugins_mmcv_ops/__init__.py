@@ -43,7 +43,7 @@ import sys
 __all__ = [
     'FIX_NAME', 'CONFIG_PACKAGE_FIX', 'OPT_OUT_ENV', 'MMCVOpsFinder',
     'has_mmcv_ext', 'mmseg_imports_mmcv_ops_unguarded', 'opted_out_fixes',
-    'install'
+    'quiet_missing_deform_attn', 'install'
 ]
 
 #: The name of this fix in :data:`OPT_OUT_ENV`.
@@ -118,6 +118,16 @@ def _read_mmseg_imports(root: str = None) -> bool:
     return False
 
 
+def quiet_missing_deform_attn() -> None:
+    """mmcv's transformer bricks warn that ``MultiScaleDeformableAttention``
+    cannot be imported wherever ``mmcv._ext`` is missing (mmcv-lite, and
+    onedl-mmcv as pip builds it); there that is expected."""
+    import warnings
+    warnings.filterwarnings(
+        'ignore', message=r'Fail to import ``MultiScaleDeformableAttention',
+        category=UserWarning)
+
+
 class MMCVOpsFinder:
     """Meta path finder that provides ``mmcv.ops`` when ``mmcv._ext`` is
     missing, and leaves every other import (and ``mmcv.ops`` with full
@@ -129,8 +139,11 @@ class MMCVOpsFinder:
             return cls._config_utils_spec(fullname, path, target)
         if fullname != 'mmcv.ops' or opted_out_fixes() & {FIX_NAME, 'all'}:
             return None
-        if has_mmcv_ext() or not mmseg_imports_mmcv_ops_unguarded():
+        if has_mmcv_ext():
             return None
+        quiet_missing_deform_attn()
+        if not mmseg_imports_mmcv_ops_unguarded():
+            return None  # OneDL's mmseg: mmcv's own mmcv.ops
         from importlib.machinery import ModuleSpec
         return ModuleSpec(fullname, cls, is_package=True)
 
