@@ -1,6 +1,9 @@
 # Two commands do everything on a fresh machine:
 #   make demo   install, then train + evaluate the demo model on generated data
 #   make test   install, then lint and run the whole test suite (what CI runs)
+# on upstream OpenMMLab (the extra [openmmlab]); and for the maintained fork:
+#   make test-onedl   the tests that touch mmseg/mmengine behaviour on OneDL
+#                     (the extra [onedl], in $(VENV_ONEDL); CI runs it too)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,7 +15,7 @@ PYTEST_ARGS ?=
 # process
 PYTEST_WORKERS ?= auto
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean test-onedl install-onedl
 
 # pip installs without byte-compiling (it would compile all 15,000 files of
 # the environment on one core, about a minute here); Python compiles what is
@@ -25,7 +28,7 @@ RUN := PYTHONDONTWRITEBYTECODE= $(PY)
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install --no-compile -e '.[tests]'
+	$(PY) -m pip install --no-compile -e '.[openmmlab,tests]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -40,5 +43,29 @@ test: lint
 	$(RUN) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder \
 		$(PYTEST_ARGS)
 
+# --- OneDL (onedl-mmsegmentation, onedl-mmengine, onedl-mmcv) -------------
+VENV_ONEDL ?= .venv-onedl
+PY_ONEDL := $(VENV_ONEDL)/bin/python
+#: the tests of what depends on mmseg/mmengine/mmcv behaviour: compat layer,
+#: config loading, hooks and exact resume, checkpoints, registry, models,
+#: tools (tests marked upstream_only skip themselves there)
+ONEDL_TESTS ?= tests/test_compat.py tests/test_mmseg_plugins_mmcv_ops.py \
+	tests/test_forward.py \
+	tests/test_configs.py tests/test_hooks.py tests/test_checkpoint.py \
+	tests/test_registry.py tests/models tests/tools
+
+$(VENV_ONEDL)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV_ONEDL)
+	$(PY_ONEDL) -m pip install --upgrade pip
+	$(PY_ONEDL) -m pip install --no-compile -e '.[onedl,tests]'
+	touch $@
+
+install-onedl: $(VENV_ONEDL)/.installed
+
+test-onedl: $(VENV_ONEDL)/.installed
+	PYTHONDONTWRITEBYTECODE= $(PY_ONEDL) -m pytest -n $(PYTEST_WORKERS) \
+		--dist loadscope --no-loadscope-reorder $(PYTEST_ARGS) $(ONEDL_TESTS)
+# ---------------------------------------------------------------------------
+
 clean:
-	rm -rf $(VENV) work_dirs data/demo_shapes
+	rm -rf $(VENV) $(VENV_ONEDL) work_dirs data/demo_shapes

@@ -4,8 +4,12 @@ Importing the package (configs do it through ``custom_imports``) applies the
 compatibility layer (:mod:`mmseg_plugins.compat`) and registers every model,
 hook and dataset in the ``mmseg_plugins`` scope.
 """
-from . import compat
-from .version import __version__
+from .compat.stack import check_stack
+
+check_stack()  # one clear error for a missing or mixed OpenMMLab stack
+
+from . import compat  # noqa: E402
+from .version import __version__  # noqa: E402
 
 compat.apply()
 

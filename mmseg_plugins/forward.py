@@ -29,7 +29,8 @@ from .errors import InvalidInputError
 
 __all__ = [
     'DEFAULT_MIN_INPUT_SIZE', 'OUTPUTS', 'min_input_size',
-    'normalize_images', 'slide_logits', 'SegmentorForward', 'folded_bn_copy'
+    'normalize_images', 'slide_logits', 'SegmentorForward', 'folded_bn_copy',
+    'swaps_bgr_to_rgb'
 ]
 
 #: Smallest input side of a backbone that declares none (this package's
@@ -111,6 +112,17 @@ def slide_logits(logits_fn: Callable[[torch.Tensor], torch.Tensor],
     return preds / count
 
 
+def swaps_bgr_to_rgb(preprocessor) -> bool:
+    """Whether a segmentor's data preprocessor swaps BGR to RGB: upstream
+    mmseg's ``SegDataPreProcessor`` keeps its own ``channel_conversion``,
+    OneDL's leaves it to mmengine's ``ImgDataPreprocessor`` (as
+    ``_channel_conversion``); False for a preprocessor with neither."""
+    for name in ('channel_conversion', '_channel_conversion'):
+        if hasattr(preprocessor, name):
+            return bool(getattr(preprocessor, name))
+    return False
+
+
 class SegmentorForward(nn.Module):
     """What a segmentor computes at test time for a batch of images: the
     optional normalisation, backbone, decode head, the logits resized to
@@ -151,7 +163,7 @@ class SegmentorForward(nn.Module):
         self.segmentor = segmentor
         self.normalize, self.output = normalize, output
         pre = getattr(segmentor, 'data_preprocessor', None)
-        self.bgr_to_rgb = bool(getattr(pre, 'channel_conversion', False))
+        self.bgr_to_rgb = swaps_bgr_to_rgb(pre)
         with_mean_std = bool(getattr(pre, '_enable_normalize', False))
         # (1, C, 1, 1) each, or None buffers (no mean/std step)
         self.register_buffer('mean', pre.mean.detach().clone()[None]

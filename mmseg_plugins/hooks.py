@@ -102,13 +102,18 @@ def restore_rng_states(states: RNGStates) -> None:
 class _RestoreRNGBeforeBatch:
     """Stands in for ``IterBasedTrainLoop.dataloader_iterator`` on resume.
 
-    The loop first replays (and discards) the ``batches_to_skip`` batches
-    that were already trained on, then fetches the next batch *before* the
-    iteration's first hook (``before_train_iter``) runs. Replaying the
-    batches consumes random numbers (the data pipeline runs in this process
-    when ``num_workers=0``), so the states are restored here, after the
-    replay and just before the fetch of the first new batch; then the loop
-    gets its own iterator back.
+    The loop first skips the ``batches_to_skip`` batches that were already
+    trained on, then fetches the next batch *before* the iteration's first
+    hook (``before_train_iter``) runs. Upstream mmengine replays (and
+    discards) the batches through ``next``; OneDL's mmengine calls
+    ``skip_iter(n)`` once, which advances the sampler (or the index stream)
+    without loading, then rebuilds the data loader's iterator lazily at the
+    next fetch. Replaying consumes random numbers (the data pipeline runs in
+    this process when ``num_workers=0``), and so does building a data loader
+    iterator (its base seed, from torch's generator), so the states are
+    restored here, after the skip and after the iterator exists, just before
+    the fetch of the first new batch; then the loop gets its own iterator
+    back. Attributes this class lacks are those of the loop's iterator.
     """
 
     def __init__(self, loop: IterBasedTrainLoop, rng_states: RNGStates,
@@ -121,11 +126,36 @@ class _RestoreRNGBeforeBatch:
     def __iter__(self) -> '_RestoreRNGBeforeBatch':
         return self
 
+    def __getattr__(self, name: str) -> Any:
+        # only called for attributes not found on this object
+        return getattr(self.__dict__['_iterator'], name)
+
+    def skip_iter(self, num_iters: int) -> None:
+        """OneDL's way to skip the batches already trained on: its own
+        (without loading them) where the pipeline runs in this process,
+        whose states are restored next; with data workers, which draw from
+        their own generators (seeded per worker), the batches are loaded
+        and discarded as upstream mmengine does, so that the workers draw
+        what they drew in the uninterrupted run."""
+        loader = getattr(self._loop, 'dataloader', None)
+        if getattr(loader, 'num_workers', 0) > 0:
+            for _ in range(num_iters):
+                next(self._iterator)
+        else:
+            self._iterator.skip_iter(num_iters)
+        self._batches_to_skip = max(0, self._batches_to_skip - num_iters)
+
     def __next__(self) -> Any:
         if self._batches_to_skip > 0:
             self._batches_to_skip -= 1
         else:
             self._loop.dataloader_iterator = self._iterator
+            # OneDL's iterator builds the data loader's iterator at its
+            # first fetch after a skip (drawing its base seed); build it
+            # before the restore, as the uninterrupted run had it
+            ensure_iterator = getattr(self._iterator, '_ensure_iterator', None)
+            if ensure_iterator is not None:
+                ensure_iterator()
             restore_rng_states(self._rng_states)
         return next(self._iterator)
 
@@ -151,11 +181,14 @@ class RNGStateHook(Hook):
       ``before_save_checkpoint``, which only rank 0 calls); rank 0 writes
       them into the checkpoint under :data:`RNG_STATES_KEY`, one entry per
       rank;
-    - on resume from iteration N, lets the loop replay the first N batches
-      as mmengine does (data workers, if any, then draw the same random
-      numbers as in the original run: mmengine seeds each of them from the
-      seed, rank and worker id), and restores each rank's own states right
-      before batch N is fetched;
+    - on resume from iteration N, lets the loop skip the first N batches
+      as mmengine does (upstream replays them; data workers, if any, then
+      draw the same random numbers as in the original run: mmengine seeds
+      each of them from the seed, rank and worker id; OneDL's
+      ``skip_iter`` skips without loading where no workers run), and
+      restores each rank's own states right before batch N is fetched.
+      OneDL's ``train_cfg.fast_forward_on_resume=True`` (no skipping) is
+      honoured, with a warning that the run is then not exact;
     - restores the states after each validation, which mmengine runs
       between a checkpoint and the next batch but does not repeat on resume,
       so validation does not shift the training's random streams.
@@ -222,9 +255,17 @@ class RNGStateHook(Hook):
                   f'has {runner.world_size}: the states are not restored and '
                   f'{_NOT_EXACT}')
         else:
-            # IterBasedTrainLoop.run replays exactly `iter` batches
+            # IterBasedTrainLoop.run skips exactly `iter` batches, unless
+            # OneDL's `fast_forward_on_resume` tells it not to
+            skips = runner.iter
+            if getattr(loop, 'fast_forward_on_resume', False):
+                skips = 0
+                _warn(f'train_cfg.fast_forward_on_resume=True: the loop does '
+                      f'not skip the {runner.iter} batches already trained '
+                      f'on, so the data differs: {_NOT_EXACT} (the RNG '
+                      f'states are restored before the first batch)')
             loop.dataloader_iterator = _RestoreRNGBeforeBatch(
-                loop, self._loaded[runner.rank], batches_to_skip=runner.iter)
+                loop, self._loaded[runner.rank], batches_to_skip=skips)
         self._loaded = None
 
     def after_train_iter(self,

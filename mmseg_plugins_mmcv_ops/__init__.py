@@ -20,19 +20,43 @@ This is a top-level package, not part of :mod:`mmseg_plugins`, because
 importing anything under ``mmseg_plugins.`` runs ``mmseg_plugins/__init__``,
 which imports torch and mmseg.
 
-``MMSEG_PLUGINS_NO_COMPAT=mmcv_ops`` (or ``all``) switches the finder off,
-as it does the rest of :mod:`mmseg_plugins.compat`.
+The finder steps aside as well where mmseg guards those imports itself
+(``try: from mmcv.ops import ... except ModuleNotFoundError``, as OneDL's
+onedl-mmsegmentation does): :func:`mmseg_imports_mmcv_ops_unguarded` reads
+mmseg's source for that, once, when ``mmcv.ops`` is first imported.
+
+The same start-up hook carries a second fix, ``config_package``, for OneDL's
+mmengine, which maps ``mmseg::`` config bases to a distribution named
+``mmsegmentation`` that the fork does not install
+(:mod:`mmseg_plugins_mmcv_ops.config_packages`): when ``mmengine.config.utils``
+is imported, the finder lets the module load as usual, then points its
+``mmseg`` entry at the distribution that provides ``mmseg``, so that the
+fork's own ``tools/train.py`` reads plugin configs too.
+
+``MMSEG_PLUGINS_NO_COMPAT=mmcv_ops`` (or ``config_package``, or ``all``)
+switches each part of the finder off, as it does the rest of
+:mod:`mmseg_plugins.compat`.
 """
 import os
 import sys
 
 __all__ = [
-    'FIX_NAME', 'OPT_OUT_ENV', 'MMCVOpsFinder', 'has_mmcv_ext',
-    'opted_out_fixes', 'install'
+    'FIX_NAME', 'CONFIG_PACKAGE_FIX', 'OPT_OUT_ENV', 'MMCVOpsFinder',
+    'has_mmcv_ext', 'mmseg_imports_mmcv_ops_unguarded', 'opted_out_fixes',
+    'quiet_missing_deform_attn', 'install'
 ]
 
 #: The name of this fix in :data:`OPT_OUT_ENV`.
 FIX_NAME = 'mmcv_ops'
+#: The name of the ``mmseg::`` fix for OneDL's mmengine.
+CONFIG_PACKAGE_FIX = 'config_package'
+#: mmengine's module holding the module -> distribution map of ``pkg::``.
+CONFIG_UTILS = 'mmengine.config.utils'
+#: mmseg's modules that upstream mmseg 1.2.2 imports at package import and
+#: that import ``mmcv.ops`` at module level
+MMSEG_MMCV_OPS_IMPORTERS = ('models/utils/point_sample.py',
+                            'models/losses/focal_loss.py',
+                            'utils/mask_classification.py')
 #: Environment variable listing compatibility fixes to leave out
 #: (comma-separated names, or ``all``).
 OPT_OUT_ENV = 'MMSEG_PLUGINS_NO_COMPAT'
@@ -54,6 +78,56 @@ def has_mmcv_ext() -> bool:
         return False
 
 
+_UNGUARDED = []  # the answer of mmseg_imports_mmcv_ops_unguarded, once
+
+
+def mmseg_imports_mmcv_ops_unguarded() -> bool:
+    """Whether the installed mmseg imports ``mmcv.ops`` outside a ``try``
+    at module level in one of :data:`MMSEG_MMCV_OPS_IMPORTERS` (read, not
+    imported; True where they cannot be read: the releases the fallback was
+    written for)."""
+    if not _UNGUARDED:
+        _UNGUARDED.append(_read_mmseg_imports())
+    return _UNGUARDED[0]
+
+
+def _read_mmseg_imports(root: str = None) -> bool:
+    """:func:`mmseg_imports_mmcv_ops_unguarded` for the mmseg package folder
+    ``root`` (the installed one by default)."""
+    import ast
+    if root is None:
+        import importlib.util
+        try:
+            spec = importlib.util.find_spec('mmseg')
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.submodule_search_locations:
+            return True
+        root = list(spec.submodule_search_locations)[0]
+    for name in MMSEG_MMCV_OPS_IMPORTERS:
+        try:
+            with open(os.path.join(root, name), encoding='utf-8') as f:
+                tree = ast.parse(f.read())
+        except (OSError, SyntaxError, ValueError):
+            return True
+        for node in tree.body:  # module level, outside any try
+            if isinstance(node, ast.ImportFrom) and node.module == \
+                    'mmcv.ops' or isinstance(node, ast.Import) and any(
+                        a.name.startswith('mmcv.ops') for a in node.names):
+                return True
+    return False
+
+
+def quiet_missing_deform_attn() -> None:
+    """mmcv's transformer bricks warn that ``MultiScaleDeformableAttention``
+    cannot be imported wherever ``mmcv._ext`` is missing (mmcv-lite, and
+    onedl-mmcv as pip builds it); there that is expected."""
+    import warnings
+    warnings.filterwarnings(
+        'ignore', message=r'Fail to import ``MultiScaleDeformableAttention',
+        category=UserWarning)
+
+
 class MMCVOpsFinder:
     """Meta path finder that provides ``mmcv.ops`` when ``mmcv._ext`` is
     missing, and leaves every other import (and ``mmcv.ops`` with full
@@ -61,10 +135,15 @@ class MMCVOpsFinder:
 
     @classmethod
     def find_spec(cls, fullname: str, path=None, target=None):
+        if fullname == CONFIG_UTILS:
+            return cls._config_utils_spec(fullname, path, target)
         if fullname != 'mmcv.ops' or opted_out_fixes() & {FIX_NAME, 'all'}:
             return None
         if has_mmcv_ext():
             return None
+        quiet_missing_deform_attn()
+        if not mmseg_imports_mmcv_ops_unguarded():
+            return None  # OneDL's mmseg: mmcv's own mmcv.ops
         from importlib.machinery import ModuleSpec
         return ModuleSpec(fullname, cls, is_package=True)
 
@@ -76,6 +155,24 @@ class MMCVOpsFinder:
     @staticmethod
     def exec_module(module) -> None:
         """Everything happens in :meth:`create_module`."""
+
+    @classmethod
+    def _config_utils_spec(cls, fullname: str, path, target):
+        """mmengine's own spec of ``mmengine.config.utils``, whose loader
+        fixes the module's ``mmseg`` entry after running it."""
+        if opted_out_fixes() & {CONFIG_PACKAGE_FIX, 'all'}:
+            return None
+        for finder in sys.meta_path:
+            if finder is cls or not hasattr(finder, 'find_spec'):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and \
+                        hasattr(spec.loader, 'exec_module'):
+                    from .config_packages import FixingLoader
+                    spec.loader = FixingLoader(spec.loader)
+                return spec
+        return None
 
 
 def install() -> None:

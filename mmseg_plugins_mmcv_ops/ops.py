@@ -5,7 +5,6 @@ and ``sigmoid_focal_loss`` in ``mmseg.models.losses``); every other op
 raises a ``ModuleNotFoundError`` naming full mmcv, which is what mmseg's
 guarded ``try: from mmcv.ops import X`` imports catch."""
 import types
-import warnings
 from typing import Optional
 
 import torch
@@ -100,9 +99,8 @@ def make_fallback_module() -> types.ModuleType:
     :func:`sigmoid_focal_loss`."""
     # mmcv-lite's transformer bricks then warn, as expected, that they lack
     # mmcv.ops.multi_scale_deform_attn
-    warnings.filterwarnings(
-        'ignore', message=r'Fail to import ``MultiScaleDeformableAttention',
-        category=UserWarning)
+    from . import quiet_missing_deform_attn
+    quiet_missing_deform_attn()
     module = _MMCVOpsFallback(
         'mmcv.ops', 'Pure-PyTorch fallbacks installed by mmseg_plugins '
         'because mmcv._ext (full mmcv) is not available.')

@@ -1,4 +1,5 @@
 """Tests of mmseg_plugins/compat/ (the compatibility fixes)."""
+import inspect
 import os
 import os.path as osp
 import sys
@@ -11,7 +12,11 @@ from helpers import DEMO_CONFIG, ROOT
 from mmseg_plugins import compat, distributed
 
 
-@pytest.mark.skipif(compat.has_mmcv_ext(), reason='full mmcv installed')
+NO_FALLBACK = 'full mmcv, or an mmseg that guards its mmcv.ops imports'
+
+
+@pytest.mark.skipif(not compat.mmcv_ops_fallback_needed(),
+                    reason=NO_FALLBACK)
 def test_fallback_is_installed_with_mmcv_lite():
     from mmseg_plugins_mmcv_ops import ops
     assert getattr(sys.modules['mmcv.ops'], compat.FALLBACK_FLAG)
@@ -31,7 +36,8 @@ def test_fallback_is_a_noop_with_full_mmcv(monkeypatch):
     assert sys.modules['mmcv.ops'] is sentinel
 
 
-@pytest.mark.skipif(compat.has_mmcv_ext(), reason='full mmcv installed')
+@pytest.mark.skipif(not compat.mmcv_ops_fallback_needed(),
+                    reason=NO_FALLBACK)
 def test_fallback_install_is_idempotent(monkeypatch):
     """Installing again (e.g. in an interpreter started with ``-S``, which
     skips the .pth) keeps one finder and the module in place."""
@@ -64,8 +70,8 @@ def test_pkg_resources_bound_lets_mmseg_bases_resolve(tmp_path):
 
 
 def test_pkg_resources_missing_gives_clear_error(monkeypatch):
-    import mmengine
-    monkeypatch.setattr(mmengine, '__version__', '0.10.7')
+    monkeypatch.setattr(compat.configs, 'mmengine_needs_pkg_resources',
+                        lambda: True)
     monkeypatch.setitem(sys.modules, 'pkg_resources', None)
     with pytest.raises(ImportError, match=r'setuptools<82'):
         compat.check_pkg_resources()
@@ -142,8 +148,21 @@ def test_each_fix_is_gated_on_its_condition(monkeypatch):
     def safe_loader(filename, map_location):
         return torch.load(filename, map_location, weights_only=True)
 
+    # OneDL's load_from_local calls _safe_torch_load, which falls back to
+    # weights_only=False
+    monkeypatch.delattr(mmengine_checkpoint, '_safe_torch_load',
+                        raising=False)
     monkeypatch.setattr(mmengine_checkpoint, 'load_from_local', safe_loader)
     assert not compat.mmengine_loader_is_unrestricted()
+
+    def falls_back(filename, map_location):
+        try:
+            return torch.load(filename, map_location, weights_only=True)
+        except Exception:
+            return torch.load(filename, map_location, weights_only=False)
+
+    monkeypatch.setattr(mmengine_checkpoint, 'load_from_local', falls_back)
+    assert compat.mmengine_loader_is_unrestricted()
 
     assert not compat.mmengine_put_writes_in_place()  # ours is installed
 
@@ -185,12 +204,17 @@ def test_each_fix_is_gated_on_its_condition(monkeypatch):
     assert not compat.mmengine_reparses_metafiles()  # nothing to fix
 
     from mmengine.config import config as config_module
-    assert not compat.mmengine_reformats_config_text()  # ours is installed
-    monkeypatch.setattr(config_module, 'FormatCode',
-                        config_module.FormatCode.__wrapped__)
-    assert compat.mmengine_reformats_config_text()  # mmengine 0.10.7
-    monkeypatch.delattr(config_module, 'FormatCode')
+    assert not compat.mmengine_reformats_config_text()  # ours, or OneDL's
+    if hasattr(config_module, 'FormatCode'):  # upstream
+        monkeypatch.setattr(config_module, 'FormatCode',
+                            config_module.FormatCode.__wrapped__)
+        assert compat.mmengine_reformats_config_text()  # mmengine 0.10.7
+        assert not compat.config_text_uncachable()
+        monkeypatch.delattr(config_module, 'FormatCode')
     assert not compat.mmengine_reformats_config_text()  # nothing to fix
+    # OneDL imports FormatCode inside pretty_text: reported, not patched
+    pretty_text = inspect.getsource(config_module.Config.pretty_text.fget)
+    assert compat.config_text_uncachable() == ('FormatCode' in pretty_text)
 
 
 def _package_with_metafile(root, names) -> str:
@@ -269,6 +293,8 @@ def test_config_index_reads_metafiles_once_per_index_version(
     assert len(reads) == 2  # model-index.yml and its one metafile
 
 
+@pytest.mark.skipif(compat.config_text_uncachable(),
+                    reason='OneDL: config_text does not apply')
 def test_config_text_is_formatted_once_and_unchanged(monkeypatch):
     """A config's ``pretty_text`` asked for again (as a training run does
     for its log, dumps and checkpoints) runs yapf once and is yapf's text;
@@ -371,14 +397,16 @@ def test_opt_out_leaves_mmengine_as_installed():
     proc = run([PYTHON, '-c', code],
                env={compat.OPT_OUT_ENV: 'safe_loader, atomic_put'})
     assert proc.returncode == 0, proc.stderr
-    applied, loader, put = proc.stdout.split('\n')[:3]
+    # (OneDL's mmseg prints "Could not import OneDL" on stdout first)
+    applied, loader, put = proc.stdout.splitlines()[-3:]
     assert loader == 'mmengine.runner.checkpoint'
     assert put == 'mmengine.fileio.backends.local_backend'
     assert 'safe_loader' not in applied and 'atomic_put' not in applied
-    assert ('mmcv_ops' in applied) == (not compat.has_mmcv_ext())
+    assert ('mmcv_ops' in applied) == compat.mmcv_ops_fallback_needed()
 
 
-@pytest.mark.skipif(compat.has_mmcv_ext(), reason='full mmcv installed')
+@pytest.mark.skipif(not compat.mmcv_ops_fallback_needed(),
+                    reason=NO_FALLBACK)
 def test_opting_out_of_everything_shows_the_mmcv_lite_break():
     from helpers import PYTHON, run
     proc = run([PYTHON, '-c', 'import mmseg_plugins'],
@@ -410,3 +438,134 @@ def test_a_fix_recognises_the_behaviour_by_the_installed_source(
 
     monkeypatch.setattr(inspect, 'getsource', unreadable)
     assert source_matches(draws_in_place, lambda s: 'zeros_like' in s)
+
+
+# ----------------------------------------------------------------------------
+# the two stacks: upstream OpenMMLab and OneDL
+# ----------------------------------------------------------------------------
+def _found(*entries):
+    """``installed_stack``'s answer with one distribution per module."""
+    return {module: [entry] for module, entry in
+            zip(('mmseg', 'mmengine', 'mmcv'), entries)}
+
+
+def test_stack_is_named_by_its_distributions():
+    from mmseg_plugins.compat import stack
+    assert stack.check_stack(_found(
+        ('OpenMMLab', 'mmsegmentation', '1.2.2'),
+        ('OpenMMLab', 'mmengine', '0.10.7'),
+        ('OpenMMLab', 'mmcv-lite', '2.1.0'))) == stack.UPSTREAM
+    assert stack.check_stack(_found(
+        ('OneDL', 'onedl-mmsegmentation', '1.4.2'),
+        ('OneDL', 'onedl-mmengine', '0.10.12'),
+        ('OneDL', 'onedl-mmcv', '2.3.6'))) == stack.ONEDL
+    # this environment's: one stack, the one its mmseg comes from
+    installed = stack.installed_stack()
+    assert stack.check_stack() == installed['mmseg'][0][0]
+
+
+def test_mixed_stack_is_refused_naming_both():
+    from mmseg_plugins.compat import stack
+    mixed = _found(('OneDL', 'onedl-mmsegmentation', '1.4.2'),
+                   ('OpenMMLab', 'mmengine', '0.10.7'),
+                   ('OneDL', 'onedl-mmcv', '2.3.6'))
+    with pytest.raises(stack.StackError) as error:
+        stack.check_stack(mixed)
+    message = str(error.value)
+    assert 'mixed OpenMMLab stacks' in message
+    assert 'mmengine: mmengine 0.10.7 (OpenMMLab)' in message
+    assert 'mmseg: onedl-mmsegmentation 1.4.2 (OneDL)' in message
+    assert "mmseg_plugins[openmmlab]" in message
+    assert "mmseg_plugins[onedl]" in message
+    # both distributions of one module (the later overwrote the earlier)
+    both = _found(('OneDL', 'onedl-mmsegmentation', '1.4.2'),
+                  ('OneDL', 'onedl-mmengine', '0.10.12'),
+                  ('OneDL', 'onedl-mmcv', '2.3.6'))
+    both['mmcv'].append(('OpenMMLab', 'mmcv-lite', '2.1.0'))
+    with pytest.raises(stack.StackError, match='onedl-mmcv 2.3.6 '
+                       r'\(OneDL\) \+ mmcv-lite 2.1.0 \(OpenMMLab\)'):
+        stack.check_stack(both)
+
+
+def test_missing_stack_is_refused_naming_both_extras(monkeypatch):
+    from mmseg_plugins.compat import stack
+    monkeypatch.setattr(stack, '_find_spec', lambda name: None)
+    none = {module: [] for module in stack.DISTRIBUTIONS}
+    with pytest.raises(ImportError) as error:
+        stack.check_stack(none)
+    message = str(error.value)
+    assert 'mmseg, mmengine, mmcv cannot be imported' in message
+    assert "'mmseg_plugins[openmmlab]' (upstream OpenMMLab)" in message
+    assert "'mmseg_plugins[onedl]' (the maintained fork OneDL)" in message
+    # a source checkout without metadata is accepted
+    monkeypatch.setattr(stack, '_find_spec', lambda name: object())
+    assert stack.check_stack(none) is None
+
+
+def test_one_debug_line_names_the_stack_and_the_fixes():
+    from helpers import PYTHON, run
+    from mmseg_plugins.compat import stack
+    code = ('import logging\n'
+            'logging.basicConfig(level=logging.DEBUG, format="%(name)s| '
+            '%(message)s")\n'
+            'import mmseg_plugins\n'
+            'print(mmseg_plugins.compat.applied())\n')
+    proc = run([PYTHON, '-c', code])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (line, ) = [ln for ln in proc.stderr.splitlines()
+                if ln.startswith('mmseg_plugins.compat| ')]
+    applied = eval(proc.stdout.splitlines()[-1])
+    assert stack.describe_stack() in line
+    assert f'applied: {", ".join(applied)};' in line
+    for fix in compat.FIXES:
+        assert fix.name in line
+    if stack.check_stack() == stack.ONEDL:
+        assert 'config_text does not apply' in line
+        assert 'mmcv_ops' not in applied and 'config_text' not in applied
+        assert 'config_package' in applied
+
+
+def test_mmseg_bases_resolve_through_the_start_up_hook(tmp_path):
+    """In a fresh interpreter (the start-up hook, no mmseg_plugins): mmengine
+    maps ``mmseg`` to the distribution that is installed (OneDL's mmengine
+    names ``mmsegmentation``, which the fork does not install), and an
+    ``mmseg::`` base loads, as in the fork's own tools/train.py."""
+    from helpers import PYTHON, run
+    cfg_file = tmp_path / 'cfg.py'
+    cfg_file.write_text("_base_ = ['mmseg::_base_/datasets/ade20k.py']\n")
+    code = ('import sys, importlib.metadata as md\n'
+            'from mmengine.config import Config, utils\n'
+            "name = utils.PKG2PROJECT['mmseg']\n"
+            'print(name, md.version(name))\n'
+            f'cfg = Config.fromfile({str(cfg_file)!r})\n'
+            'print(cfg.train_dataloader.dataset.type)\n'
+            "print('mmseg_plugins' in sys.modules)\n")
+    proc = run([PYTHON, '-c', code])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    distribution, dataset, plugins = proc.stdout.splitlines()[-3:]
+    assert distribution.split()[0] in ('mmsegmentation',
+                                       'onedl-mmsegmentation')
+    assert dataset == 'ADE20KDataset'
+    assert plugins == 'False'
+
+
+def test_mmseg_entry_is_renamed_only_when_misnamed(monkeypatch):
+    import types
+
+    from mmseg_plugins_mmcv_ops import config_packages
+    installed = {'onedl-mmsegmentation'}
+    monkeypatch.setattr(config_packages, '_installed',
+                        lambda name: name in installed)
+    utils = types.SimpleNamespace(
+        __name__='utils', MODULE2PACKAGE={'mmseg': 'mmsegmentation'})
+    assert config_packages.misnamed_mmseg(utils)
+    assert config_packages.name_mmseg_distribution(utils)
+    assert utils.MODULE2PACKAGE == {'mmseg': 'onedl-mmsegmentation'}
+    assert not config_packages.name_mmseg_distribution(utils)  # done
+    # upstream: the named distribution is installed
+    installed = {'mmsegmentation'}
+    utils.MODULE2PACKAGE['mmseg'] = 'mmsegmentation'
+    assert not config_packages.misnamed_mmseg(utils)
+    # nothing provides mmseg: left for mmengine to report
+    installed = set()
+    assert not config_packages.misnamed_mmseg(utils)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 
 from helpers import DEMO_CONFIG, PYTHON, ROOT, call, demo_overrides, run
@@ -119,7 +120,7 @@ class _ToyDataset(torch.utils.data.Dataset):
 
 
 def _toy_runner(work_dir, max_iters: int, resume: bool = False,
-                hook_cfg: Optional[dict] = None):
+                hook_cfg: Optional[dict] = None, **train_cfg):
     from mmengine.model import BaseModel
     from mmengine.runner import Runner
 
@@ -134,6 +135,7 @@ def _toy_runner(work_dir, max_iters: int, resume: bool = False,
             out = self.linear(self.dropout(torch.stack(inputs)))
             return dict(loss=out.pow(2).mean()) if mode == 'loss' else out
 
+    torch.manual_seed(0)  # the same initial weights in every run
     return Runner(
         model=ToyModel(),
         work_dir=str(work_dir),
@@ -143,7 +145,7 @@ def _toy_runner(work_dir, max_iters: int, resume: bool = False,
             sampler=dict(type='InfiniteSampler', shuffle=True),
             batch_size=2,
             num_workers=0),
-        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters, **train_cfg),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         default_hooks=dict(
             checkpoint=dict(
@@ -153,6 +155,58 @@ def _toy_runner(work_dir, max_iters: int, resume: bool = False,
         default_scope='mmseg',
         resume=resume,
         log_level='WARNING')
+
+
+def _toy_weights(work_dir) -> dict:
+    return safe_load(str(work_dir / 'iter_6.pth'))['state_dict']
+
+
+def test_toy_resume_is_exact(tmp_path):
+    """In process, on either stack (upstream replays the skipped batches,
+    OneDL's loop calls ``skip_iter``): 3 iterations, then a resume to 6,
+    ends with the weights of 6 uninterrupted iterations."""
+    _toy_runner(tmp_path / 'whole', 6).train()
+    _toy_runner(tmp_path / 'resumed', 3).train()
+    with _logged_warnings() as warnings:
+        _toy_runner(tmp_path / 'resumed', 6, resume=True).train()
+    assert not any(NOT_EXACT in w for w in warnings), warnings
+    _assert_same_weights(_toy_weights(tmp_path / 'resumed'),
+                         _toy_weights(tmp_path / 'whole'))
+
+
+def test_fast_forward_on_resume_is_honoured_with_a_warning(tmp_path):
+    """OneDL's ``fast_forward_on_resume=True``: the loop does not skip the
+    trained batches; the hook then restores the states before the first
+    batch (not after 3 more) and says the run is not exact."""
+    from mmengine.runner import IterBasedTrainLoop
+    if 'fast_forward_on_resume' not in \
+            IterBasedTrainLoop.__init__.__code__.co_varnames:
+        pytest.skip('this mmengine has no fast_forward_on_resume (OneDL)')
+    _toy_runner(tmp_path, 3).train()
+    states = safe_load(str(tmp_path / 'iter_3.pth'))[RNG_STATES_KEY][0]
+    runner = _toy_runner(tmp_path, 4, resume=True,
+                         fast_forward_on_resume=True)
+    seen = []
+    runner.register_hook(_StatesBeforeFirstIteration(seen), 'HIGHEST')
+    with _logged_warnings() as warnings:
+        runner.train()
+    assert any('fast_forward_on_resume=True' in w and NOT_EXACT in w
+               for w in warnings), warnings
+    restore_rng_states(states)
+    expected = capture_rng_states()['torch']
+    # the first batch was fetched right after the restore; the toy
+    # pipeline draws from NumPy only, so torch's state is the restored one
+    assert torch.equal(seen[0], expected)
+
+
+class _StatesBeforeFirstIteration(Hook):
+    """Records torch's RNG state before each training iteration."""
+
+    def __init__(self, seen: list) -> None:
+        self.seen = seen
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.seen.append(torch.get_rng_state())
 
 
 def test_checkpoint_of_other_world_size_warns_and_resumes(tmp_path):

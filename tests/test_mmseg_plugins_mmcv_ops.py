@@ -51,8 +51,15 @@ def test_startup_import_is_one_small_module():
         f'{lines[ours[0] - 3:ours[0] + 1]}')
 
 
+@pytest.fixture
+def unguarded(monkeypatch):
+    """mmseg imports mmcv.ops outside a try (upstream mmseg 1.2.2)."""
+    monkeypatch.setattr(mmseg_plugins_mmcv_ops,
+                        'mmseg_imports_mmcv_ops_unguarded', lambda: True)
+
+
 def test_finder_steps_aside_with_full_mmcv_and_for_other_modules(
-        monkeypatch):
+        monkeypatch, unguarded):
     monkeypatch.delenv(OPT_OUT_ENV, raising=False)
     monkeypatch.setattr(mmseg_plugins_mmcv_ops, 'has_mmcv_ext', lambda: False)
     spec = MMCVOpsFinder.find_spec('mmcv.ops')
@@ -64,10 +71,35 @@ def test_finder_steps_aside_with_full_mmcv_and_for_other_modules(
     assert MMCVOpsFinder.find_spec('mmcv.ops') is None  # full mmcv
 
 
+def test_finder_steps_aside_where_mmseg_guards_its_imports(monkeypatch):
+    monkeypatch.delenv(OPT_OUT_ENV, raising=False)
+    monkeypatch.setattr(mmseg_plugins_mmcv_ops, 'has_mmcv_ext', lambda: False)
+    monkeypatch.setattr(mmseg_plugins_mmcv_ops,
+                        'mmseg_imports_mmcv_ops_unguarded', lambda: False)
+    assert MMCVOpsFinder.find_spec('mmcv.ops') is None  # OneDL's mmseg
+
+
+def test_guarded_imports_are_read_from_mmseg_source(tmp_path):
+    """Upstream mmseg 1.2.2 imports ``point_sample`` at module level; OneDL's
+    onedl-mmsegmentation 1.4 in ``try: ... except ModuleNotFoundError``."""
+    read = mmseg_plugins_mmcv_ops._read_mmseg_imports
+    for name in mmseg_plugins_mmcv_ops.MMSEG_MMCV_OPS_IMPORTERS:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text('try:\n    from mmcv.ops import point_sample\n'
+                        'except ModuleNotFoundError:\n'
+                        '    point_sample = None\n')
+    assert read(str(tmp_path)) is False
+    path.write_text('import torch\nfrom mmcv.ops import point_sample\n')
+    assert read(str(tmp_path)) is True
+    path.unlink()
+    assert read(str(tmp_path)) is True  # unreadable: upstream's behaviour
+
+
 @pytest.mark.parametrize('value,off', [('mmcv_ops', True), ('all', True),
                                        ('safe_loader, mmcv_ops', True),
                                        ('safe_loader', False), ('', False)])
-def test_finder_honours_the_opt_out(monkeypatch, value, off):
+def test_finder_honours_the_opt_out(monkeypatch, unguarded, value, off):
     monkeypatch.setenv(OPT_OUT_ENV, value)
     monkeypatch.setattr(mmseg_plugins_mmcv_ops, 'has_mmcv_ext', lambda: False)
     assert (MMCVOpsFinder.find_spec('mmcv.ops') is None) == off

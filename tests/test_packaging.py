@@ -50,8 +50,8 @@ def wheel(tmp_path_factory) -> str:
     tmp = tmp_path_factory.mktemp('wheel')
     source = tmp / 'source'
     shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
-        '.git', '.venv', 'build', 'dist', 'data', 'work_dirs', '__pycache__',
-        '*.egg-info'))
+        '.git', '.venv', '.venv-*', 'build', 'dist', 'data', 'work_dirs',
+        '__pycache__', '*.egg-info'))
     _ok(run([PYTHON, '-m', 'pip', 'wheel', '--no-deps',
              '--no-build-isolation', '-w', str(tmp / 'dist'), str(source)],
             timeout=300))
@@ -121,6 +121,30 @@ def test_wheel_carries_configs_tools_model_index_license_and_hook(wheel):
         assert license_text == f.read()
     assert not any('__pycache__' in n or n.startswith('tests/')
                    for n in names)
+
+
+def test_wheel_declares_each_stack_as_an_extra(wheel):
+    """No OpenMMLab package is a plain dependency (either stack would pull
+    its packages over the other's, same import names): a user installs
+    ``mmseg_plugins[openmmlab]`` or ``mmseg_plugins[onedl]``."""
+    with zipfile.ZipFile(wheel) as z:
+        (name, ) = [n for n in z.namelist() if n.endswith('/METADATA')]
+        metadata = z.read(name).decode()
+    requires = re.findall(r'^Requires-Dist: (.+)$', metadata, re.M)
+    stack = {}
+    for line in requires:
+        package = re.match(r'[\w.-]+', line).group()
+        extra = re.search(r'extra == "(\w+)"', line)
+        if package != 'mmseg_plugins' and (
+                'mm' in package or package == 'setuptools'):
+            stack[package] = extra and extra.group(1)
+    assert stack == {
+        'mmsegmentation': 'openmmlab', 'mmengine': 'openmmlab',
+        'mmcv-lite': 'openmmlab', 'setuptools': 'openmmlab',
+        'onedl-mmsegmentation': 'onedl', 'onedl-mmengine': 'onedl',
+        'onedl-mmcv': 'onedl'}
+    assert {'openmmlab', 'onedl'} <= set(
+        re.findall(r'^Provides-Extra: (\w+)$', metadata, re.M))
 
 
 def test_installed_wheel_is_what_gets_imported(user):

@@ -1,13 +1,21 @@
-"""Compatibility layer between mmseg 1.2.2 / mmengine 0.10.7 / mmcv and
-current PyTorch.
+"""Compatibility layer between the OpenMMLab stack -- upstream mmseg 1.2.2 /
+mmengine 0.10.7 / mmcv, or VBTI's maintained fork OneDL
+(onedl-mmsegmentation 1.4, onedl-mmengine 0.10.12, onedl-mmcv 2.3), see
+:mod:`~mmseg_plugins.compat.stack` -- and current PyTorch.
 
 Importing :mod:`mmseg_plugins` calls :func:`apply`, which installs each fix
 below only when its condition holds in this environment (:data:`FIXES`
 pairs every fix with that condition; :func:`applied` lists what was
-installed):
+installed, and one debug line of the logger ``mmseg_plugins.compat`` names
+the stack and what was applied, not needed or switched off). Each condition
+looks at what the installed code does (its source, its attributes), never
+at a package name or version, so a fork or a release that fixes a problem
+gets no patch for it.
 
 1. ``mmcv_ops`` -- **mmcv-lite** (:func:`install_mmcv_ops_fallback`), when
-   ``mmcv._ext`` is missing. ``mmseg.models`` and ``mmseg.utils`` import
+   ``mmcv._ext`` is missing and mmseg imports ``mmcv.ops`` unguarded
+   (upstream; OneDL's mmseg wraps those imports in ``try``, and needs no
+   fallback). ``mmseg.models`` and ``mmseg.utils`` import
    ``mmcv.ops`` at module level, which needs the compiled ``mmcv._ext``.
    The top-level package :mod:`mmseg_plugins_mmcv_ops` provides a small
    pure-PyTorch ``mmcv.ops`` holding exactly the ops mmseg imports
@@ -29,8 +37,10 @@ installed):
    routed through :func:`mmseg_plugins.checkpoint.safe_load`:
    ``weights_only=True`` plus an explicit allow-list; other globals are
    refused.
-3. **setuptools >= 82 without ``pkg_resources``**: mmengine 0.10.7 resolves
-   ``mmseg::`` config bases through ``pkg_resources``. This must work before
+3. **setuptools >= 82 without ``pkg_resources``**: upstream mmengine 0.10.7
+   resolves ``mmseg::`` config bases through ``pkg_resources`` (OneDL's
+   does not; :func:`mmengine_needs_pkg_resources` reads mmengine's
+   ``get_installed_path``). This must work before
    any plugin code runs (mmseg's own ``tools/train.py`` parses ``_base_``
    before ``custom_imports``), so the fix is a dependency bound,
    ``setuptools<82``, in ``pyproject.toml``, not a patch.
@@ -75,19 +85,35 @@ installed):
    message hub and each checkpoint's meta (6 times, 0.07 s each, in a
    6-iteration demo run). yapf's ``FormatCode`` is kept with its results
    for the last few texts it formatted; the same source and style give the
-   same text.
+   same text. OneDL's mmengine imports ``FormatCode`` inside
+   ``pretty_text``; the fix does not apply there (it would have to replace
+   yapf's own function for every user in the process), which the debug line
+   reports.
+9. ``config_package`` -- **OneDL's ``mmseg::`` bases**
+   (:mod:`mmseg_plugins_mmcv_ops.config_packages`), when mmengine maps
+   ``mmseg`` to a distribution that is not installed (onedl-mmengine names
+   ``mmsegmentation``; the fork installs ``onedl-mmsegmentation``): the
+   map's entry is pointed at the installed one. The start-up hook applies
+   it when mmengine imports its config utilities, so that the fork's own
+   ``tools/train.py`` reads plugin configs too; :func:`apply` again where
+   the hook did not run.
 
 **Opt-out.** ``MMSEG_PLUGINS_NO_COMPAT=all`` (or a comma-separated list of
 fix names: ``mmcv_ops``, ``safe_loader``, ``atomic_put``,
-``contiguous_draw``, ``config_index``, ``config_text``) leaves those parts
+``contiguous_draw``, ``config_index``, ``config_text``,
+``config_package``) leaves those parts
 of the environment exactly as installed, e.g. to reproduce an upstream bug.
 Without ``mmcv_ops`` and mmcv-lite, ``mmseg.models`` cannot be imported.
 """
+import logging
 import warnings
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
-from mmseg_plugins_mmcv_ops import OPT_OUT_ENV, has_mmcv_ext, opted_out_fixes
+from mmseg_plugins_mmcv_ops import (OPT_OUT_ENV, has_mmcv_ext,
+                                    mmseg_imports_mmcv_ops_unguarded,
+                                    opted_out_fixes)
+from mmseg_plugins_mmcv_ops import config_packages
 from mmseg_plugins_mmcv_ops.ops import FALLBACK_FLAG  # noqa: F401
 
 from .checkpoints import (install_atomic_local_put,
@@ -95,8 +121,9 @@ from .checkpoints import (install_atomic_local_put,
                           load_from_local, mmengine_loader_is_unrestricted,
                           mmengine_put_writes_in_place)
 from .configs import (_quiet_pkg_resources_deprecation, check_pkg_resources,
-                      config_index, formatting_once, install_config_index,
-                      install_config_text_once, mmengine_needs_pkg_resources,
+                      config_index, config_text_uncachable, formatting_once,
+                      install_config_index, install_config_text_once,
+                      mmengine_needs_pkg_resources,
                       mmengine_reformats_config_text,
                       mmengine_reparses_metafiles)
 from .drawing import (install_contiguous_sem_seg_draw,
@@ -112,8 +139,12 @@ __all__ = [
     'check_pkg_resources', 'mmengine_needs_pkg_resources',
     'install_config_index', 'config_index', 'mmengine_reparses_metafiles',
     'install_config_text_once', 'formatting_once',
-    'mmengine_reformats_config_text'
+    'mmengine_reformats_config_text', 'config_text_uncachable',
+    'mmcv_ops_fallback_needed', 'mmengine_misnames_mmseg',
+    'name_mmseg_distribution'
 ]
+
+logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------
@@ -127,10 +158,30 @@ class Fix:
     install: Callable[[], object]
 
 
+def mmcv_ops_fallback_needed() -> bool:
+    """Fix 1's condition: no ``mmcv._ext``, and mmseg imports ``mmcv.ops``
+    without a ``try``."""
+    return not has_mmcv_ext() and mmseg_imports_mmcv_ops_unguarded()
+
+
+def mmengine_misnames_mmseg() -> bool:
+    """Fix 9's condition: mmengine maps ``mmseg::`` to a distribution that
+    is not installed (OneDL)."""
+    from mmengine.config import utils
+    return config_packages.misnamed_mmseg(utils)
+
+
+def name_mmseg_distribution() -> bool:
+    """Fix 9: point mmengine's ``mmseg`` entry at the installed
+    distribution."""
+    from mmengine.config import utils
+    return config_packages.name_mmseg_distribution(utils)
+
+
 #: The fixes :func:`apply` installs, in order (numbers as in the module
 #: docstring; 3 and 5 are not patches).
 FIXES = (
-    Fix('mmcv_ops', lambda: not has_mmcv_ext(), install_mmcv_ops_fallback),
+    Fix('mmcv_ops', mmcv_ops_fallback_needed, install_mmcv_ops_fallback),
     Fix('safe_loader', mmengine_loader_is_unrestricted,
         install_safe_checkpoint_loader),
     Fix('atomic_put', mmengine_put_writes_in_place, install_atomic_local_put),
@@ -139,6 +190,7 @@ FIXES = (
     Fix('config_index', mmengine_reparses_metafiles, install_config_index),
     Fix('config_text', mmengine_reformats_config_text,
         install_config_text_once),
+    Fix('config_package', mmengine_misnames_mmseg, name_mmseg_distribution),
 )
 
 _APPLIED: Optional[List[str]] = None
@@ -162,13 +214,38 @@ def apply() -> List[str]:
     global _APPLIED
     if _APPLIED is None:
         off = disabled_fixes()
-        _APPLIED = []
+        _APPLIED, not_needed = [], []
         for fix in FIXES:
-            if fix.name not in off and fix.needed():
+            if fix.name in off:
+                continue
+            if fix.needed():
                 fix.install()
                 _APPLIED.append(fix.name)
+            elif fix.name == 'config_package' and config_packages.RENAMED:
+                _APPLIED.append(fix.name)  # by the start-up hook
+            else:
+                not_needed.append(fix.name)
         _quiet_pkg_resources_deprecation()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(_summary(_APPLIED, not_needed, off))
     return list(_APPLIED)
+
+
+def _summary(applied_names: List[str], not_needed: List[str],
+             off: List[str]) -> str:
+    """The debug line of :func:`apply`."""
+    from .stack import describe_stack
+    notes = []
+    if 'config_text' in not_needed and config_text_uncachable():
+        notes.append('config_text does not apply: mmengine imports yapf\'s '
+                     'FormatCode inside Config.pretty_text')
+    notes.append('pkg_resources ' + (
+        'needed (setuptools<82)' if mmengine_needs_pkg_resources() else
+        'not used by mmengine'))
+    return (f'mmseg_plugins.compat: {describe_stack()}; applied: '
+            f'{", ".join(applied_names) or "none"}; not needed: '
+            f'{", ".join(not_needed) or "none"}; switched off: '
+            f'{", ".join(off) or "none"}; {"; ".join(notes)}')
 
 
 def applied() -> List[str]:

@@ -63,11 +63,18 @@ def load_from_http(filename: str, map_location=None, model_dir=None,
 
 
 def mmengine_loader_is_unrestricted() -> bool:
-    """Whether mmengine's own local loader unpickles without an allow-list
-    (it calls ``torch.load`` without ``weights_only=True``)."""
+    """Whether mmengine's own local loader unpickles without an allow-list:
+    it calls ``torch.load`` without ``weights_only=True`` (upstream), or
+    falls back to ``weights_only=False`` (OneDL's ``_safe_torch_load``,
+    which ``load_from_local`` calls there)."""
     from mmengine.runner import checkpoint as mmengine_checkpoint
-    return source_matches(mmengine_checkpoint.load_from_local,
-                          lambda source: 'weights_only=True' not in source)
+    loaders = [mmengine_checkpoint.load_from_local] + [
+        f for f in [getattr(mmengine_checkpoint, '_safe_torch_load', None)]
+        if f is not None]
+    return any(source_matches(loader, lambda source: 'weights_only=False'
+                              in source) for loader in loaders) or not any(
+        source_matches(loader, lambda source: 'weights_only=True' in source)
+        for loader in loaders)
 
 
 def install_safe_checkpoint_loader() -> None:

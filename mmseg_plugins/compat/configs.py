@@ -13,11 +13,13 @@ from .source import source_matches
 # 3. pkg_resources (setuptools >= 82)
 # --------------------------------------------------------------------------
 def mmengine_needs_pkg_resources() -> bool:
-    """mmengine < 0.11 resolves ``pkg::`` config bases with
-    ``pkg_resources``; later versions use ``importlib.metadata``."""
-    import mmengine
-    from mmengine.utils import digit_version
-    return digit_version(mmengine.__version__) < digit_version('0.11.0rc0')
+    """Whether mmengine resolves ``pkg::`` config bases with
+    ``pkg_resources`` (upstream mmengine 0.10.x: ``get_installed_path``
+    imports it) rather than ``importlib.metadata`` (mmengine 0.11, OneDL's
+    onedl-mmengine 0.10.12)."""
+    from mmengine.utils import package_utils
+    return source_matches(package_utils.get_installed_path,
+                          lambda source: 'pkg_resources' in source)
 
 
 def check_pkg_resources() -> None:
@@ -148,11 +150,26 @@ def formatting_once(format_code: Callable) -> Callable:
 
 def mmengine_reformats_config_text() -> bool:
     """Whether mmengine's ``Config.pretty_text`` calls yapf's
-    ``FormatCode`` anew each time."""
+    ``FormatCode`` anew each time, through a ``FormatCode`` of mmengine's
+    config module (upstream). OneDL's mmengine imports ``FormatCode``
+    inside ``pretty_text``: caching there would mean replacing yapf's own
+    function for the whole process, so the fix does not apply
+    (:func:`config_text_uncachable` says so)."""
     from mmengine.config import config
     format_code = getattr(config, 'FormatCode', None)
     return format_code is not None and not getattr(
         format_code, FORMAT_ONCE_FLAG, False)
+
+
+def config_text_uncachable() -> bool:
+    """Whether ``Config.pretty_text`` formats with yapf through a
+    ``FormatCode`` it imports itself (OneDL), which this fix leaves
+    alone."""
+    from mmengine.config import config
+    if getattr(config, 'FormatCode', None) is not None:
+        return False
+    return not source_matches(config.Config.pretty_text.fget,
+                              lambda source: 'FormatCode' not in source)
 
 
 def install_config_text_once() -> None:

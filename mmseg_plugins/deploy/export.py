@@ -39,7 +39,8 @@ import torch.nn as nn
 
 from ..fileio import atomic_path
 from ..errors import ExportError, InvalidInputError, first_line
-from ..forward import SegmentorForward, folded_bn_copy, min_input_size
+from ..forward import (SegmentorForward, folded_bn_copy, min_input_size,
+                       swaps_bgr_to_rgb)
 from ..model_input import ModelInput
 from ..models.ops import exportable_adaptive_avg_pool2d
 from ..reporting import quiet_logger
@@ -135,7 +136,7 @@ def export_metadata(cfg, segmentor: nn.Module, settings: ExportSettings,
         normalize=settings.normalize,
         mean=plain(pre.mean.flatten()) if normalize else [0.] * channels,
         std=plain(pre.std.flatten()) if normalize else [1.] * channels,
-        bgr_to_rgb=bool(getattr(pre, 'channel_conversion', False)),
+        bgr_to_rgb=swaps_bgr_to_rgb(pre),
         num_classes=int(segmentor.decode_head.num_classes),
         align_corners=bool(segmentor.align_corners),
         test_cfg=plain(cfg.model.get('test_cfg') or dict(mode='whole')),

@@ -237,10 +237,11 @@ def test_ade20k_config_trains_when_data_is_in_place(tmp_path, config):
 def test_load_config_explains_missing_pkg_resources(monkeypatch):
     import sys
 
-    import mmengine
+    from mmseg_plugins.compat import configs
     from mmseg_plugins.config import load_config
     from mmseg_plugins.errors import MMSegPluginsError as Refused
-    monkeypatch.setattr(mmengine, '__version__', '0.10.7')
+    monkeypatch.setattr(configs, 'mmengine_needs_pkg_resources',
+                        lambda: True)
     monkeypatch.setitem(sys.modules, 'pkg_resources', None)
     with pytest.raises(Refused, match=r'pip install "setuptools<82"'):
         load_config(DEMO_CONFIG)
