@@ -34,8 +34,11 @@ docs/large_images.md); only one row of tiles is held in memory. TIFF
 inputs (16-bit, float, gray, multi-band; GeoTIFF) are read window by
 window and their labels are written as they become final to a tiled,
 compressed ``DIR/labels/<name>.tif`` with the input's georeference; its
-nodata pixels are labelled 255. Colour and overlay PNGs are written for
-images up to 64 megapixels.
+nodata pixels are labelled 255. PNG inputs are decoded by row bands,
+JPEG (and other) inputs once into a temporary file read by windows; the
+PNGs are written by rows as the labels become final. Colour and overlay
+PNGs are written for TIFF images up to 64 megapixels and for every other
+image.
 """
 import argparse
 import os

@@ -123,40 +123,42 @@ def child(args) -> None:
     config, size, image = (args.child[0], int(args.child[1]),
                            args.child[2])
     work = tempfile.mkdtemp(prefix='tiled_bench_')
-    checkpoint = args.checkpoint
-    if checkpoint is None:
-        checkpoint = osp.join(work, 'init.pth')
-        model = build_model(config, None, 'cpu')
-        torch.save({'state_dict': model.state_dict(), 'meta': {}},
-                   checkpoint)
-        del model
-    seg = Segmenter(config, checkpoint, device='cpu', tile=args.tile,
-                    overlap=args.overlap)
-    if args.stand_in:
-        weight = torch.randn(seg.num_classes, 3, 1, 1,
-                             generator=torch.Generator().manual_seed(0))
-        seg._network_logits = lambda x: torch.nn.functional.conv2d(x,
-                                                                   weight)
-    start = time.perf_counter()
-    if args.format == 'raw':
-        fd = os.open(image, os.O_RDONLY)
-        row_bytes = size * 3
+    try:
+        checkpoint = args.checkpoint
+        if checkpoint is None:
+            checkpoint = osp.join(work, 'init.pth')
+            model = build_model(config, None, 'cpu')
+            torch.save({'state_dict': model.state_dict(), 'meta': {}},
+                       checkpoint)
+            del model
+        seg = Segmenter(config, checkpoint, device='cpu', tile=args.tile,
+                        overlap=args.overlap)
+        if args.stand_in:
+            weight = torch.randn(seg.num_classes, 3, 1, 1,
+                                 generator=torch.Generator().manual_seed(0))
+            seg._network_logits = lambda x: torch.nn.functional.conv2d(x,
+                                                                       weight)
+        start = time.perf_counter()
+        if args.format == 'raw':
+            fd = os.open(image, os.O_RDONLY)
+            row_bytes = size * 3
 
-        def read(y1, y2, x1, x2):
-            data = os.pread(fd, (y2 - y1) * row_bytes, y1 * row_bytes)
-            rows = np.frombuffer(data, np.uint8).reshape(y2 - y1, size, 3)
-            return rows[:, x1:x2].astype(np.float32)
+            def read(y1, y2, x1, x2):
+                data = os.pread(fd, (y2 - y1) * row_bytes, y1 * row_bytes)
+                rows = np.frombuffer(data, np.uint8).reshape(y2 - y1, size, 3)
+                return rows[:, x1:x2].astype(np.float32)
 
-        with open(osp.join(work, 'labels.raw'), 'wb') as out:
-            for _, labels in seg.label_rows(read, size, size):
-                out.write(labels.astype(np.uint8).tobytes())
-        os.close(fd)
-    else:
-        label_file(seg, image, osp.join(work, 'out'))
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    import shutil
-    shutil.rmtree(work)
+            with open(osp.join(work, 'labels.raw'), 'wb') as out:
+                for _, labels in seg.label_rows(read, size, size):
+                    out.write(labels.astype(np.uint8).tobytes())
+            os.close(fd)
+        else:
+            label_file(seg, image, osp.join(work, 'out'))
+        seconds = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    finally:
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(dict(seconds=seconds, peak_rss_mib=peak,
                           classes=seg.num_classes)))
 
