@@ -34,8 +34,11 @@ docs/large_images.md); only one row of tiles is held in memory. TIFF
 inputs (16-bit, float, gray, multi-band; GeoTIFF) are read window by
 window and their labels are written as they become final to a tiled,
 compressed ``DIR/labels/<name>.tif`` with the input's georeference; its
-nodata pixels are labelled 255. Colour and overlay PNGs are written for
-images up to 64 megapixels.
+nodata pixels are labelled 255. PNG inputs are decoded by row bands,
+JPEG (and other) inputs once into a temporary file read by windows; the
+PNGs are written by rows as the labels become final. Colour and overlay
+PNGs are written for TIFF images up to 64 megapixels and for every other
+image.
 
 Images are read as the model's config reads them (``mmseg_plugins.
 model_input``): colour for RGB models (a grey image repeated), the stored
@@ -196,6 +199,29 @@ class Inputs:
             cap.release()
 
 
+def label_dtype(segmenter):
+    """The dtype of a labels PNG: 8-bit up to 256 classes, else 16-bit."""
+    import numpy as np
+    return np.uint8 if segmenter.num_classes <= 256 else np.uint16
+
+
+def pictures(image, label, segmenter, opacity: float, kinds) -> dict:
+    """``{kind: array}`` of the PNGs of an image (or of a band of its
+    rows): ``labels`` (class indices), ``color``, ``overlay`` (BGR, drawn
+    on ``segmenter.display(image)``)."""
+    from mmseg_plugins.inference import colorize, overlay
+    out = {}
+    for kind in kinds:
+        if kind == 'labels':
+            out[kind] = label.astype(label_dtype(segmenter))
+        elif kind == 'color':
+            out[kind] = colorize(label, segmenter.palette)
+        else:  # grey and multi-band images rendered as 8-bit colour
+            out[kind] = overlay(segmenter.display(image), label,
+                                segmenter.palette, opacity)
+    return out
+
+
 def write_outputs(out_dir: str, name: str, image, label, segmenter,
                   opacity: float,
                   kinds=('labels', 'color', 'overlay')) -> None:
@@ -203,32 +229,31 @@ def write_outputs(out_dir: str, name: str, image, label, segmenter,
     atomically; the overlay is drawn on ``segmenter.display(image)`` (grey
     and multi-band images rendered as 8-bit colour)."""
     import cv2
-    import numpy as np
 
     from mmseg_plugins.fileio import atomic_path
-    from mmseg_plugins.inference import colorize, overlay
-    dtype = np.uint8 if segmenter.num_classes <= 256 else np.uint16
-    outputs = dict(
-        labels=label.astype(dtype),
-        color=colorize(label, segmenter.palette), overlay=None)
-    if 'overlay' in kinds:
-        image = segmenter.display(image)
+    arrays = pictures(image, label, segmenter, opacity, kinds)
     for kind in kinds:
-        array = outputs[kind] if kind != 'overlay' else overlay(
-            image, label, segmenter.palette, opacity)
         with atomic_path(osp.join(out_dir, kind, name + '.png')) as tmp:
-            if not cv2.imwrite(tmp, array):
+            if not cv2.imwrite(tmp, arrays[kind]):
                 raise OSError(f'could not write {name}.png in {out_dir}')
 
 
-#: Largest image (pixels) that gets colour and overlay PNGs when tiled.
+#: Largest TIFF (pixels) that gets colour and overlay PNGs when tiled.
 PICTURE_PIXELS = 64 * 2 ** 20
+#: Rows of the PNGs drawn at a time when tiled.
+PICTURE_ROWS = 128
 
 
 def label_tiled(args, segmenter, path: str, name: str) -> None:
-    """One image file labelled tile by tile (see the module)."""
+    """One image file labelled tile by tile (see the module): the label
+    rows go, as they become final, to the labels TIFF (TIFF inputs) and
+    to PNGs written row by row (:class:`PngWriter`), so that neither the
+    image nor its labels are ever held whole."""
+    import contextlib
+
     import numpy as np
 
+    from mmseg_plugins.inference.png_stream import PngWriter
     from mmseg_plugins.inference.rasters import (open_raster,
                                                  write_labels_tiff)
     raster = open_raster(path)
@@ -239,39 +264,49 @@ def label_tiled(args, segmenter, path: str, name: str) -> None:
                                     raster.width, args.batch_size,
                                     progress=True)
         dtype = np.uint8 if segmenter.num_classes <= 255 else np.uint16
-        pixels = raster.height * raster.width
-        picture = pixels <= PICTURE_PIXELS
-        kept = np.empty((raster.height, raster.width), dtype) \
-            if picture else None
+        tiff = path.lower().endswith(('.tif', '.tiff'))
+        kinds = ('color', 'overlay')
+        if not tiff:
+            kinds = ('labels',) + kinds
+        elif raster.height * raster.width > PICTURE_PIXELS:
+            kinds = ()
+        with contextlib.ExitStack() as stack:
+            pngs = {kind: stack.enter_context(PngWriter(
+                osp.join(args.out_dir, kind, name + '.png'), raster.height,
+                raster.width, 1 if kind == 'labels' else 3,
+                label_dtype(segmenter) if kind == 'labels' else np.uint8))
+                for kind in kinds}
 
-        def masked():
-            for y0, labels in rows:
-                labels = labels.astype(dtype)
-                mask = raster.nodata_mask(y0, y0 + labels.shape[0])
-                if mask is not None:
-                    labels[mask] = np.iinfo(dtype).max
-                if kept is not None:
-                    kept[y0:y0 + labels.shape[0]] = labels
-                yield y0, labels
+            def masked():
+                for y0, labels in rows:
+                    y1 = y0 + labels.shape[0]
+                    labels = labels.astype(dtype)
+                    mask = raster.nodata_mask(y0, y1)
+                    if mask is not None:
+                        labels[mask] = np.iinfo(dtype).max
+                    # pictures PICTURE_ROWS rows at a time: their float
+                    # intermediates stay small whatever the band's height
+                    for s0 in range(y0, y1, PICTURE_ROWS) if kinds else ():
+                        s1 = min(s0 + PICTURE_ROWS, y1)
+                        image = (read(s0, s1, 0, raster.width)
+                                 if 'overlay' in kinds else None)
+                        arrays = pictures(image, labels[s0 - y0:s1 - y0],
+                                          segmenter, args.opacity, kinds)
+                        for kind, png in pngs.items():
+                            png.write(arrays[kind])
+                    yield y0, labels
 
-        if path.lower().endswith(('.tif', '.tiff')):
-            tags = dict(raster.geo_tags)
-            if raster.nodata is not None:
-                value = str(np.iinfo(dtype).max)
-                tags[42113] = (2, len(value) + 1, value)  # ASCII
-            write_labels_tiff(osp.join(args.out_dir, 'labels',
-                                       name + '.tif'), masked(),
-                              raster.height, raster.width, dtype, tags)
-            if picture:
-                image = read(0, raster.height, 0, raster.width)
-                write_outputs(args.out_dir, name, image, kept, segmenter,
-                              args.opacity, ('color', 'overlay'))
-        else:
-            for _ in masked():
-                pass
-            image = read(0, raster.height, 0, raster.width)
-            write_outputs(args.out_dir, name, image, kept, segmenter,
-                          args.opacity)
+            if tiff:
+                tags = dict(raster.geo_tags)
+                if raster.nodata is not None:
+                    value = str(np.iinfo(dtype).max)
+                    tags[42113] = (2, len(value) + 1, value)  # ASCII
+                write_labels_tiff(osp.join(args.out_dir, 'labels',
+                                           name + '.tif'), masked(),
+                                  raster.height, raster.width, dtype, tags)
+            else:
+                for _ in masked():
+                    pass
     finally:
         raster.close()
 

@@ -1,11 +1,21 @@
-"""Reading and writing large rasters window by window (TIFF, GeoTIFF).
+"""Reading and writing large rasters window by window (TIFF, GeoTIFF,
+PNG, JPEG).
 
 :func:`open_raster` gives a :class:`Raster`: the image's size, bands and
 dtype, a ``read(y1, y2, x1, x2)`` that returns the window as the network
 wants it ((h, w, 3) float32 BGR, 0..255), and the georeference tags of a
 GeoTIFF. A tiled TIFF is read tile by tile (only the tiles a window
-touches are decoded), an uncompressed one through a memory map; other
-files (PNG, JPEG, strip-compressed TIFF) are read whole.
+touches are decoded), an uncompressed one through a memory map, a
+strip-compressed one whole. A non-interlaced PNG is decoded row band by
+row band as the windows move down (:class:`.png_stream.PngRows`). Other
+images (JPEG, interlaced PNG, BMP, WebP, ...) have no row-by-row decoder
+here: they are decoded once, whole (as ``cv2.imread(path,
+cv2.IMREAD_UNCHANGED)``), into an unlinked temporary file (in
+``tempfile.gettempdir()``: ``TMPDIR``), the decoded array is freed before
+any tile runs, and windows are read from the file with ``os.pread`` (no
+memory map, so what was read does not stay in the process's memory); the
+operating system removes the file when it is closed or the process ends,
+whatever the way.
 
 Normalisation to the config's 8-bit BGR convention: uint8 as is, uint16
 divided by 257 (0..65535 -> 0..255), floats taken as 0..255 unless their
@@ -19,14 +29,18 @@ atomically. GeoTIFF tags (GeoKeyDirectory 34735, GeoDoubleParams 34736,
 GeoAsciiParams 34737, ModelPixelScale 33550, ModelTiepoint 33922,
 ModelTransformation 34264, GDAL_NODATA 42113) are copied verbatim.
 """
+import os
 import os.path as osp
+import tempfile
 from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 
 from ..errors import InvalidInputError
+from .png_stream import PngRows, is_row_png
 
-__all__ = ['Raster', 'open_raster', 'write_labels_tiff', 'GEO_TAGS']
+__all__ = ['Raster', 'SpooledImage', 'open_raster', 'write_labels_tiff',
+           'GEO_TAGS']
 
 #: TIFF tags that carry a GeoTIFF's georeference (copied to outputs).
 GEO_TAGS = {33550: 'ModelPixelScale', 33922: 'ModelTiepoint',
@@ -68,13 +82,9 @@ class Raster:
         if path.lower().endswith(_TIFF):
             self._open_tiff(path)
         else:
-            import cv2
-            image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-            if image is None:
-                raise InvalidInputError(f'{path} is not a readable image')
-            if image.ndim == 3 and image.shape[2] == 4:
-                image = image[..., :3]
-            self._array, self._bgr = image, True
+            self._array = (PngRows(path) if is_row_png(path)
+                           else SpooledImage(path))
+            self._bgr = True
         self.height, self.width = self._shape[:2]
         self.bands = self._shape[2] if len(self._shape) == 3 else 1
         if np.issubdtype(self.dtype, np.floating):
@@ -187,6 +197,54 @@ class Raster:
     def close(self) -> None:
         if self._tif is not None:
             self._tif.close()
+        if isinstance(self._array, (SpooledImage, PngRows)):
+            self._array.close()
+
+
+class SpooledImage:
+    """An image decoded once, whole, into an unlinked temporary file and
+    read back by rows (see the module): ``image[y1:y2, x1:x2]``, with the
+    ``shape`` and ``dtype`` of ``cv2.imread(path, IMREAD_UNCHANGED)``.
+
+    Raises:
+        InvalidInputError: OpenCV cannot decode ``path``.
+    """
+
+    def __init__(self, path: str) -> None:
+        import cv2
+        image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise InvalidInputError(f'{path} is not a readable image')
+        self.shape, self.dtype = image.shape, image.dtype
+        self._row_bytes = image[0].nbytes
+        self._file = tempfile.TemporaryFile(prefix='mmseg_plugins_')
+        try:
+            self._file.write(np.ascontiguousarray(image).data)
+            self._file.flush()
+        except BaseException:
+            self._file.close()
+            raise
+        # image is freed here, before any window is read
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows, cols = index
+        y1, y2, _ = rows.indices(self.shape[0])
+        size, offset = max(y2 - y1, 0) * self._row_bytes, \
+            y1 * self._row_bytes
+        data = bytearray(size)
+        view, done = memoryview(data), 0
+        while done < size:  # pread returns at most about 2 GiB
+            got = os.preadv(self._file.fileno(), [view[done:]],
+                            offset + done)
+            if not got:
+                raise OSError('temporary image file ended early')
+            done += got
+        rows = np.frombuffer(data, self.dtype).reshape(
+            (max(y2 - y1, 0),) + self.shape[1:])
+        return rows[:, cols]
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def open_raster(path: str) -> Raster:

@@ -110,3 +110,34 @@ def test_bad_tiling_refused(tool, checkpoint, tmp_path, capsys, options,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.search(pattern, err[0]), err
     assert not osp.exists(tmp_path / 'o' / 'labels')
+
+
+def test_png_and_jpeg_labelled_row_by_row(tool, checkpoint, tmp_path):
+    """PNG and JPEG inputs: the three PNGs, written row band by row band,
+    hold what the API labels on the whole image (cv2.imread) and the
+    colours and overlay drawn from them."""
+    import cv2
+
+    from mmseg_plugins.inference import Segmenter, colorize, overlay
+    img = scene(100, 150)
+    cv2.imwrite(str(tmp_path / 'a.png'), img)
+    cv2.imwrite(str(tmp_path / 'b.jpg'), img)
+    out = tmp_path / 'out'
+    tool.main([CONFIG, checkpoint, str(tmp_path / 'a.png'),
+               str(tmp_path / 'b.jpg'), '--out-dir', str(out),
+               '--device', 'cpu', '--tile', '64', '--overlap', '16'])
+    seg = Segmenter(CONFIG, checkpoint, device='cpu', tile=64, overlap=16)
+    for name, source in (('a', 'a.png'), ('b', 'b.jpg')):
+        bgr = cv2.imread(str(tmp_path / source))
+        want = seg([bgr])[0]
+        got = {kind: cv2.imread(str(out / kind / f'{name}.png'),
+                                cv2.IMREAD_UNCHANGED)
+               for kind in ('labels', 'color', 'overlay')}
+        np.testing.assert_array_equal(got['labels'], want)
+        np.testing.assert_array_equal(got['color'],
+                                      colorize(want, seg.palette))
+        np.testing.assert_array_equal(got['overlay'],
+                                      overlay(bgr, want, seg.palette, 0.5))
+    assert sorted(p.name for p in out.rglob('*')
+                  if p.is_file()) == ['a.png', 'a.png', 'a.png',
+                                      'b.png', 'b.png', 'b.png']
