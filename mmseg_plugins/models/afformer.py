@@ -118,8 +118,8 @@ class LowPassPyramid(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c, size = x.shape[1], x.shape[2:]
         if c % len(self.sizes):
-            raise ValueError(f'LowPassPyramid needs channels divisible by '
-                             f'{len(self.sizes)}, got {c}')
+            raise InvalidInputError('LowPassPyramid needs channels divisible '
+                                    f'by {len(self.sizes)}, got {c}')
         groups = torch.split(x, c // len(self.sizes), dim=1)
         out = [
             F.interpolate(
@@ -185,8 +185,8 @@ class AFFormerStage(nn.Module):
         self.encoder = None
         if with_transformer:
             if dim % num_heads:
-                raise ValueError(f'AFFormer width {dim} is not divisible by '
-                                 f'num_heads {num_heads}')
+                raise InvalidInputError(f'AFFormer width {dim} is not '
+                                        f'divisible by num_heads {num_heads}')
             hidden = int(dim * mlp_ratio)
             self.encoder = FactorizedAttentionEncoder(
                 dim, num_heads, FrequencyFilter(dim // num_heads, num_heads),

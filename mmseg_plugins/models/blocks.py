@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import DropPath
 
+from ..errors import InvalidInputError
 from .ops import autocast_dtype, exporting, nchw_to_nlc, nlc_to_nchw
 
 __all__ = [
@@ -198,8 +199,8 @@ class ConvRelPosEnc(nn.Module):
         super().__init__()
         windows = windows or {3: 2, 5: 3, 7: 3}
         if sum(windows.values()) != num_heads:
-            raise ValueError(f'window head splits {dict(windows)} must add '
-                             f'up to num_heads={num_heads}')
+            raise InvalidInputError(f'window head splits {dict(windows)} must '
+                                    f'add up to num_heads={num_heads}')
         self.head_dim = head_dim
         self.num_heads = num_heads
         self.kernel_sizes = list(windows)
@@ -271,8 +272,8 @@ class FactorizedAttention(nn.Module):
                  qkv_bias: bool = True) -> None:
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f'dim {dim} is not divisible by num_heads '
-                             f'{num_heads}')
+            raise InvalidInputError(f'dim {dim} is not divisible by num_heads '
+                                    f'{num_heads}')
         self.num_heads = num_heads
         self.scale = (dim // num_heads)**-0.5
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)

@@ -31,6 +31,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
+from ..errors import InvalidInputError
 from ..registry import MODELS
 from .backbone_base import ConvStemBackbone
 from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
@@ -109,8 +110,8 @@ class MPViTStage(nn.Module):
                  stride: int, drop_paths: Sequence[float]) -> None:
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f'MPViT width {dim} is not divisible by '
-                             f'num_heads {num_heads}')
+            raise InvalidInputError(f'MPViT width {dim} is not divisible by '
+                                    f'num_heads {num_heads}')
         self.out_channels = out_dim
         self.patch_embeds = nn.ModuleList(
             DWSeparableConvBN(dim, dim, 3, stride if p == 0 else 1)

@@ -35,6 +35,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..errors import InvalidInputError
 from ..registry import MODELS
 from .backbone_base import StagedBackbone
 from .blocks import OverlapPatchEmbed
@@ -94,8 +95,8 @@ class EfficientSelfAttention(nn.Module):
                  proj_bias: bool = True) -> None:
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f'embed dim {dim} is not divisible by '
-                             f'num_heads {num_heads}')
+            raise InvalidInputError(f'embed dim {dim} is not divisible by '
+                                    f'num_heads {num_heads}')
         self.num_heads = num_heads
         self.sr_ratio = sr_ratio
         self.attn_drop = attn_drop
@@ -370,7 +371,7 @@ class SegformerHead(StrictPretrainedInit, BaseDecodeHead):
             'in_index', -1)
         if not isinstance(in_channels, (list, tuple)) or not isinstance(
                 in_index, (list, tuple)) or len(in_channels) != len(in_index):
-            raise ValueError(
+            raise InvalidInputError(
                 f'SegformerHead needs lists in_channels and in_index of the '
                 f'same length (one entry per scale), got in_channels='
                 f'{in_channels} and in_index={in_index}')

@@ -91,8 +91,9 @@ def check_min_input_size(x: torch.Tensor, min_size: int, family: str) -> None:
         return
     h, w = x.shape[-2:]
     if h < min_size or w < min_size:
-        raise ValueError(f'{family} needs inputs of at least {min_size}x'
-                         f'{min_size} pixels, got {h}x{w}')
+        raise InvalidInputError(f'{family} needs inputs of at least '
+                                f'{min_size}x{min_size} pixels, got '
+                                f'{h}x{w}')
 
 
 def check_in_channels(head: str, expected: Sequence[int],
@@ -101,8 +102,9 @@ def check_in_channels(head: str, expected: Sequence[int],
     feature maps it receives."""
     found = [int(x.shape[1]) for x in inputs]
     if found != list(expected):
-        raise ValueError(f'{head} in_channels={list(expected)} but the '
-                         f'backbone gives {found}; set in_channels to {found}')
+        raise InvalidInputError(f'{head} in_channels={list(expected)} but '
+                                f'the backbone gives {found}; set '
+                                f'in_channels to {found}')
 
 
 def _shown(value) -> Any:
