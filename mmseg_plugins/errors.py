@@ -17,6 +17,8 @@ one ``error:`` line and exit code 2, and Python callers catch them by type:
   pickled objects outside the allow-list, or does not fit the model.
 - :class:`ExportError`: an export or quantization that failed or did not
   pass its numerical verification (nothing was written).
+- :class:`FuseError`: a model the inference transform cannot fuse or
+  whose fused form did not verify.
 - :class:`DatasetError`: a user's dataset that would train wrong or cannot
   be read.
 
@@ -36,7 +38,7 @@ __all__ = [
     'MMSegPluginsError', 'InvalidInputError', 'ConflictingArgumentsError',
     'ConfigError', 'CheckpointError', 'CheckpointNotFoundError',
     'UnsafeCheckpointError', 'CheckpointPrefixError', 'InitConfigError',
-    'ExportError', 'DatasetError', 'first_line'
+    'ExportError', 'FuseError', 'DatasetError', 'first_line'
 ]
 
 
@@ -87,6 +89,11 @@ class InitConfigError(ConfigError, TypeError):
 
 class ExportError(MMSegPluginsError, RuntimeError):
     """An export or quantization failed or did not verify."""
+
+
+class FuseError(MMSegPluginsError, RuntimeError):
+    """A model that :func:`mmseg_plugins.fuse` cannot fuse, or whose fused
+    form did not compute what the reference forward computes."""
 
 
 class DatasetError(MMSegPluginsError, ValueError):

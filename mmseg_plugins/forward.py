@@ -16,7 +16,8 @@ computes what this module defines:
    ``mode='slide'``.
 
 :func:`min_input_size` says how small an input the backbone accepts, and
-:func:`folded_bn_copy` is the BatchNorm folding used for inference.
+:func:`fused_copy` is the inference transform (:func:`mmseg_plugins.fuse`)
+applied to a copy.
 """
 import copy
 from typing import Callable, Optional, Tuple
@@ -29,7 +30,7 @@ from .errors import InvalidInputError
 
 __all__ = [
     'DEFAULT_MIN_INPUT_SIZE', 'OUTPUTS', 'min_input_size',
-    'normalize_images', 'slide_logits', 'SegmentorForward', 'folded_bn_copy',
+    'normalize_images', 'slide_logits', 'SegmentorForward', 'fused_copy',
     'swaps_bgr_to_rgb'
 ]
 
@@ -184,11 +185,10 @@ class SegmentorForward(nn.Module):
         return logits.argmax(dim=1) if self.output == 'mask' else logits
 
 
-def folded_bn_copy(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` in eval mode with every BatchNorm that follows a
-    convolution folded into it (mmcv's ``fuse_conv_bn``); ``model`` is not
-    changed. Callers verify the folded copy's outputs where they write or
-    report them (the exporter against ONNX Runtime, the benchmark beside
-    the unfolded model)."""
-    from mmcv.cnn import fuse_conv_bn
-    return fuse_conv_bn(copy.deepcopy(model).eval())
+def fused_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode, fused for inference by
+    :func:`mmseg_plugins.models.fuse.fuse` (BatchNorm folded, speed forms
+    applied; verified against the reference forward); ``model`` is not
+    changed."""
+    from .models.fuse import fuse
+    return fuse(copy.deepcopy(model).eval())

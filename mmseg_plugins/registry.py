@@ -19,7 +19,7 @@ MODELS = Registry(
     'model',
     parent=MMSEG_MODELS,
     scope='mmseg_plugins',
-    locations=['mmseg_plugins.models'])
+    locations=['mmseg_plugins.models.registration'])
 
 # mmengine's Runner looks wrappers up in its root registry without switching
 # scope, and the root only resolves ``scope.Name`` in its direct children.
@@ -27,7 +27,7 @@ MODEL_WRAPPERS = Registry(
     'model_wrapper',
     parent=MMENGINE_MODEL_WRAPPERS,
     scope='mmseg_plugins',
-    locations=['mmseg_plugins.models'])
+    locations=['mmseg_plugins.models.registration'])
 
 # The Runner builds hooks through mmengine's root HOOKS switched to the
 # default scope ('mmseg' in mmseg's runtime configs), and mmseg's HOOKS finds

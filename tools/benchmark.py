@@ -7,7 +7,7 @@ training step and peak memory, beside the papers' figures.
         [--train-batch N] [--train-repeats R] [--skip WHAT ...]
         [--device auto|cpu|cuda] [--precision fp32|fp16|bf16]
         [--compile [MODE]] [--compile-backend B] [--channels-last]
-        [--threads T] [--checkpoint FILE] [--fuse-bn] [--backbone-only]
+        [--threads T] [--checkpoint FILE] [--no-fuse] [--backbone-only]
         [--compare module.path:builder] [--versus-eager]
         [--out-dir DIR] [--no-plot]
         [--backend pytorch|onnxruntime [--exporter dynamo|torchscript]]
@@ -30,7 +30,7 @@ backward) and peak memories, their ratios, and the largest difference of
 the outputs.
 
 ``--versus-eager`` times the model as measured (``--compile``,
-``--precision``, ``--channels-last``, ``--fuse-bn``) beside a copy of it as
+``--precision``, ``--channels-last``, ``--no-fuse``) beside a copy of it as
 built (eager float32, contiguous), alternating call by call, and adds the
 speed-ups of latency, throughput and training step over that copy and the
 logits' difference relative to it: the GPU options' gains and their cost in
@@ -90,9 +90,10 @@ def parse_args(argv=None):
                         help='torch CPU threads (default: torch default)')
     parser.add_argument('--checkpoint', default=None)
     parser.add_argument(
-        '--fuse-bn', action='store_true',
-        help='fold BatchNorm into the preceding convolutions of our model '
-        'for the inference measurements (same outputs up to rounding)')
+        '--no-fuse', dest='fuse', action='store_false',
+        help='time the reference forward: by default our model is fused for '
+        'the inference measurements (mmseg_plugins.fuse: BatchNorm folded, '
+        'speed forms; the same outputs up to rounding, verified)')
     parser.add_argument('--backbone-only', action='store_true',
                         help='measure the backbone alone')
     parser.add_argument('--compare', default=None,
@@ -128,7 +129,7 @@ def main(argv=None):
         throughput_repeats=args.throughput_repeats,
         train_batch=args.train_batch, train_repeats=args.train_repeats,
         skip=args.skip, device=device, precision=args.precision,
-        checkpoint=args.checkpoint, fuse_bn=args.fuse_bn,
+        checkpoint=args.checkpoint, fuse=args.fuse,
         backbone_only=args.backbone_only, compare=args.compare,
         compile=args.compile, compile_backend=args.compile_backend,
         channels_last=args.channels_last, backend=args.backend,

@@ -71,7 +71,7 @@ def environment_lines(settings: BenchmarkSettings) -> List[str]:
         f'{settings.throughput_repeats}; train step (model.loss + '
         f'backward): batch {settings.train_batch}, median of '
         f'{settings.train_repeats}' +
-        ('; BatchNorm folded for inference' if settings.fuse_bn else '') +
+        ('; fused for inference' if settings.fuse else '') +
         (f'; torch.compile mode {settings.compile}, backend '
          f'{settings.compile_backend}' if settings.compile else '') +
         ('; channels-last' if settings.channels_last else ''),
@@ -82,7 +82,7 @@ def environment_lines(settings: BenchmarkSettings) -> List[str]:
     if settings.versus_eager:
         lines.append(
             '- beside eager: the same model as built (float32, no autocast, '
-            'not compiled, contiguous, BatchNorm not folded) timed '
+            'not compiled, contiguous, not fused) timed '
             'alternating call by call with the measured one; speed-up = '
             'median over repeats of eager time / measured time (> 1: '
             'faster than eager); rel. diff = largest |measured - eager| '

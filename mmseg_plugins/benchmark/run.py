@@ -14,7 +14,7 @@ from ..accelerate import compile_in_place
 from ..builder import build_segmentor
 from ..config import load_config
 from ..errors import InvalidInputError
-from ..forward import SegmentorForward, folded_bn_copy
+from ..forward import SegmentorForward, fused_copy
 from ..model_input import ModelInput
 from ..reporting import Progress
 from .figures import paper_figures
@@ -38,17 +38,17 @@ def _with_autocast(fn: Callable, settings: BenchmarkSettings) -> Callable:
 
 def _subject(model: nn.Module, target: nn.Module, ref,
              settings: BenchmarkSettings) -> Subject:
-    """Our inference call (BatchNorm folded with ``fuse_bn``) and training
+    """Our inference call (fused unless ``fuse`` is off) and training
     step, and the reference's: ``model.loss`` (all heads) for a whole
     segmentor alone, the same generic step (mean of the outputs) for both
     models when comparing or for a backbone. With ``versus_eager`` a copy
     of the model taken before any option is applied runs beside ours as
     ``'eager'``: float32, no autocast, not compiled, contiguous layout,
-    BatchNorm not folded."""
+    not fused."""
     eager = copy.deepcopy(model) if settings.versus_eager else None
     infer_target = target
-    if settings.fuse_bn:
-        infer_target = folded_bn_copy(target)
+    if settings.fuse:
+        infer_target = fused_copy(target)
     if settings.channels_last:
         for m in {id(m): m for m in (target, infer_target)}.values():
             m.to(memory_format=torch.channels_last)
@@ -168,15 +168,16 @@ def _onnxruntime_subject(cfg, model: nn.Module, checkpoint_meta: dict,
     """Export the segmentor (dynamic shapes, logits, verified at three
     sizes) into a temporary folder that lives as long as ``stack``; record
     the export time, file size and largest differences in ``row``; return
-    the PyTorch module that was exported (eager, BatchNorm folded with
-    ``fuse_bn``) beside the ONNX Runtime session of the file."""
+    the PyTorch module that was exported (eager, fused unless ``fuse`` is
+    off) beside the ONNX Runtime session of the
+    file."""
     import tempfile
 
     from ..deploy import ExportSettings, export_metadata, export_onnx
     export_settings = ExportSettings(
         shape=tuple(settings.shape), dynamic=True, output='logits',
         normalize=False, exporter=settings.exporter,
-        fuse_bn=settings.fuse_bn)
+        fuse=settings.fuse)
     folder = stack.enter_context(tempfile.TemporaryDirectory())
     path = osp.join(folder, 'model.onnx')
     cpu_model = model.to('cpu')  # the exporter traces on the CPU
@@ -189,8 +190,8 @@ def _onnxruntime_subject(cfg, model: nn.Module, checkpoint_meta: dict,
                onnx_max_diff=' / '.join(f'{c.relative:.1e}'
                                         for c in report.checks))
     ours = model
-    if settings.fuse_bn:
-        ours = folded_bn_copy(model)
+    if settings.fuse:
+        ours = fused_copy(model)
     infer = {'ours': SegmentorForward(ours),
              'onnxruntime': _SessionPerPhase(path, settings.device)}
     return Subject(infer, {}, [], tuple(settings.shape), settings.device)

@@ -33,7 +33,7 @@ class BenchmarkSettings:
     device: str = 'cpu'
     precision: str = 'fp32'
     checkpoint: Optional[str] = None
-    fuse_bn: bool = False
+    fuse: bool = True
     backbone_only: bool = False
     compare: Optional[str] = None
     compile: Optional[str] = None

@@ -17,7 +17,8 @@ from importlib.util import find_spec as _find_spec
 from typing import Dict, List, Optional, Tuple
 
 __all__ = ['UPSTREAM', 'ONEDL', 'EXTRAS', 'DISTRIBUTIONS', 'StackError',
-           'installed_stack', 'check_stack', 'describe_stack']
+           'installed_stack', 'check_stack', 'describe_stack',
+           'stack_absent']
 
 UPSTREAM = 'OpenMMLab'
 ONEDL = 'OneDL'
@@ -87,7 +88,7 @@ def check_stack(installed: Optional[Installed] = None) -> Optional[str]:
     if installed is None:
         installed = installed_stack()
     missing = [module for module, found in installed.items()
-               if not found and _find_spec(module) is None]
+               if not found and not _importable(module)]
     if missing:
         raise StackError(
             f'mmseg_plugins needs an OpenMMLab stack, and '
@@ -99,6 +100,25 @@ def check_stack(installed: Optional[Installed] = None) -> Optional[str]:
             f'they share the import names mmseg, mmengine and mmcv: '
             f'{_install_hint()}')
     return stacks.pop() if stacks else None
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` can be found (an import hook that refuses it
+    counts as absent)."""
+    try:
+        return _find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+def stack_absent(installed: Optional[Installed] = None) -> bool:
+    """Whether none of mmseg, mmengine and mmcv is installed or importable:
+    a torch-only environment (timm users), where ``import mmseg_plugins``
+    provides the networks without the mmseg integration."""
+    if installed is None:
+        installed = installed_stack()
+    return all(not found and not _importable(module)
+               for module, found in installed.items())
 
 
 def describe_stack(installed: Optional[Installed] = None) -> str:

@@ -20,8 +20,9 @@ exported is changed, never the caller's model:
   :class:`ExportableAdaptiveAvgPool2d`, which computes the same bins for
   every input size; our own models switch to their export forms themselves
   (:func:`mmseg_plugins.models.ops.exporting`);
-* with ``fuse_bn``, BatchNorm is folded into the convolutions (mmcv's
-  ``fuse_conv_bn``), and verified like the rest.
+* unless ``fuse`` is off, the model is fused for inference first
+  (:func:`mmseg_plugins.fuse`: BatchNorm folded, speed forms applied), and
+  verified like the rest.
 """
 import copy
 import io
@@ -39,7 +40,7 @@ import torch.nn as nn
 
 from ..fileio import atomic_path
 from ..errors import ExportError, InvalidInputError, first_line
-from ..forward import (SegmentorForward, folded_bn_copy, min_input_size,
+from ..forward import (SegmentorForward, fused_copy, min_input_size,
                        swaps_bgr_to_rgb)
 from ..model_input import ModelInput
 from ..models.ops import exportable_adaptive_avg_pool2d
@@ -148,7 +149,7 @@ def export_metadata(cfg, segmentor: nn.Module, settings: ExportSettings,
         opset=settings.opset or 0,
         dynamic=settings.dynamic,
         shape=list(settings.shape),
-        fuse_bn=settings.fuse_bn,
+        fused=settings.fuse,
         in_channels=channels,
         band_input=model_input.bands,
         input_dtype=model_input.dtype)
@@ -157,7 +158,7 @@ def export_metadata(cfg, segmentor: nn.Module, settings: ExportSettings,
 def _graph_module(segmentor: nn.Module,
                   settings: ExportSettings) -> SegmentorForward:
     """The module that is exported: a copy, with export replacements."""
-    model = folded_bn_copy(segmentor) if settings.fuse_bn else \
+    model = fused_copy(segmentor) if settings.fuse else \
         copy.deepcopy(segmentor).eval()
     replace_adaptive_pools(model)
     return SegmentorForward(model, settings.normalize,

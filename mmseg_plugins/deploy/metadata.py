@@ -56,7 +56,7 @@ class ExportMetadata:
         dynamic (bool): Batch, height and width are free; else the graph
             takes exactly ``shape`` at batch 1.
         shape (list[int]): (H, W) of the export.
-        fuse_bn (bool): BatchNorm folded into the convolutions.
+        fused (bool): The model was fused (``mmseg_plugins.fuse``).
         quantization (str, optional): How the weights and activations were
             quantized (None: float32).
         in_channels (int): Channels of the images the graph takes.
@@ -83,7 +83,7 @@ class ExportMetadata:
     opset: int = 0
     dynamic: bool = True
     shape: List[int] = field(default_factory=list)
-    fuse_bn: bool = False
+    fused: bool = False
     quantization: Optional[str] = None
     in_channels: int = 3
     band_input: bool = False

@@ -41,7 +41,8 @@ class ExportSettings:
         exporter (str): ``'dynamo'`` (``torch.onnx.export(dynamo=True)``)
             or ``'torchscript'`` (``dynamo=False``).
         opset (int, optional): ONNX opset; None: the exporter's default.
-        fuse_bn (bool): Fold BatchNorm into the convolutions first.
+        fuse (bool): Fuse the model for inference first
+            (:func:`mmseg_plugins.fuse`). Default: True.
         tolerance (float): Largest accepted difference between ONNX Runtime
             and PyTorch, relative to the largest PyTorch logit.
     """
@@ -51,7 +52,7 @@ class ExportSettings:
     normalize: bool = True
     exporter: str = 'dynamo'
     opset: Optional[int] = None
-    fuse_bn: bool = False
+    fuse: bool = True
     tolerance: float = 1e-4
 
     def validate(self, min_input_size: int) -> None:

@@ -31,22 +31,17 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.models.utils import resize
 
 from ..errors import InvalidInputError
-from ..registry import MODELS
 from .backbone_base import ConvStemBackbone
 from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
                      FactorizedAttentionEncoder)
-from .ops import adaptive_avg_pool2d, gelu_linear, nchw_to_nlc, nlc_to_nchw
-from .pretrained import StrictPretrainedInit
-from .validation import check_in_channels, conflict, pick_argument
+from .ops import adaptive_avg_pool2d, nchw_to_nlc, nlc_to_nchw
+from .validation import conflict, pick_argument
 
 __all__ = [
     'AFFORMER_ARCHS', 'AFFORMER_OFFICIAL_DEFAULTS', 'AFFormer',
-    'AFFormerHead'
+    'official_variant'
 ]
 
 #: Every AFFormer variant, declared once. ``embed_dims[i]`` is the width
@@ -91,13 +86,13 @@ class DWConvResidualMlp(nn.Module):
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.dwconv = nn.Conv2d(hidden_dim, hidden_dim, 3, 1, 1,
                                 groups=hidden_dim)
+        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         x = self.fc1(x)  # (B, N, 2C)
-        local = nchw_to_nlc(self.dwconv(nlc_to_nchw(x, hw)))
-        local += x  # in place on the fresh dwconv output
-        return gelu_linear(local, self.fc2)  # fc2(GELU(local)), (B, N, C)
+        local = nchw_to_nlc(self.dwconv(nlc_to_nchw(x, hw))) + x
+        return self.fc2(self.act(local))  # (B, N, C)
 
 
 class LowPassPyramid(nn.Module):
@@ -210,7 +205,6 @@ class AFFormerStage(nn.Module):
         return self.aggregate(local + glob)
 
 
-@MODELS.register_module()
 class AFFormer(ConvStemBackbone):
     """AFFormer backbone (variants ``tiny``, ``small``, ``base``).
 
@@ -311,6 +305,9 @@ class AFFormer(ConvStemBackbone):
                          norm_eval, pretrained, init_cfg, with_cp,
                          frozen_stages)
 
+    def stage_stride(self, index: int) -> int:
+        return PATCH_STRIDES[index][0]  # the second embedding is resized back
+
     def build_stage(self, index: int, in_channels: int,
                     drop_paths: Sequence[float]) -> AFFormerStage:
         s = self.arch_settings
@@ -338,44 +335,3 @@ def official_variant(variant: str):
     build.__doc__ = (f'AFFormer-{variant}: ``AFFormer(arch={variant!r}, '
                      f'**kwargs)`` (the official configs\' type name).')
     return build
-
-
-for _variant in AFFORMER_ARCHS:
-    MODELS.register_module(name=f'afformer_{_variant}',
-                           module=official_variant(_variant))
-
-
-@MODELS.register_module()
-class AFFormerHead(StrictPretrainedInit, BaseDecodeHead):
-    """The official AFFormer head: 1x1 ConvModule (conv, GN, ReLU) on the
-    selected backbone output(s), then dropout and the classifier.
-
-    The official class also builds an ``align`` ConvModule that forward
-    never calls; it is left out (the converter drops its weights).
-
-    Args:
-        **kwargs: :class:`BaseDecodeHead` arguments; the official configs use
-            ``in_channels=[216], in_index=[3], channels=256,
-            norm_cfg=dict(type='GN', num_groups=32)``.
-    """
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(input_transform='multiple_select', **kwargs)
-        self.squeeze = ConvModule(
-            sum(self.in_channels),
-            self.channels,
-            1,
-            conv_cfg=self.conv_cfg,
-            norm_cfg=self.norm_cfg,
-            act_cfg=self.act_cfg)
-
-    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        xs = self._transform_inputs(inputs)
-        check_in_channels('AFFormerHead', self.in_channels, xs)
-        if len(xs) > 1:  # the official configs select one map
-            xs = [xs[0]] + [
-                resize(x, size=xs[0].shape[2:], mode='bilinear',
-                       align_corners=self.align_corners) for x in xs[1:]
-            ]
-        x = self.squeeze(torch.cat(xs, dim=1))  # (B, channels, H/8, W/8)
-        return self.cls_seg(x)

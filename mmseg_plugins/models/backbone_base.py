@@ -17,30 +17,31 @@ default initialisation. A new family needs only::
             return MyStage(in_channels, ...)  # with an ``out_channels``
 
 plus :meth:`StagedBackbone.build_stem` if it has a stem.
+
+The backbones are plain ``torch.nn`` modules: they import only torch, and
+give mmengine's ``BaseModule`` interface (``init_cfg``, ``init_weights``,
+``is_init``) themselves, so that mmseg's models initialise them as their
+own children while timm (:mod:`mmseg_plugins.timm`) builds them without
+mmseg, mmengine or mmcv installed.
 """
 import contextlib
+import copy
 import math
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from mmengine.model import BaseModule, ModuleList
-from mmengine.model.weight_init import (constant_init, normal_init,
-                                        trunc_normal_init)
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import InvalidInputError
 from .blocks import conv_stem
-from .pretrained import init_weights_strictly, set_pretrained_loader
+from .pretrained import init_weights_strictly
 from .validation import (check_frozen_stages, check_min_input_size,
                          check_out_indices, conflict, resolve_arch,
                          stage_arguments)
 
-__all__ = [
-    'StagedBackbone', 'ConvStemBackbone', 'init_vit_weights',
-    'set_pretrained_loader'
-]
+__all__ = ['StagedBackbone', 'ConvStemBackbone', 'init_vit_weights']
 
 
 def init_vit_weights(module: nn.Module) -> None:
@@ -49,16 +50,21 @@ def init_vit_weights(module: nn.Module) -> None:
     LayerNorm, fan-out normal Conv2d, zero biases."""
     for m in module.modules():
         if isinstance(m, nn.Linear):
-            trunc_normal_init(m, std=.02, bias=0.)
+            nn.init.trunc_normal_(m.weight, std=.02)
         elif isinstance(m, nn.LayerNorm):
-            constant_init(m, val=1.0, bias=0.)
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
         elif isinstance(m, nn.Conv2d):
             fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
             fan_out //= m.groups
-            normal_init(m, mean=0, std=math.sqrt(2.0 / fan_out), bias=0)
+            nn.init.normal_(m.weight, mean=0, std=math.sqrt(2.0 / fan_out))
+        else:
+            continue
+        if getattr(m, 'bias', None) is not None:
+            nn.init.zeros_(m.bias)
 
 
-class StagedBackbone(BaseModule):
+class StagedBackbone(nn.Module):
     """A stem followed by stages, returning the outputs of ``out_indices``.
 
     Subclasses declare:
@@ -133,7 +139,9 @@ class StagedBackbone(BaseModule):
             if not isinstance(pretrained, str):
                 raise TypeError('pretrained must be a str or None')
             init_cfg = dict(type='Pretrained', checkpoint=pretrained)
-        super().__init__(init_cfg=init_cfg)
+        super().__init__()
+        self.init_cfg = copy.deepcopy(init_cfg)
+        self._is_init = False
         required = list(next(iter(self.arch_table.values())))
         self.arch_settings = resolve_arch(
             self.family, self.default_arch if arch is None else arch,
@@ -144,7 +152,7 @@ class StagedBackbone(BaseModule):
         self.norm_eval = norm_eval
 
         self.stem, channels = self.build_stem(in_channels)
-        self.stages = ModuleList()
+        self.stages = nn.ModuleList()
         for i, rates in enumerate(self.drop_path_rates(drop_path_rate,
                                                        depths)):
             stage = self.build_stage(i, channels, rates)
@@ -195,18 +203,42 @@ class StagedBackbone(BaseModule):
         """Channels of the returned feature maps."""
         return [self.stage_channels[i] for i in self.out_indices]
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """(B, C, H, W) image -> the feature maps of ``out_indices``."""
+    #: Stride of the stem (1: no stem).
+    stem_stride: int = 1
+
+    def stage_stride(self, index: int) -> int:
+        """How much stage ``index`` downsamples its input."""
+        raise NotImplementedError(
+            f'{type(self).__name__} must implement stage_stride')
+
+    @property
+    def stage_reductions(self) -> List[int]:
+        """Total stride of every stage's output (MiT, MPViT: 4, 8, 16,
+        32; AFFormer: 4, 8, 8, 8)."""
+        reductions, total = [], self.stem_stride
+        for i in range(len(self.stages)):
+            total *= self.stage_stride(i)
+            reductions.append(total)
+        return reductions
+
+    def forward_stages(self, x: torch.Tensor,
+                       indices: Sequence[int]) -> List[torch.Tensor]:
+        """(B, C, H, W) image -> the outputs of the stages ``indices``
+        (sorted), running the stages up to the last of them."""
         check_min_input_size(x, self.min_input_size, self.family)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem(x)
         outs = []
-        for i, stage in enumerate(self.stages):
+        for i, stage in enumerate(self.stages[:max(indices) + 1]):
             x = self.run_stage(stage, x)  # (B, C_i, H_i, W_i)
-            if i in self.out_indices:
+            if i in indices:
                 outs.append(x)
         return outs
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """(B, C, H, W) image -> the feature maps of ``out_indices``."""
+        return self.forward_stages(x, self.out_indices)
 
     def run_stage(self, stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """``stage(x)``, checkpointed with ``with_cp`` while autograd
@@ -243,6 +275,15 @@ class StagedBackbone(BaseModule):
                 if isinstance(m, _BatchNorm):
                     m.eval()
         return self
+
+    @property
+    def is_init(self) -> bool:
+        """Whether :meth:`init_weights` has run (mmengine's attribute)."""
+        return self._is_init
+
+    @is_init.setter
+    def is_init(self, value: bool) -> None:
+        self._is_init = value
 
     def init_weights(self) -> None:
         """The official initialisation (:func:`init_vit_weights`) or the
@@ -288,6 +329,7 @@ class ConvStemBackbone(StagedBackbone):
     become views, and the outputs stay channels-last."""
 
     channels_last = True
+    stem_stride = 4
 
     def build_stem(self, in_channels: int) -> Tuple[nn.Module, int]:
         dim = self.arch_settings['embed_dims'][0]

@@ -2,19 +2,21 @@
 the overlapping patch embedding (SegFormer), the convolutional blocks and
 the factorised-attention encoder of AFFormer and MPViT.
 
-In-place updates below are applied only to fresh tensors (see
-:mod:`mmseg_plugins.models.ops`); each site says which operation produced
-the tensor it updates.
+Each module has one forward, the computation as the papers state it, with
+its submodules called as modules (forward hooks see every layer), the same
+in training, evaluation and export. Speed forms (BatchNorm folded into the
+convolution before it, the merged multi-window kernel) are applied by the
+explicit transform :func:`mmseg_plugins.models.fuse.fuse`.
 """
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn.bricks.drop import DropPath
 
 from ..errors import InvalidInputError
-from .ops import autocast_dtype, exporting, nchw_to_nlc, nlc_to_nchw
+from .fuse import Fusable, fold_batch_norm
+from .ops import DropPath, autocast_dtype, nchw_to_nlc, nlc_to_nchw
 
 __all__ = [
     'OverlapPatchEmbed', 'ConvBN', 'DWSeparableConvBN', 'ConvLocalBlock',
@@ -58,8 +60,10 @@ class OverlapPatchEmbed(nn.Module):
 # ---------------------------------------------------------------------------
 # Convolutional building blocks shared by AFFormer and MPViT
 # ---------------------------------------------------------------------------
-class ConvBN(nn.Module):
+class ConvBN(Fusable, nn.Module):
     """Bias-free convolution, BatchNorm, optional activation.
+
+    :meth:`fuse` folds the BatchNorm into the convolution (eval mode).
 
     Args:
         in_channels (int): Input channels.
@@ -88,9 +92,14 @@ class ConvBN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))
 
+    def fuse(self) -> None:
+        self.conv, self.bn = fold_batch_norm(self.conv, self.bn)
 
-class DWSeparableConvBN(nn.Module):
+
+class DWSeparableConvBN(Fusable, nn.Module):
     """Depthwise conv, pointwise conv (both bias-free), BatchNorm, act.
+
+    :meth:`fuse` folds the BatchNorm into the pointwise conv (eval mode).
 
     Used as the (overlapping, strided) patch embedding of AFFormer/MPViT.
 
@@ -120,10 +129,16 @@ class DWSeparableConvBN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.pwconv(self.dwconv(x))))
 
+    def fuse(self) -> None:
+        self.pwconv, self.bn = fold_batch_norm(self.pwconv, self.bn)
 
-class ConvLocalBlock(nn.Module):
+
+class ConvLocalBlock(Fusable, nn.Module):
     """Residual convolutional branch: 1x1 ConvBN-Hardswish, 3x3 depthwise
     conv, BN, Hardswish, 1x1 ConvBN, plus the input.
+
+    :meth:`fuse` folds the middle BatchNorm into the depthwise conv (the
+    :class:`ConvBN` layers fold their own).
 
     Args:
         channels (int): Input and output channels.
@@ -142,6 +157,9 @@ class ConvLocalBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.act(self.norm(self.dwconv(self.conv1(x))))
         return x + self.conv2(y)
+
+    def fuse(self) -> None:
+        self.dwconv, self.norm = fold_batch_norm(self.dwconv, self.norm)
 
 
 def conv_stem(in_channels: int, dim: int) -> nn.Sequential:
@@ -171,19 +189,17 @@ class ConvPosEnc(nn.Module):
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         feat = nlc_to_nchw(x, hw)  # (B, C, H, W)
-        # in place on the fresh conv output (autograd does not keep it: the
-        # backward of an addition needs neither operand)
-        return nchw_to_nlc(self.proj(feat).add_(feat))  # (B, N, C)
+        return nchw_to_nlc(self.proj(feat) + feat)  # (B, N, C)
 
 
-class ConvRelPosEnc(nn.Module):
+class ConvRelPosEnc(Fusable, nn.Module):
     """Convolutional relative position encoding (CoaT): ``q * DWConv(v)``,
     with one depthwise conv per window size over its share of the heads.
 
-    At inference the per-window kernels are applied as one depthwise
-    convolution whose smaller kernels are zero-padded to the largest window:
-    the same sums, one pass over the data instead of a split, three
-    convolutions and a concatenation (see :meth:`high_pass`).
+    :meth:`fuse` replaces the per-window convolutions by one depthwise
+    convolution whose smaller kernels are zero-padded to the largest
+    window (``merged``): the same sums, one pass over the data instead of a
+    split, three convolutions and a concatenation.
 
     Args:
         head_dim (int): Channels per head (Ch).
@@ -208,34 +224,31 @@ class ConvRelPosEnc(nn.Module):
         self.conv_list = nn.ModuleList(
             nn.Conv2d(c, c, k, 1, k // 2, groups=c)
             for k, c in zip(windows, self.splits))
-
-    def merged_kernel(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """One depthwise kernel (C, 1, K, K) and bias (C,) equal to the
-        per-window convolutions (K = the largest window)."""
-        big = max(self.kernel_sizes)
-        weights = [
-            F.pad(conv.weight, [(big - k) // 2] * 4)
-            for conv, k in zip(self.conv_list, self.kernel_sizes)
-        ]
-        return torch.cat(weights), torch.cat(
-            [conv.bias for conv in self.conv_list])
+        self.merged: Optional[nn.Conv2d] = None  # set by fuse()
 
     def high_pass(self, v_img: torch.Tensor) -> torch.Tensor:
-        """Multi-window depthwise convolution of (B, C, H, W).
+        """Multi-window depthwise convolution of (B, C, H, W)."""
+        if self.merged is not None:
+            return self.merged(v_img)
+        parts = torch.split(v_img, self.splits, dim=1)
+        return torch.cat([conv(x) for conv, x in zip(self.conv_list, parts)],
+                         dim=1)
 
-        Inference runs the merged kernel; with autograd the per-window
-        convolutions run separately, whose backward passes are cheaper than
-        that of the zero-padded kernel (measured on CPU), and so they do
-        under tracing, so that FLOP counters see the model's own
-        computation rather than the zero taps.
-        """
-        if torch.is_grad_enabled() or torch.jit.is_tracing():
-            parts = torch.split(v_img, self.splits, dim=1)
-            return torch.cat(
-                [conv(x) for conv, x in zip(self.conv_list, parts)], dim=1)
-        weight, bias = self.merged_kernel()
-        return F.conv2d(v_img, weight, bias, 1, weight.shape[-1] // 2, 1,
-                        weight.shape[0])
+    def fuse(self) -> None:
+        big = max(self.kernel_sizes)
+        channels = sum(self.splits)
+        like = self.conv_list[0].weight
+        merged = nn.utils.skip_init(  # no random initialisation to overwrite
+            nn.Conv2d, channels, channels, big, 1, big // 2, groups=channels,
+            device=like.device, dtype=like.dtype)
+        with torch.no_grad():
+            merged.weight.copy_(torch.cat([
+                F.pad(conv.weight, [(big - k) // 2] * 4)
+                for conv, k in zip(self.conv_list, self.kernel_sizes)
+            ]))
+            merged.bias.copy_(torch.cat([c.bias for c in self.conv_list]))
+        self.merged = merged
+        del self.conv_list
 
     def forward(self, q: torch.Tensor, v: torch.Tensor,
                 hw: Tuple[int, int]) -> torch.Tensor:
@@ -248,12 +261,7 @@ class FactorizedAttention(nn.Module):
     term: ``scale * q (softmax_N(k)^T v) + crpe(q, v)``, then a projection.
 
     Tensors stay in token layout (B, N, C) with the heads side by side; the
-    per-head products run as batched matrix products on strided views and
-    are accumulated into the position-encoding output in place. While
-    exporting, the products run over the whole batch and are added out of
-    place (:meth:`factorized_product`): a loop over the batch would be
-    unrolled to the traced batch size, and the TorchScript exporter drops
-    in-place updates made through views of slices.
+    per-head products are batched matrix products over (B, heads).
 
     Under float16 autocast everything after the qkv projection runs in
     float32: the products of q with v (``q * DWConv(v)``, ``q (k^T v)``)
@@ -282,51 +290,23 @@ class FactorizedAttention(nn.Module):
     def forward(self, x: torch.Tensor, hw: Tuple[int, int],
                 crpe: nn.Module) -> torch.Tensor:
         """x: (B, N, C) tokens of an ``hw`` map -> (B, N, C)."""
-        # q, k, v as three dense (B, N, C) products (rows of one weight):
-        # every later view of them is free
-        bias = self.qkv.bias.chunk(3) if self.qkv.bias is not None else \
-            (None, ) * 3
-        q, k, v = (F.linear(x, w, bb)
-                   for w, bb in zip(self.qkv.weight.chunk(3), bias))
+        q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, N, C) each
         if autocast_dtype(x.device.type) == torch.float16:
             with torch.autocast(x.device.type, enabled=False):
-                return self._products(q.float(), k.float(), v.float(), hw,
-                                      crpe)
-        return self._products(q, k, v, hw, crpe)
+                return self.attend(q.float(), k.float(), v.float(), hw, crpe)
+        return self.attend(q, k, v, hw, crpe)
 
-    def _products(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                  hw: Tuple[int, int], crpe: nn.Module) -> torch.Tensor:
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               hw: Tuple[int, int], crpe: nn.Module) -> torch.Tensor:
         """The attention from q, k, v (B, N, C) to the projected output."""
         b, n, c = q.shape
         h, ch = self.num_heads, c // self.num_heads
         k = k.softmax(dim=1)  # over tokens
-        out = crpe(q, v, hw)  # (B, N, C), fresh: the crpe product
-        if exporting():
-            return self.proj(out + self.factorized_product(q, k, v))
-        for i in range(b):  # per-head products on strided views, no copies
-            context = torch.bmm(k[i].view(n, h, ch).permute(1, 2, 0),
-                                v[i].view(n, h, ch).transpose(0, 1))
-            factor = torch.bmm(q[i].view(n, h, ch).transpose(0, 1),
-                               context)  # (h, N, Ch)
-            out[i].view(n, h, ch).add_(factor.transpose(0, 1),
-                                       alpha=self.scale)
-        return self.proj(out)
-
-    def factorized_product(self, q: torch.Tensor, k: torch.Tensor,
-                           v: torch.Tensor) -> torch.Tensor:
-        """``scale * q (k^T v)`` per head for the whole batch, out of
-        place: (B, N, C) each (k already softmax-normalised) -> (B, N, C).
-
-        Equal to the eager loop of :meth:`forward` up to float rounding; on
-        the CPU the loop is faster at batch 8 (MPViT-small: the batched
-        products copy their non-foldable (B, heads) views).
-        """
-        b, n, c = q.shape
-        h, ch = self.num_heads, c // self.num_heads
-        context = k.view(b, n, h, ch).permute(0, 2, 3, 1) @ \
-            v.view(b, n, h, ch).transpose(1, 2)  # (B, h, Ch, Ch)
-        factor = q.view(b, n, h, ch).transpose(1, 2) @ context  # (B, h, N, Ch)
-        return self.scale * factor.transpose(1, 2).reshape(b, n, c)
+        context = k.reshape(b, n, h, ch).permute(0, 2, 3, 1) @ \
+            v.reshape(b, n, h, ch).transpose(1, 2)  # (B, h, Ch, Ch)
+        factor = q.reshape(b, n, h, ch).transpose(1, 2) @ context
+        factor = factor.transpose(1, 2).reshape(b, n, c)  # (B, N, C)
+        return self.proj(self.scale * factor + crpe(q, v, hw))
 
 
 class FactorizedAttentionBlock(nn.Module):
@@ -356,14 +336,9 @@ class FactorizedAttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int], cpe: nn.Module,
                 crpe: nn.Module) -> torch.Tensor:
-        x = cpe(x, hw)  # fresh: the cpe output
-        if torch.is_grad_enabled():
-            x = x + self.drop_path(self.attn(self.norm1(x), hw, crpe))
-            return x + self.drop_path(self.mlp(self.norm2(x), hw))
-        # inference: residuals accumulate in place into the fresh cpe output
-        x += self.drop_path(self.attn(self.norm1(x), hw, crpe))
-        x += self.drop_path(self.mlp(self.norm2(x), hw))
-        return x
+        x = cpe(x, hw)
+        x = x + self.drop_path(self.attn(self.norm1(x), hw, crpe))
+        return x + self.drop_path(self.mlp(self.norm2(x), hw))
 
 
 class FactorizedAttentionEncoder(nn.Module):

@@ -32,11 +32,9 @@ import torch
 import torch.nn as nn
 
 from ..errors import InvalidInputError
-from ..registry import MODELS
 from .backbone_base import ConvStemBackbone
 from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
                      FactorizedAttentionEncoder)
-from .ops import gelu_linear
 from .validation import pick_argument
 
 __all__ = ['MPVIT_ARCHS', 'MPVIT_OFFICIAL_DEFAULTS', 'Mlp', 'MPViTStage',
@@ -70,8 +68,7 @@ MPVIT_OFFICIAL_DEFAULTS = dict(
 
 class Mlp(nn.Module):
     """``fc2(GELU(fc1(x)))`` on tokens (the ``hw`` argument is unused; it
-    keeps the call signature of the other feed-forward modules). The GELU
-    output is recomputed in backward (:func:`gelu_linear`).
+    keeps the call signature of the other feed-forward modules).
 
     Args:
         dim (int): Token channels.
@@ -81,10 +78,11 @@ class Mlp(nn.Module):
     def __init__(self, dim: int, hidden_dim: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        return gelu_linear(self.fc1(x), self.fc2)  # (B, N, C)
+        return self.fc2(self.act(self.fc1(x)))  # (B, N, C)
 
 
 class MPViTStage(nn.Module):
@@ -136,7 +134,6 @@ class MPViTStage(nn.Module):
         return self.aggregate(torch.cat(feats, dim=1))  # (B, C_out, ...)
 
 
-@MODELS.register_module()
 class MPViT(ConvStemBackbone):
     """MPViT backbone (variants ``tiny``, ``xsmall``, ``small``, ``base``).
 
@@ -227,11 +224,14 @@ class MPViT(ConvStemBackbone):
                          frozen_stages)
         self.apply_norm_cfg(norm_cfg)
 
+    def stage_stride(self, index: int) -> int:
+        return 2 if index else 1
+
     def build_stage(self, index: int, in_channels: int,
                     drop_paths: Sequence[float]) -> MPViTStage:
         s = self.arch_settings
         out_dim = self.stage_width(index)
         return MPViTStage(in_channels, out_dim, s['depths'][index],
                           s['num_paths'][index], s['num_heads'][index],
-                          s['mlp_ratios'][index], 2 if index else 1,
+                          s['mlp_ratios'][index], self.stage_stride(index),
                           drop_paths)

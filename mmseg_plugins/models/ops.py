@@ -1,17 +1,10 @@
 """Low-level tensor operations shared by the model families: token/map
-layout conversions, the MLP's ``linear(GELU(h))`` with its hand-written
-backward, and adaptive average pooling in a form the exporters keep
-shape-generic.
+layout conversions, stochastic depth, and adaptive average pooling in a
+form the exporters keep shape-generic.
 
-**Fresh tensors.** Several fast paths in this package update a tensor in
-place (``x += y``, ``add_``, ``gelu_``) to save an allocation. They are only
-used on a *fresh* tensor: one that the same function has just produced
-(a convolution, linear or attention output) and that nothing else reads,
-neither another module nor autograd (which may have saved it for backward).
-Each in-place site names the operation that produced its operand; an
-in-place update of a tensor that a caller still uses would silently change
-the caller's values. Under autograd most of these paths fall back to
-out-of-place operations, because autograd saves many of those outputs.
+Everything here imports only torch: the networks of
+:mod:`mmseg_plugins.models` build without mmseg, mmengine or mmcv (the timm
+models of :mod:`mmseg_plugins.timm` rely on it).
 """
 from typing import Optional, Tuple, Union
 
@@ -20,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
-    'nlc_to_nchw', 'nchw_to_nlc', 'gelu_linear', 'autocast_enabled',
+    'nlc_to_nchw', 'nchw_to_nlc', 'DropPath', 'autocast_enabled',
     'autocast_dtype', 'exporting', 'adaptive_pooling_matrix',
     'exportable_adaptive_avg_pool2d', 'adaptive_avg_pool2d'
 ]
@@ -45,47 +38,32 @@ def nchw_to_nlc(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).reshape(b, -1, c)
 
 
-class _GeluLinear(torch.autograd.Function):
-    """``linear(gelu(h), weight, bias)`` that keeps only ``h`` for backward
-    and recomputes ``gelu(h)`` there (one elementwise op), instead of keeping
-    both ``h`` and ``gelu(h)``: the MLP's widest activation is stored once."""
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016): in training, each sample's
+    residual branch is zeroed with probability ``drop_prob`` and the
+    survivors scaled by ``1 / (1 - drop_prob)``; identity in eval mode.
+    The same computation as timm's and mmcv's ``DropPath`` (one uniform
+    draw per sample, floored), so it consumes the random stream alike.
 
-    @staticmethod
-    def forward(ctx, h, weight, bias):
-        ctx.save_for_backward(h, weight)
-        ctx.has_bias = bias is not None
-        return F.linear(F.gelu(h), weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad):
-        h, weight = ctx.saved_tensors
-        grad_h = grad_w = grad_b = None
-        flat = grad.reshape(-1, grad.shape[-1])
-        grad_act = grad @ weight  # (..., hidden)
-        if ctx.needs_input_grad[0]:
-            grad_h = torch.ops.aten.gelu_backward(grad_act, h)
-        if ctx.needs_input_grad[1]:
-            # the recomputed GELU reuses grad_act's buffer (no longer needed)
-            act = torch._C._nn.gelu(h, out=grad_act)
-            grad_w = flat.t() @ act.reshape(-1, act.shape[-1])
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = flat.sum(0)
-        return grad_h, grad_w, grad_b
-
-
-def gelu_linear(h: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
-    """``linear(GELU(h))`` for a *fresh* ``h`` (a Linear or convolution
-    output that nothing else reads, see the module docstring).
-
-    Without autograd the GELU runs in place on ``h``; with autograd
-    (outside autocast) the GELU output is recomputed in backward instead of
-    stored (:class:`_GeluLinear`). Same values and gradients, less memory.
+    Args:
+        drop_prob (float): Probability of dropping the branch. Default: 0.
     """
-    if not torch.is_grad_enabled():  # h is fresh: reuse its memory
-        return linear(torch.ops.aten.gelu_(h))
-    if not autocast_enabled(h.device.type) and h.requires_grad:
-        return _GeluLinear.apply(h, linear.weight, linear.bias)
-    return linear(F.gelu(h))
+
+    def __init__(self, drop_prob: float = 0.) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0. or not self.training:
+            return x
+        keep = 1 - self.drop_prob
+        shape = (x.shape[0], ) + (1, ) * (x.ndim - 1)
+        mask = (keep + torch.rand(shape, dtype=x.dtype,
+                                  device=x.device)).floor_()
+        return x.div(keep) * mask
+
+    def extra_repr(self) -> str:
+        return f'drop_prob={self.drop_prob}'
 
 
 def autocast_dtype(device_type: str):

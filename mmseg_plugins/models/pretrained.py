@@ -13,37 +13,26 @@ converted in memory, every parameter and buffer loaded unless
 ``partial=True``), and a checkpoint named anywhere else (an ``override``
 of another initialiser, which mmengine would load non-strictly into a
 submodule) is refused.
+
+mmengine is imported only where an ``init_cfg`` needs it (its initialisers,
+its ``PretrainedInit`` class named as a type): the backbones build and load
+checkpoints with torch alone.
 """
 from typing import Callable, List, Optional, Tuple
 
 import torch.nn as nn
-from mmengine.model import BaseModule
-from mmengine.model.weight_init import PretrainedInit
 
 from ..errors import InitConfigError
 
 __all__ = [
-    'PRETRAINED_KEYS', 'set_pretrained_loader', 'split_init_cfg',
-    'init_weights_strictly', 'StrictPretrainedInit'
+    'PRETRAINED_KEYS', 'split_init_cfg', 'init_weights_strictly',
+    'StrictPretrainedInit'
 ]
 
 #: The keys of a ``Pretrained`` entry: mmengine's (``checkpoint``,
 #: ``prefix``, ``map_location``) and ``partial``.
 PRETRAINED_KEYS = frozenset(
     {'type', 'checkpoint', 'prefix', 'partial', 'map_location'})
-
-#: ``loader(module, checkpoint, prefix, partial)``: how a ``Pretrained``
-#: entry is loaded. The weights layer above the models
-#: (:func:`mmseg_plugins.weights.load_pretrained`, which converts official
-#: files with the converters, which build these models) installs it when
-#: ``mmseg_plugins`` is imported, so the models import nothing of it.
-PRETRAINED_LOADER: Optional[Callable[..., object]] = None
-
-
-def set_pretrained_loader(loader: Callable[..., object]) -> None:
-    """Install the loader of ``Pretrained`` initialisation."""
-    global PRETRAINED_LOADER
-    PRETRAINED_LOADER = loader
 
 
 def _is_pretrained(cfg: dict) -> bool:
@@ -53,7 +42,10 @@ def _is_pretrained(cfg: dict) -> bool:
     kind = cfg.get('type')
     if isinstance(kind, str):
         return kind.rsplit('.', 1)[-1] == 'Pretrained'
-    return isinstance(kind, type) and issubclass(kind, PretrainedInit)
+    if not isinstance(kind, type):
+        return False
+    from mmengine.model.weight_init import PretrainedInit
+    return issubclass(kind, PretrainedInit)
 
 
 def _names_checkpoint(cfg) -> bool:
@@ -108,17 +100,19 @@ def split_init_cfg(name: str, init_cfg) -> Tuple[List[dict], List[dict]]:
 
 
 def init_weights_strictly(
-        module: BaseModule,
+        module: nn.Module,
         default_init: Optional[Callable[[nn.Module], None]] = None) -> None:
     """``module.init_weights()`` for every ``init_cfg`` form.
 
     Without other initialisers, ``default_init(module)`` runs (when given;
     else mmengine's ``BaseModule.init_weights`` without ``init_cfg``: the
-    children's own ``init_weights``); with them, mmengine's
-    ``BaseModule.init_weights`` runs them. Then each ``Pretrained`` entry
-    loads in turn through the strict loader: ``prefix`` selects and strips
-    the file's keys under it (a ``.`` is appended, as mmengine does),
-    ``partial=True`` allows keys of the module missing from the file
+    children's own ``init_weights``); with them, mmengine's initialisers
+    run (``BaseModule.init_weights`` for a module without
+    ``default_init``, ``mmengine.model.initialize`` otherwise). Then each
+    ``Pretrained`` entry loads in turn through the strict loader
+    (:func:`mmseg_plugins.weights.load_pretrained`): ``prefix`` selects and
+    strips the file's keys under it (a ``.`` is appended, as mmengine
+    does), ``partial=True`` allows keys of the module missing from the file
     (logged), ``map_location`` is accepted (tensors are read on the CPU and
     copied into the module's).
 
@@ -129,20 +123,26 @@ def init_weights_strictly(
     """
     name = type(module).__name__
     others, pretrained = split_init_cfg(name, module.init_cfg)
-    if pretrained and PRETRAINED_LOADER is None:  # pragma: no cover
-        raise RuntimeError('import mmseg_plugins to load pretrained weights')
-    if others or default_init is None:
+    if default_init is None:
+        from mmengine.model import BaseModule
         saved = module.init_cfg
         module.init_cfg = others or None
         try:
             BaseModule.init_weights(module)
         finally:
             module.init_cfg = saved
+    elif others:
+        from mmengine.model import initialize
+        initialize(module, others)
     else:
         default_init(module)
-    for cfg in pretrained:
-        PRETRAINED_LOADER(module, cfg['checkpoint'], cfg.get('prefix'),
-                          bool(cfg.get('partial', False)))
+    if pretrained:
+        # the weights layer converts official files with the converters,
+        # which build these models: imported here, where it is used
+        from ..weights.loading import load_pretrained
+        for cfg in pretrained:
+            load_pretrained(module, cfg['checkpoint'], cfg.get('prefix'),
+                            bool(cfg.get('partial', False)))
     module._is_init = True
 
 

@@ -28,23 +28,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
-from mmcv.cnn import ConvModule, build_activation_layer
-from mmcv.cnn.bricks.drop import DropPath
-from mmengine.model import ModuleList
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.models.utils import resize
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import InvalidInputError
-from ..registry import MODELS
 from .backbone_base import StagedBackbone
 from .blocks import OverlapPatchEmbed
-from .ops import nlc_to_nchw
-from .pretrained import StrictPretrainedInit
-from .validation import (MMSEG_MIT_DEFAULTS, check_in_channels,
-                         mmseg_mit_arguments)
+from .ops import DropPath, nlc_to_nchw
+from .validation import MMSEG_MIT_DEFAULTS, mmseg_mit_arguments
 
-__all__ = ['MIT_ARCHS', 'MMSEG_MIT_DEFAULTS', 'MiT', 'SegformerHead']
+__all__ = ['MIT_ARCHS', 'MMSEG_MIT_DEFAULTS', 'MiT', 'activation_layer']
 PerStage = Optional[Sequence[int]]  # mmseg's per-stage arguments
 
 _MIT_COMMON = dict(
@@ -66,6 +57,15 @@ MIT_ARCHS = {
     'b4': dict(_MIT_COMMON, embed_dims=_MIT_WIDE, depths=(3, 8, 27, 3)),
     'b5': dict(_MIT_COMMON, embed_dims=_MIT_WIDE, depths=(3, 6, 40, 3)),
 }
+
+
+def activation_layer(act_cfg: Optional[dict]) -> nn.Module:
+    """GELU, or the activation of mmseg's ``act_cfg`` (built by mmcv,
+    imported only then)."""
+    if act_cfg is None or act_cfg == dict(type='GELU'):
+        return nn.GELU()
+    from mmcv.cnn import build_activation_layer
+    return build_activation_layer(act_cfg)
 
 
 class EfficientSelfAttention(nn.Module):
@@ -140,7 +140,7 @@ class MixFFN(nn.Module):
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.dwconv = nn.Conv2d(
             hidden_dim, hidden_dim, 3, padding=1, groups=hidden_dim)
-        self.act = build_activation_layer(act_cfg or dict(type='GELU'))
+        self.act = activation_layer(act_cfg)
         self.fc2 = nn.Linear(hidden_dim, dim)
         self.drop = nn.Dropout(drop)
 
@@ -219,7 +219,6 @@ class MiTStage(nn.Module):
         return nlc_to_nchw(self.norm(x), hw)  # (B, C, H, W)
 
 
-@MODELS.register_module()
 class MiT(StagedBackbone):
     """Mix Transformer backbone of SegFormer (variants B0-B5).
 
@@ -319,6 +318,9 @@ class MiT(StagedBackbone):
                 if isinstance(m, nn.LayerNorm):
                     m.requires_grad_(False)
 
+    def stage_stride(self, index: int) -> int:
+        return self.arch_settings['strides'][index]
+
     def stem_modules(self) -> List[nn.Module]:
         """No stem: ``frozen_stages=0`` freezes the first patch embed."""
         return [self.stages[0].patch_embed]
@@ -334,117 +336,3 @@ class MiT(StagedBackbone):
         return MiTStage(in_channels, s['embed_dims'], s['patch_sizes'],
                         s['strides'], self.patch_norm_eps, self.norm_eps,
                         blocks)
-
-
-@MODELS.register_module()
-class SegformerHead(StrictPretrainedInit, BaseDecodeHead):
-    """The all-MLP SegFormer decoder of the paper and the NVlabs release.
-
-    Each scale is projected by a Linear layer ``L_i`` (with bias ``b_i``, no
-    norm), resized to the 1/4 map, concatenated in c4, c3, c2, c1 order and
-    fused by a 1x1 Conv-BN-ReLU; then dropout and the classifier
-    ``conv_seg``. (mmseg's ``SegformerHead`` differs: a 1x1 Conv-BN-ReLU per
-    scale and c1..c4 order; checkpoints with that head convert to mmseg's
-    class.)
-
-    **Computed folded, exactly.** A linear map over channels commutes with a
-    resize (bilinear resizing mixes pixels with weights that sum to one, per
-    channel), so the fusion convolution ``F = [F_4 F_3 F_2 F_1]`` applied to
-    the concatenation equals ``sum_i resize(F_i L_i x_i + F_i b_i)``: the
-    product ``M_i = F_i L_i`` (E x C_i, formed on every call, so training
-    differentiates through it) runs at each scale's own resolution, and the
-    E x 4E fusion over the 1/4 map disappears. In eval mode the BatchNorm's
-    affine map (running statistics) is folded into ``M_i`` and the bias as
-    well. Parameters and state-dict keys are those of the unfolded head.
-
-    Args:
-        interpolate_mode (str): Resize mode (any mode that resizes each
-            channel linearly with weights summing to one: ``'bilinear'``,
-            ``'nearest'``, ``'bicubic'``, ``'area'``). Default:
-            ``'bilinear'``.
-        **kwargs: :class:`BaseDecodeHead` arguments (``in_channels``,
-            ``in_index``, ``channels``, ``num_classes``, ``norm_cfg``, ...).
-    """
-
-    def __init__(self, interpolate_mode: str = 'bilinear', **kwargs) -> None:
-        in_channels, in_index = kwargs.get('in_channels'), kwargs.get(
-            'in_index', -1)
-        if not isinstance(in_channels, (list, tuple)) or not isinstance(
-                in_index, (list, tuple)) or len(in_channels) != len(in_index):
-            raise InvalidInputError(
-                f'SegformerHead needs lists in_channels and in_index of the '
-                f'same length (one entry per scale), got in_channels='
-                f'{in_channels} and in_index={in_index}')
-        super().__init__(input_transform='multiple_select', **kwargs)
-        self.interpolate_mode = interpolate_mode
-        self.linear_c = ModuleList(
-            nn.Linear(c, self.channels) for c in self.in_channels)
-        self.fusion_conv = ConvModule(
-            self.channels * len(self.in_channels),
-            self.channels,
-            1,
-            norm_cfg=self.norm_cfg,
-            act_cfg=self.act_cfg)
-
-    def _frozen_norm(self) -> Optional[_BatchNorm]:
-        """The fusion BatchNorm when it normalises with its running
-        statistics (eval mode), so that it can be folded."""
-        fusion = self.fusion_conv
-        norm = fusion.norm if fusion.with_norm else None
-        if isinstance(norm, _BatchNorm) and not norm.training and \
-                norm.running_mean is not None:
-            return norm
-        return None
-
-    def folded_projections(self) -> Tuple[List[torch.Tensor], torch.Tensor]:
-        """The per-scale matrices ``M_i = F_i L_i`` (E x C_i) and the one
-        bias ``sum_i F_i b_i`` (plus the fusion convolution's bias, if any);
-        with the BatchNorm folded in when it is frozen (eval mode)."""
-        e, n = self.channels, len(self.in_channels)
-        conv = self.fusion_conv.conv
-        fusion = conv.weight.reshape(e, n * e)  # (E, n E), reads c4..c1
-        weights, bias = [], conv.bias
-        for i, lin in enumerate(self.linear_c):
-            part = fusion[:, (n - 1 - i) * e:(n - i) * e]  # reads scale i
-            weights.append(part @ lin.weight)  # (E, C_i)
-            b = part @ lin.bias  # (E, )
-            bias = b if bias is None else bias + b
-        norm = self._frozen_norm()
-        if norm is not None:  # y = (z - mean) / std * gamma + beta
-            scale = torch.rsqrt(norm.running_var + norm.eps)
-            if norm.weight is not None:
-                scale = scale * norm.weight
-            shift = -norm.running_mean * scale
-            if norm.bias is not None:
-                shift = shift + norm.bias
-            weights = [w * scale[:, None] for w in weights]
-            bias = bias * scale + shift
-        return weights, bias
-
-    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        inputs = self._transform_inputs(inputs)
-        check_in_channels('SegformerHead', self.in_channels, inputs)
-        size = inputs[0].shape[2:]
-        weights, bias = self.folded_projections()
-        out = None
-        for x, w in zip(inputs, weights):
-            y = F.conv2d(x, w[:, :, None, None],
-                         bias if out is None else None)  # (B, E, h_i, w_i)
-            if y.shape[2:] != size:
-                y = resize(
-                    y,
-                    size=size,
-                    mode=self.interpolate_mode,
-                    align_corners=self.align_corners)
-            if out is None:
-                out = y  # (B, E, H/4, W/4)
-            elif torch.is_grad_enabled():
-                out = out + y
-            else:
-                out += y  # in place on the fresh sum
-        fusion = self.fusion_conv
-        if fusion.with_norm and self._frozen_norm() is None:
-            out = fusion.norm(out)
-        if fusion.with_activation:
-            out = fusion.activate(out)
-        return self.cls_seg(out)

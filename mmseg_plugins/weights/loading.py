@@ -26,6 +26,7 @@ of input channels (grayscale, multi-band images) have their input
 convolution adapted (:func:`adapt_input_filters`) instead of
 re-initialised.
 """
+import logging
 import re
 from dataclasses import replace
 from types import MappingProxyType
@@ -35,7 +36,6 @@ import torch
 import torch.nn as nn
 
 from ..errors import CheckpointError, CheckpointPrefixError
-from ..models.pretrained import set_pretrained_loader
 from ..state_dicts import compare_keys
 from .detect import Detected, convert_weights, read_weights
 
@@ -54,8 +54,14 @@ CLASS_LAYER_PATTERN = r'(decode_head|auxiliary_head(\.\d+)?)\.conv_seg\..+'
 
 
 def _log(message: str) -> None:
-    from mmengine.logging import print_log
-    print_log(message, logger='current')
+    """mmengine's current logger; Python's ``mmseg_plugins`` logger where
+    mmengine is not installed (timm users)."""
+    try:
+        from mmengine.logging import print_log
+    except ImportError:
+        logging.getLogger('mmseg_plugins').info(message)
+    else:
+        print_log(message, logger='current')
 
 
 def read_checkpoint(checkpoint: str
@@ -381,7 +387,3 @@ def load_model_weights(model: nn.Module, checkpoint: str, target: str,
         _log(f'{target}: re-initialised (not loaded from {checkpoint}): '
              f'{", ".join(keep)}')
     return detected
-
-
-# the models' Pretrained initialisation loads through this module
-set_pretrained_loader(load_pretrained)

@@ -183,10 +183,10 @@ def test_exporter_failure_is_one_clear_error(demo_segmentor, tmp_path,
 
 def test_mask_output_and_fused_batchnorm(demo_export, demo_segmentor):
     path, report = demo_export('afformer', dynamic=True, output='mask',
-                               fuse_bn=True)
+                               fuse=True)
     assert all(c.passed and c.unexplained == 0 for c in report.checks)
     session = OnnxSegmentor(path)
-    assert (session.output, session.fuse_bn) == ('mask', True)
+    assert (session.output, session.fused) == ('mask', True)
     x = torch.rand(2, 3, 40, 72) * 255
     mask = session(x)
     assert mask.dtype == torch.int64 and mask.shape == (2, 40, 72)

@@ -1,9 +1,8 @@
-"""Tests of mmseg_plugins/models/blocks.py: the float16 path and the
-export form of the factorised attention."""
+"""Tests of mmseg_plugins/models/blocks.py: the float16 path, the
+factorised attention's formula and the fused position encoding."""
 import pytest
 import torch
 
-from mmseg_plugins.models import blocks
 from mmseg_plugins.models.afformer import FrequencyFilter
 from mmseg_plugins.models.blocks import ConvRelPosEnc, FactorizedAttention
 
@@ -58,52 +57,37 @@ def test_bfloat16_autocast_matches_float32(crpe_class):
     assert err < 3e-2
 
 
-def test_factorized_attention_export_form_equals_eager_loop(monkeypatch):
-    """While exporting, the per-sample in-place loop becomes one batched,
-    out-of-place product with the same values (batch 3: a loop traced at
-    another batch size would not fit)."""
+def test_factorized_attention_is_the_per_head_formula():
+    """scale * q_h (softmax_N(k_h)^T v_h) + crpe(q, v), projected; the
+    qkv projection is called as a module."""
     torch.manual_seed(0)
-    attn = FactorizedAttention(32, num_heads=8).eval()
-    crpe = ConvRelPosEnc(4, 8).eval()
-    x = torch.randn(3, 5 * 7, 32)
-    with torch.no_grad():
-        eager = attn(x, (5, 7), crpe)
-        monkeypatch.setattr(blocks, 'exporting', lambda: True)
-        exported_form = attn(x, (5, 7), crpe)
-    torch.testing.assert_close(exported_form, eager, rtol=1e-5, atol=1e-6)
-    # the sample loop would leave samples untouched if it stopped early:
-    # every sample differs from its crpe term alone
-    with torch.no_grad():
-        q = torch.nn.functional.linear(x, attn.qkv.weight[:32],
-                                       attn.qkv.bias[:32])
-        v = torch.nn.functional.linear(x, attn.qkv.weight[64:],
-                                       attn.qkv.bias[64:])
-        crpe_only = attn.proj(crpe(q, v, (5, 7)))
-    for i in range(3):
-        assert not torch.allclose(exported_form[i], crpe_only[i])
-
-
-def test_factorized_product_has_no_in_place_update(monkeypatch):
-    """The export form creates its output instead of updating the crpe
-    output through views (which the TorchScript exporter drops)."""
     attn = FactorizedAttention(16, num_heads=8).eval()
-    q, k, v = (torch.randn(2, 6, 16) for _ in range(3))
-    versions = [t._version for t in (q, k, v)]
-    out = attn.factorized_product(q, k.softmax(1), v)
-    assert out.shape == (2, 6, 16)
-    assert [t._version for t in (q, k, v)] == versions
-    # per head: scale * q_h (k_h^T v_h)
-    kh, vh, qh = (t.view(2, 6, 8, 2) for t in (k.softmax(1), v, q))
-    expected = torch.einsum('bnhc,bnhd,bmhc->bmhd', kh, vh, qh)
-    torch.testing.assert_close(out, attn.scale * expected.reshape(2, 6, 16))
+    crpe = ConvRelPosEnc(2, 8).eval()
+    x = torch.randn(3, 6, 16)
+    calls = []
+    attn.qkv.register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        out = attn(x, (2, 3), crpe)
+        q, k, v = attn.qkv(x).chunk(3, dim=-1)
+    assert len(calls) == 2
+    kh, vh, qh = (t.reshape(3, 6, 8, 2) for t in (k.softmax(1), v, q))
+    factor = torch.einsum('bnhc,bnhd,bmhc->bmhd', kh, vh, qh)
+    expected = attn.proj(attn.scale * factor.reshape(3, 6, 16) +
+                         crpe(q, v, (2, 3)))
+    torch.testing.assert_close(out, expected)
 
 
-@pytest.mark.parametrize('training', [False, True])
-def test_eager_paths_do_not_take_the_export_form(monkeypatch, training):
-    attn = FactorizedAttention(16, num_heads=8).train(training)
-    called = []
-    monkeypatch.setattr(FactorizedAttention, 'factorized_product',
-                        lambda self, *a: called.append(1))
-    with torch.set_grad_enabled(training):
-        attn(torch.randn(2, 6, 16), (2, 3), ConvRelPosEnc(2, 8))
-    assert not called
+@pytest.mark.parametrize('crpe_class', [ConvRelPosEnc, FrequencyFilter])
+def test_fused_relative_position_encoding_equals_the_windows(crpe_class):
+    """fuse() merges the per-window kernels into one depthwise conv with
+    the same output."""
+    torch.manual_seed(0)
+    crpe = crpe_class(4, 8).eval()
+    q, v = torch.randn(2, 35, 32), torch.randn(2, 35, 32)
+    with torch.no_grad():
+        expected = crpe(q, v, (5, 7))
+        crpe.fuse()
+        out = crpe(q, v, (5, 7))
+    assert not hasattr(crpe, 'conv_list')
+    assert crpe.merged.kernel_size == (7, 7)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)

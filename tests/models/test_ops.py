@@ -4,39 +4,34 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmseg_plugins.models.ops import (_GeluLinear, adaptive_avg_pool2d,
+from mmseg_plugins.models.ops import (DropPath, adaptive_avg_pool2d,
                                       adaptive_pooling_matrix,
                                       exportable_adaptive_avg_pool2d,
-                                      exporting, gelu_linear, nchw_to_nlc,
-                                      nlc_to_nchw)
+                                      exporting, nchw_to_nlc, nlc_to_nchw)
 
 
-@pytest.mark.parametrize('bias', [True, False])
-def test_gelu_linear_backward_passes_gradcheck(bias):
-    g = torch.Generator().manual_seed(0)
-    h = torch.randn(2, 5, 6, dtype=torch.float64, generator=g,
-                    requires_grad=True)
-    w = torch.randn(3, 6, dtype=torch.float64, generator=g,
-                    requires_grad=True)
-    b = torch.randn(3, dtype=torch.float64, generator=g,
-                    requires_grad=True) if bias else None
-    assert torch.autograd.gradcheck(_GeluLinear.apply, (h, w, b))
+def test_drop_path_zeroes_whole_samples_and_rescales_the_rest():
+    drop = DropPath(0.5).train()
+    x = torch.ones(64, 3, 4)
+    out = drop(x)
+    per_sample = out.reshape(64, -1)
+    # each sample is either dropped (0) or kept and scaled by 1 / 0.5
+    assert set(per_sample.unique().tolist()) <= {0., 2.}
+    assert (per_sample == per_sample[:, :1]).all()
+    assert 0 < int((per_sample[:, 0] == 0).sum()) < 64
+    assert drop.eval()(x) is x  # identity in eval mode
+    assert DropPath(0.).train()(x) is x
 
 
-def test_gelu_linear_paths_compute_linear_of_gelu():
-    lin = nn.Linear(6, 3).double()
-    h = torch.randn(4, 6, dtype=torch.float64)
-    expected = lin(F.gelu(h))
-    # autograd: the GELU output is recomputed in backward, not stored
-    hg = h.clone().requires_grad_()
-    out = gelu_linear(hg, lin)
-    assert type(out.grad_fn).__name__ == '_GeluLinearBackward'
-    torch.testing.assert_close(out, expected)
-    # inference: the GELU runs in place on the fresh input
-    fresh = h.clone()
-    with torch.no_grad():
-        torch.testing.assert_close(gelu_linear(fresh, lin), expected)
-    torch.testing.assert_close(fresh, F.gelu(h))
+def test_drop_path_draws_like_timm_and_mmcv():
+    """The same uniform draw per sample as timm's and mmcv's DropPath, so a
+    seeded run drops the same samples."""
+    x = torch.randn(8, 5)
+    torch.manual_seed(3)
+    out = DropPath(0.3).train()(x)
+    torch.manual_seed(3)
+    mask = (0.7 + torch.rand(8, 1)).floor()
+    torch.testing.assert_close(out, x / 0.7 * mask)
 
 
 def test_token_and_map_layouts_are_views():

@@ -210,23 +210,49 @@ def _unfolded_head(head, xs):
 
 
 def test_official_head_matches_its_definition():
-    """The folded computation equals the unfolded definition in eval mode
-    (BatchNorm folded too), and no fusion convolution runs on the 1/4
-    map."""
+    """The head's forward and its fused form (BatchNorm folded too) both
+    equal the unfolded definition in eval mode."""
     head = _head().eval()
     _randomise(head, seed=2)
     head.fusion_conv.bn.running_mean.uniform_(-1, 1)
     head.fusion_conv.bn.running_var.uniform_(0.5, 2)
     xs = _inputs()
     with torch.no_grad():
-        torch.testing.assert_close(head(xs), _unfolded_head(head, xs),
-                                   atol=1e-5, rtol=1e-5)
-    assert head.fusion_conv.conv.bias is None
-    assert all(lin.bias is not None for lin in head.linear_c)
+        expected = _unfolded_head(head, xs)
+        torch.testing.assert_close(head(xs), expected, atol=1e-5, rtol=1e-5)
+        assert head.fusion_conv.conv.bias is None
+        assert all(lin.bias is not None for lin in head.linear_c)
+        head.fuse()
+        torch.testing.assert_close(head(xs), expected, atol=1e-5, rtol=1e-5)
+    assert not hasattr(head, 'linear_c') and not hasattr(head, 'fusion_conv')
+
+
+def test_head_fuse_catches_a_wrong_fold(monkeypatch):
+    """The fused head must equal the reference: mmseg_plugins.fuse refuses
+    a fold whose BatchNorm shift is off."""
+    import mmseg_plugins.models.heads as heads
+    from mmseg_plugins.errors import FuseError
+    from mmseg_plugins.models.fuse import fuse
+    affine = heads.batch_norm_affine
+    monkeypatch.setattr(heads, 'batch_norm_affine',
+                        lambda norm: (affine(norm)[0], affine(norm)[1] + .1))
+    head = _head().eval()
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = head
+
+        def forward(self, x):
+            return self.head(_inputs())
+
+    with pytest.raises(FuseError, match='differs from the reference'):
+        fuse(Wrapped().eval(), example=torch.zeros(1))
+    assert hasattr(head, 'linear_c')  # left unchanged
 
 
 def test_folded_head_computes_less(monkeypatch):
-    """Every convolution of the folded head runs at its scale's own
+    """Every convolution of the fused head runs at its scale's own
     resolution or is the classifier: none reads the 4E-channel
     concatenation."""
     seen = []
@@ -238,6 +264,7 @@ def test_folded_head_computes_less(monkeypatch):
 
     monkeypatch.setattr(F, 'conv2d', spy)
     head = _head().eval()
+    head.fuse()
     with torch.no_grad():
         head(_inputs())
     assert max(c for c, _ in seen) == max(IN_CH + [24])  # no 4 x 24 input

@@ -78,7 +78,7 @@ def test_folder_counts_paper_flops_and_plots(tmp_path):
 def test_compare_against_reference_builder(tmp_path):
     env = {'PYTHONPATH': osp.join(ROOT, 'tests')}
     proc = call(TOOL, DEMO, *FAST, '--compare',
-                'helpers:same_weights_copy', '--fuse-bn', '--skip', 'flops',
+                'helpers:same_weights_copy', '--skip', 'flops',
                 '--out-dir', str(tmp_path), env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout

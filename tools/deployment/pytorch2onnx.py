@@ -2,7 +2,7 @@
 
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT OUT.onnx
         [--shape H W] [--dynamic] [--output logits|mask] [--opset N]
-        [--exporter dynamo|torchscript] [--fuse-bn] [--no-normalize]
+        [--exporter dynamo|torchscript] [--no-fuse] [--no-normalize]
         [--tolerance T] [--cfg-options k=v ...]
 
 The graph computes mmseg's whole-image inference for a batch of images:
@@ -45,8 +45,9 @@ def parse_args(argv=None):
                         help="ONNX opset (default: the exporter's)")
     parser.add_argument('--exporter', choices=['dynamo', 'torchscript'],
                         default='dynamo')
-    parser.add_argument('--fuse-bn', action='store_true',
-                        help='fold BatchNorm into the convolutions')
+    parser.add_argument('--no-fuse', dest='fuse', action='store_false',
+                        help='export the reference forward (by default the '
+                        'model is fused first: mmseg_plugins.fuse)')
     parser.add_argument('--no-normalize', action='store_true',
                         help='leave BGR->RGB and mean/std normalisation out '
                         'of the graph (it then takes preprocessed images)')
@@ -83,7 +84,7 @@ def main(argv=None):
     settings = ExportSettings(
         shape=tuple(args.shape), dynamic=args.dynamic, output=args.output,
         normalize=not args.no_normalize, exporter=args.exporter,
-        opset=args.opset, fuse_bn=args.fuse_bn, tolerance=args.tolerance)
+        opset=args.opset, fuse=args.fuse, tolerance=args.tolerance)
     settings.validate(DEFAULT_MIN_INPUT_SIZE)  # bad options fail early
     model, checkpoint_meta = build_segmentor(cfg, args.checkpoint, 'cpu')
     metadata = export_metadata(cfg, model, settings, checkpoint_meta)
