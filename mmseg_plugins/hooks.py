@@ -383,6 +383,28 @@ class CompileHook(Hook):
         self._compile(runner)
 
 
+@HOOKS.register_module()
+class FuseHook(Hook):
+    """Fuse the model for inference (:func:`mmseg_plugins.fuse`, verified
+    against the reference forward) before testing, after the checkpoint
+    is loaded (:class:`~mmseg_plugins.weights.StrictLoadHook` runs first).
+    The project's ``tools/test.py`` adds it (``--no-fuse`` leaves it out).
+    A test-time-augmentation wrapper's segmentor is fused inside it."""
+
+    priority = Priority.VERY_HIGH.value + 1
+
+    def before_test(self, runner: Runner) -> None:
+        from mmengine.model import is_model_wrapper
+
+        from .models.fuse import fuse
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        model = getattr(model, 'module', model)  # inside a TTA wrapper
+        fuse(model.eval())
+        print_log(f'fused for inference: {type(model).__name__}',
+                  logger='current')
+
+
 def stop_loader_workers(loader: Any) -> None:
     """Stop the data workers of a persistent ``DataLoader`` (or do nothing
     for anything else). Left alive after a run, they are killed at the

@@ -16,7 +16,7 @@ from mmseg_plugins.deploy.export import (ExportableAdaptiveAvgPool2d,
                                          export_metadata, export_onnx,
                                          replace_adaptive_pools,
                                          verification_shapes)
-from mmseg_plugins.models import AFFormer, MiT, MPViT, blocks
+from mmseg_plugins.models import AFFormer, MiT, MPViT
 from mmseg_plugins.errors import MMSegPluginsError as Refused
 
 pytest.importorskip('onnxruntime')
@@ -121,23 +121,6 @@ def test_mpvit_backbone_exports_right_with_both_exporters(tmp_path, dynamo):
         for ours, theirs in zip(outs, expected):
             err = np.abs(ours - theirs.numpy()).max()
             assert err <= 1e-4 * theirs.abs().max().item(), (shape, err)
-
-
-def test_verifier_refuses_an_export_that_drops_in_place_updates(
-        demo_segmentor, tmp_path, monkeypatch):
-    """With the eager attention loop on the export path (AFFormer and
-    MPViT share it), the TorchScript exporter writes a wrong graph without
-    an error; the verifier refuses it and nothing is left behind."""
-    cfg, model = demo_segmentor('afformer')
-    monkeypatch.setattr(blocks, 'exporting', lambda: False)
-    settings = ExportSettings(shape=(64, 64), dynamic=True,
-                              exporter='torchscript')
-    dst = tmp_path / 'wrong.onnx'
-    with pytest.raises(Refused, match=r'refusing to write .*wrong\.onnx: '
-                       r'onnxruntime and PyTorch differ'):
-        export_onnx(model, export_metadata(cfg, model, settings, {}),
-                    str(dst), settings)
-    assert os.listdir(tmp_path) == []
 
 
 def test_verifier_refuses_a_perturbed_graph(demo_segmentor, tmp_path,

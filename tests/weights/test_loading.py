@@ -249,7 +249,7 @@ def test_rgb_file_initialises_a_backbone_of_other_band_counts(official,
     messages = []
     monkeypatch.setattr(loading, '_log', messages.append)
     model, path = official[family]
-    grey = torch.rand(1, 1, 64, 64)
+    grey = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0))
     for channels in (1, 4, 6):
         fresh = BUILD[family](in_channels=channels, pretrained=path)
         messages.clear()
@@ -267,7 +267,9 @@ def test_rgb_file_initialises_a_backbone_of_other_band_counts(official,
         with torch.no_grad():
             for a, b in zip(fresh.eval()(grey.expand(-1, channels, -1, -1)),
                             model(grey.expand(-1, 3, -1, -1))):
-                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+                # float rounding of sums in another order
+                torch.testing.assert_close(
+                    a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
 
 
 def test_adapted_filters():
