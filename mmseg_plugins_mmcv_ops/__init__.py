@@ -23,7 +23,8 @@ which imports torch and mmseg.
 The finder steps aside as well where mmseg guards those imports itself
 (``try: from mmcv.ops import ... except ModuleNotFoundError``, as OneDL's
 onedl-mmsegmentation does): :func:`mmseg_imports_mmcv_ops_unguarded` reads
-mmseg's source for that, once, when ``mmcv.ops`` is first imported.
+mmseg's source for that (it says why it cannot try), once, when
+``mmcv.ops`` is first imported.
 
 The same start-up hook carries a second fix, ``config_package``, for OneDL's
 mmengine, which maps ``mmseg::`` config bases to a distribution named
@@ -85,7 +86,16 @@ def mmseg_imports_mmcv_ops_unguarded() -> bool:
     """Whether the installed mmseg imports ``mmcv.ops`` outside a ``try``
     at module level in one of :data:`MMSEG_MMCV_OPS_IMPORTERS` (read, not
     imported; True where they cannot be read: the releases the fallback was
-    written for)."""
+    written for).
+
+    The one condition of the compatibility fixes that reads source files
+    rather than trying the behaviour: the question comes up inside the
+    import of ``mmcv.ops``, usually while mmseg itself is being imported.
+    Trying would mean importing those mmseg modules without ``mmcv.ops``:
+    in this process that leaves them half-imported in ``sys.modules`` (and
+    imports torch from the start-up hook), in a fresh interpreter it costs
+    seconds on every first import of ``mmcv.ops``.
+    """
     if not _UNGUARDED:
         _UNGUARDED.append(_read_mmseg_imports())
     return _UNGUARDED[0]

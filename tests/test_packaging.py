@@ -2,7 +2,8 @@
 installed (not editable) into a fresh virtual environment outside the
 repository, then used from an empty directory: the start-up hook, mmseg's
 APIs, ``mim search``, ``mim train`` and ``mim test`` with the configs and
-tools the wheel carries under ``mmseg_plugins/.mim``.
+tools the wheel carries under ``mmseg_plugins/.mim``; and the editable
+wheel's start-up hook.
 
 The fresh environment reuses this one's installed dependencies (torch,
 mmseg, ...) through a folder of links behind its own site-packages, so
@@ -24,6 +25,9 @@ from helpers import PYTHON, ROOT, demo_overrides, run
 pytestmark = pytest.mark.slow
 
 DEMO = 'segformer_mit-b0_shapes-128x128.py'
+STARTUP_PTH = 'mmseg_plugins_mmcv_ops.pth'
+STARTUP_LINE = ('import mmseg_plugins_mmcv_ops; '
+                'mmseg_plugins_mmcv_ops.install()\n')
 #: What openmim 0.3.9 imports besides pip, PyYAML and the standard library.
 MIM_IMPORTS = ('click', 'model-index', 'pandas', 'requests', 'rich',
                'tabulate')
@@ -43,15 +47,31 @@ def _repository_files(folder: str) -> set:
     return found
 
 
-@pytest.fixture(scope='module')
-def wheel(tmp_path_factory) -> str:
-    """``pip wheel`` of a copy of the repository (the build writes into the
-    source folder)."""
-    tmp = tmp_path_factory.mktemp('wheel')
-    source = tmp / 'source'
+def _copy_repository(source) -> None:
+    """Copy the repository to ``source`` (a build writes into its source
+    folder)."""
     shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
         '.git', '.venv', '.venv-*', 'build', 'dist', 'data', 'work_dirs',
         '__pycache__', '*.egg-info'))
+
+
+def _startup_pth_and_record(wheel_path: str) -> tuple:
+    """The text of the wheel's ``mmseg_plugins_mmcv_ops.pth`` and its line
+    in the wheel's RECORD."""
+    with zipfile.ZipFile(wheel_path) as z:
+        (record, ) = [n for n in z.namelist()
+                      if n.endswith('.dist-info/RECORD')]
+        (line, ) = [ln for ln in z.read(record).decode().splitlines()
+                    if ln.startswith(STARTUP_PTH + ',')]
+        return z.read(STARTUP_PTH).decode(), line
+
+
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory) -> str:
+    """``pip wheel`` of a copy of the repository."""
+    tmp = tmp_path_factory.mktemp('wheel')
+    source = tmp / 'source'
+    _copy_repository(source)
     _ok(run([PYTHON, '-m', 'pip', 'wheel', '--no-deps',
              '--no-build-isolation', '-w', str(tmp / 'dist'), str(source)],
             timeout=300))
@@ -101,7 +121,6 @@ def user(wheel, tmp_path_factory):
 def test_wheel_carries_configs_tools_model_index_license_and_hook(wheel):
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
-        pth = z.read('mmseg_plugins_mmcv_ops.pth').decode()
         (license_name, ) = [n for n in names if n.endswith('/LICENSE')]
         license_text = z.read(license_name).decode()
     mim = 'mmseg_plugins/.mim/'
@@ -111,8 +130,12 @@ def test_wheel_carries_configs_tools_model_index_license_and_hook(wheel):
     assert mim + 'model-index.yml' in names
     assert {f'{mim}configs/{f}/metafile.yaml' for f in
             ('segformer', 'afformer', 'mpvit')} <= names
-    assert pth.strip() == ('import mmseg_plugins_mmcv_ops; '
-                           'mmseg_plugins_mmcv_ops.install()')
+    pth, record_line = _startup_pth_and_record(wheel)
+    assert pth == STARTUP_LINE
+    assert re.fullmatch(rf'{re.escape(STARTUP_PTH)},sha256=[\w-]{{43}},'
+                        f'{len(STARTUP_LINE)}', record_line)
+    assert not any(n.startswith('build_backend') or n == 'startup_pth.py'
+                   for n in names)
     assert {'mmseg_plugins_mmcv_ops/__init__.py',
             'mmseg_plugins_mmcv_ops/ops.py'} <= names
     assert re.fullmatch(r'mmseg_plugins-[\d.]+\.dist-info/licenses/LICENSE',
@@ -121,6 +144,27 @@ def test_wheel_carries_configs_tools_model_index_license_and_hook(wheel):
         assert license_text == f.read()
     assert not any('__pycache__' in n or n.startswith('tests/')
                    for n in names)
+
+
+def test_editable_wheel_carries_the_hook(tmp_path):
+    """The build backend's PEP 660 hook, as ``pip install -e .`` calls it:
+    the editable wheel installs the start-up hook too (into site-packages,
+    at its root), beside setuptools' own path hook."""
+    source = tmp_path / 'source'
+    _copy_repository(source)
+    proc = _ok(run([PYTHON, '-c', (
+        'import sys; sys.path.insert(0, "build_backend")\n'
+        'import startup_pth\n'
+        'print(startup_pth.build_editable(sys.argv[1]))'),
+        str(tmp_path)], cwd=str(source)))
+    name = proc.stdout.strip().splitlines()[-1]
+    assert name.endswith('.editable-py3-none-any.whl'), name
+    pth, record_line = _startup_pth_and_record(str(tmp_path / name))
+    assert pth == STARTUP_LINE
+    assert record_line.endswith(f',{len(STARTUP_LINE)}')
+    with zipfile.ZipFile(tmp_path / name) as z:
+        assert any(n.startswith('__editable__') and n.endswith('.pth')
+                   for n in z.namelist())
 
 
 def test_wheel_declares_each_stack_as_an_extra(wheel):
@@ -135,8 +179,8 @@ def test_wheel_declares_each_stack_as_an_extra(wheel):
     for line in requires:
         package = re.match(r'[\w.-]+', line).group()
         extra = re.search(r'extra == "(\w+)"', line)
-        if package != 'mmseg_plugins' and (
-                'mm' in package or package == 'setuptools'):
+        if package.startswith(('mm', 'onedl-mm', 'setuptools')) and \
+                package != 'mmseg_plugins':
             stack[package] = extra and extra.group(1)
     assert stack == {
         'mmsegmentation': 'openmmlab', 'mmengine': 'openmmlab',

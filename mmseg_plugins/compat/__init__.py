@@ -8,9 +8,11 @@ below only when its condition holds in this environment (:data:`FIXES`
 pairs every fix with that condition; :func:`applied` lists what was
 installed, and one debug line of the logger ``mmseg_plugins.compat`` names
 the stack and what was applied, not needed or switched off). Each condition
-looks at what the installed code does (its source, its attributes), never
-at a package name or version, so a fork or a release that fixes a problem
-gets no patch for it.
+tries what the installed code does, on a tiny input in a temporary folder,
+or asks for a feature (an attribute; the names the compiled code imports,
+where trying would have an effect on the process), never a package name or
+version, so a fork or a release that fixes a problem gets no patch for it
+(:mod:`~mmseg_plugins.compat.probes`).
 
 1. ``mmcv_ops`` -- **mmcv-lite** (:func:`install_mmcv_ops_fallback`), when
    ``mmcv._ext`` is missing and mmseg imports ``mmcv.ops`` unguarded
@@ -39,8 +41,8 @@ gets no patch for it.
    refused.
 3. **setuptools >= 82 without ``pkg_resources``**: upstream mmengine 0.10.7
    resolves ``mmseg::`` config bases through ``pkg_resources`` (OneDL's
-   does not; :func:`mmengine_needs_pkg_resources` reads mmengine's
-   ``get_installed_path``). This must work before
+   does not; :func:`mmengine_needs_pkg_resources` asks whether mmengine's
+   ``get_installed_path`` imports it). This must work before
    any plugin code runs (mmseg's own ``tools/train.py`` parses ``_base_``
    before ``custom_imports``), so the fix is a dependency bound,
    ``setuptools<82``, in ``pyproject.toml``, not a patch.
@@ -59,8 +61,10 @@ gets no patch for it.
    CUDA (:mod:`mmseg_plugins.distributed`).
 6. ``contiguous_draw`` -- **mmseg's visualiser on strided images**
    (:func:`install_contiguous_sem_seg_draw`), when
-   ``SegLocalVisualizer._draw_sem_seg`` allocates its drawing buffer with
-   ``np.zeros_like(image)``. That buffer copies the memory layout of
+   ``SegLocalVisualizer._draw_sem_seg`` fails on a small image with planar
+   channels, as mmseg 1.2.2's does: it allocates its drawing buffer with
+   ``np.zeros_like(image)`` (OneDL's draws into a contiguous copy of it,
+   and needs no fix). That buffer copies the memory layout of
    ``image``; mmseg's ``browse_dataset.py`` tools pass
    ``inputs.permute(1, 2, 0).numpy()[..., [2, 1, 0]]``, whose channels are
    planes, and OpenCV (every version from 4.5.5 to 5.0 tried) refuses to

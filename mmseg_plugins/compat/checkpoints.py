@@ -2,10 +2,12 @@
 checkpoint reading through the allow-list loader, and its writing through
 a temporary file (:mod:`mmseg_plugins.compat`)."""
 import os
+import tempfile
+from typing import Callable
 
 import torch
 
-from .source import source_matches
+from .probes import source_matches
 
 
 # --------------------------------------------------------------------------
@@ -66,7 +68,14 @@ def mmengine_loader_is_unrestricted() -> bool:
     """Whether mmengine's own local loader unpickles without an allow-list:
     it calls ``torch.load`` without ``weights_only=True`` (upstream), or
     falls back to ``weights_only=False`` (OneDL's ``_safe_torch_load``,
-    which ``load_from_local`` calls there)."""
+    which ``load_from_local`` calls there).
+
+    Read from the loaders' source text, not tried: trying means handing
+    the loader a checkpoint it must refuse, and a loader that falls back
+    (OneDL's) then prints a warning on stdout, at every import of the
+    plugin; silencing it would mean swapping ``sys.stdout`` for the whole
+    process. (Whether ``weights_only`` is True or False is a value, which
+    the compiled code's names do not show.)"""
     from mmengine.runner import checkpoint as mmengine_checkpoint
     loaders = [mmengine_checkpoint.load_from_local] + [
         f for f in [getattr(mmengine_checkpoint, '_safe_torch_load', None)]
@@ -96,14 +105,29 @@ def _atomic_put(self, obj: bytes, filepath) -> None:
     atomic_write(filepath, lambda f: f.write(obj))
 
 
+def writes_in_place(put: Callable[[bytes, str], None]) -> bool:
+    """Whether ``put(data, path)`` writes into the file at ``path`` rather
+    than replacing it with a complete new file: tried on a file in a
+    temporary folder, kept open meanwhile so that its inode cannot be
+    reused (where replacing an open file is refused, as on Windows, the
+    answer is True)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, 'probe.pth')
+        with open(path, 'wb') as f:
+            f.write(b'old')
+        with open(path, 'rb') as old:
+            try:
+                put(b'new', path)
+            except OSError:
+                return True
+            return os.path.samestat(os.fstat(old.fileno()), os.stat(path))
+
+
 def mmengine_put_writes_in_place() -> bool:
-    """Whether mmengine's ``LocalBackend.put`` opens the final path for
-    writing (no temporary file and rename)."""
+    """Fix 4's condition: mmengine's ``LocalBackend.put`` writes into the
+    final path (no temporary file and rename), :func:`writes_in_place`."""
     from mmengine.fileio.backends import LocalBackend
-    if LocalBackend.put is _atomic_put:
-        return False  # ours is installed
-    return source_matches(LocalBackend.put, lambda source: not any(
-        op in source for op in ('os.replace', 'os.rename')))
+    return writes_in_place(LocalBackend().put)
 
 
 def install_atomic_local_put() -> None:

@@ -3,10 +3,11 @@ and a clear message), fix 7 ``config_index`` (the metafile index behind
 ``pkg::`` bases, read once) and fix 8 ``config_text`` (a config's text
 formatted once) (:mod:`mmseg_plugins.compat`)."""
 import os
+import tempfile
 import warnings
 from typing import Callable
 
-from .source import source_matches
+from .probes import code_refers_to
 
 
 # --------------------------------------------------------------------------
@@ -16,10 +17,13 @@ def mmengine_needs_pkg_resources() -> bool:
     """Whether mmengine resolves ``pkg::`` config bases with
     ``pkg_resources`` (upstream mmengine 0.10.x: ``get_installed_path``
     imports it) rather than ``importlib.metadata`` (mmengine 0.11, OneDL's
-    onedl-mmengine 0.10.12)."""
+    onedl-mmengine 0.10.12): whether ``get_installed_path`` imports it.
+    Calling the function to find out would import ``pkg_resources`` (a
+    tenth of a second and a deprecation warning) or would have to hide it
+    from every thread of the process meanwhile, hence the compiled code is
+    asked (:func:`~mmseg_plugins.compat.probes.code_refers_to`)."""
     from mmengine.utils import package_utils
-    return source_matches(package_utils.get_installed_path,
-                          lambda source: 'pkg_resources' in source)
+    return code_refers_to(package_utils.get_installed_path, 'pkg_resources')
 
 
 def check_pkg_resources() -> None:
@@ -95,15 +99,35 @@ def _cfg_metainfo_from_index(package_path: str, cfg_path: str) -> dict:
     return copy.deepcopy(index[cfg_path])
 
 
+def reparses_metafiles(lookup: Callable[[str, str], dict]) -> bool:
+    """Whether ``lookup(package_path, cfg_path)`` (mmengine's
+    ``_get_cfg_metainfo``) reads a package's metafiles again on each call:
+    asked twice about a package in a temporary folder whose metafile
+    changes in between (its ``model-index.yml`` does not), it answers with
+    the changed entry."""
+    with tempfile.TemporaryDirectory() as package:
+        mim = os.path.join(package, '.mim')
+        os.makedirs(os.path.join(mim, 'configs'))
+        with open(os.path.join(mim, 'model-index.yml'), 'w') as f:
+            f.write('Import:\n- configs/metafile.yml\n')
+        answers = []
+        for name in ('first', 'second'):
+            with open(os.path.join(mim, 'configs', 'metafile.yml'),
+                      'w') as f:
+                f.write(f'Models:\n- Name: {name}\n  Config: configs/a.py\n')
+            try:
+                answers.append(lookup(package, 'a.py').get('Name'))
+            except Exception:  # not mmengine 0.10's lookup: not replaced
+                return False
+    return answers == ['first', 'second']
+
+
 def mmengine_reparses_metafiles() -> bool:
-    """Whether mmengine's ``_get_cfg_metainfo`` loads a package's
-    metafiles on every call."""
+    """Fix 7's condition: mmengine's ``_get_cfg_metainfo`` loads a
+    package's metafiles on every call (:func:`reparses_metafiles`)."""
     from mmengine.config import utils
     lookup = getattr(utils, '_get_cfg_metainfo', None)
-    if lookup is None or lookup is _cfg_metainfo_from_index:
-        return False  # another mmengine, or ours is installed
-    return source_matches(lookup,
-                          lambda source: "meta_index['Import']" in source)
+    return lookup is not None and reparses_metafiles(lookup)
 
 
 def install_config_index() -> None:
@@ -168,8 +192,9 @@ def config_text_uncachable() -> bool:
     from mmengine.config import config
     if getattr(config, 'FormatCode', None) is not None:
         return False
-    return not source_matches(config.Config.pretty_text.fget,
-                              lambda source: 'FormatCode' not in source)
+    # seeing pretty_text call yapf would mean replacing yapf's FormatCode
+    # for the whole process, or a profiler: the compiled code is asked
+    return code_refers_to(config.Config.pretty_text.fget, 'FormatCode')
 
 
 def install_config_text_once() -> None:
