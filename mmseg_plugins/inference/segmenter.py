@@ -2,9 +2,9 @@
 
 :class:`Segmenter` labels images given as arrays with the model of a config
 and either a PyTorch checkpoint or an ONNX file written by
-``tools/deployment/pytorch2onnx.py`` (run by ONNX Runtime); ``tools/
-inference.py`` is its command line. Both backends run the same steps, which
-are mmseg's test-time steps:
+``tools/deployment/pytorch2onnx.py`` (run by ONNX Runtime): the
+:mod:`.backends`, which run the network alone. Everything else is the
+same for both and follows mmseg's test-time steps:
 
 1. the config's test pipeline (its ``Resize``/``ResizeToMultiple``; no
    annotations), on the image as the config's loader reads it
