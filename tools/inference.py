@@ -46,6 +46,9 @@ bands for grey and multi-band models; an image whose channels the model
 cannot take stops the tool before anything is written, with one ``error:``
 line naming both counts. Overlays of grey and multi-band images are drawn
 on an 8-bit colour rendering of them.
+
+The same from Python: ``mmseg_plugins.inference.run_inference(
+InferenceOptions(...))``.
 """
 import argparse
 import sys

@@ -15,9 +15,10 @@ anything is written.
 import os.path as osp
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from mmengine.config import Config
 
 from ..errors import InvalidInputError
 from ..reporting import Progress
@@ -51,7 +52,7 @@ class InferenceOptions:
             ``torch.compile`` (PyTorch checkpoints).
         tiling (TileOptions, optional): Label tile by tile, streaming.
     """
-    config: object
+    config: Union[str, Config]
     checkpoint: str
     inputs: Sequence[str]
     out_dir: str
