@@ -13,7 +13,8 @@ from .errors import InvalidInputError, first_line
 __all__ = [
     'PRECISIONS', 'COMPILE_MODES', 'resolve_device', 'check_precision',
     'autocast', 'check_amp_training', 'use_amp_optim_wrapper',
-    'check_compile', 'compile_module', 'compile_in_place'
+    'check_compile', 'compile_module', 'compile_in_place',
+    'compile_networks'
 ]
 
 #: ``--precision`` choices: fp32, or autocast to fp16 / bf16.
@@ -182,3 +183,26 @@ def compile_in_place(module: nn.Module, mode: Optional[str] = 'default',
     check_compile(mode, backend, device)
     module.compile(**_compile_options(mode, backend))
     return module
+
+
+def compile_networks(cfg) -> bool:
+    """Turn a training config's ``compile`` option (``True`` or a dict of
+    ``mode`` and ``backend``) into ``mmseg_plugins.CompileHook`` in its
+    ``custom_hooks``: the networks compiled, not mmengine's whole
+    ``train_step``, which TorchDynamo cannot trace through the optimizer.
+    The backend is checked first on this machine's device
+    (:func:`check_compile`); the option is removed from ``cfg``.
+
+    Returns:
+        bool: Whether a hook was added (False without the option).
+    """
+    options = cfg.pop('compile', None)
+    if not options:
+        return False
+    options = {} if options is True else dict(options)
+    hook = dict(type='mmseg_plugins.CompileHook', mode=options.get('mode'),
+                backend=options.get('backend', 'inductor'))
+    check_compile(hook['mode'], hook['backend'],
+                  'cuda' if torch.cuda.is_available() else 'cpu')
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [hook]
+    return True

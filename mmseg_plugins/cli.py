@@ -8,17 +8,14 @@ the package's errors (:mod:`mmseg_plugins.errors`) into one ``error:`` line
 and exit code 2. Nothing below this module imports it.
 """
 import os
-import os.path as osp
 import sys
 import warnings
 from typing import Callable, Optional, Sequence
 
-from mmengine.config import Config
-
 from .config import (check_data_paths, check_pretrained_paths,  # noqa: F401
-                     load_config)
+                     load_config, setup_work_dir)
 from .errors import InvalidInputError, MMSegPluginsError
-from .distributed import shutdown_distributed  # noqa: F401
+from .distributed import prepare_launcher, shutdown_distributed  # noqa: F401
 from .reporting import Progress  # noqa: F401  (the tools' progress bar)
 
 __all__ = [
@@ -32,27 +29,6 @@ __all__ = [
 class ToolError(InvalidInputError):
     """Bad command-line input found by a tool script itself; reported as one
     line, exit code 2 (library code raises :mod:`mmseg_plugins.errors`)."""
-
-
-def setup_work_dir(cfg: Config, config_path: str,
-                   work_dir: Optional[str]) -> None:
-    """mmseg's rule: CLI > config > ``./work_dirs/<config name>``."""
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(config_path))[0])
-
-
-def prepare_launcher(cfg: Config, launcher: str) -> None:
-    """Set ``cfg.launcher``; for multi-process runs without CUDA, switch to
-    gloo and the CPU-aware DDP wrapper (see :mod:`mmseg_plugins.compat`)."""
-    cfg.launcher = launcher
-    if launcher == 'none':
-        return
-    os.environ.setdefault('LOCAL_RANK', '0')
-    from .distributed import configure_cpu_distributed
-    configure_cpu_distributed(cfg)
 
 
 def add_runner_args(parser) -> None:

@@ -14,7 +14,7 @@ from .errors import ConfigError
 
 __all__ = [
     'load_config', 'check_data_paths', 'check_pretrained_paths', 'plain',
-    'declared_classes', 'dataset_meta'
+    'declared_classes', 'dataset_meta', 'setup_work_dir'
 ]
 
 
@@ -185,3 +185,13 @@ def dataset_meta(cfg, checkpoint_meta: Optional[Mapping] = None,
         palette = rng.integers(0, 256, (len(classes), 3)).tolist()
     return dict(classes=tuple(classes),
                 palette=[list(map(int, c)) for c in palette[:len(classes)]])
+
+
+def setup_work_dir(cfg: Config, config_path: str,
+                   work_dir: Optional[str]) -> None:
+    """mmseg's rule: CLI > config > ``./work_dirs/<config name>``."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config_path))[0])

@@ -14,7 +14,7 @@ import torch
 
 __all__ = [
     'init_cpu_distributed', 'configure_cpu_distributed',
-    'shutdown_distributed'
+    'prepare_launcher', 'shutdown_distributed'
 ]
 
 
@@ -82,3 +82,13 @@ def shutdown_distributed() -> None:
         dist.barrier()
         gc.collect()
         dist.destroy_process_group()
+
+
+def prepare_launcher(cfg, launcher: str) -> None:
+    """Set ``cfg.launcher``; for multi-process runs without CUDA, switch to
+    gloo and the CPU-aware DDP wrapper (see :mod:`mmseg_plugins.compat`)."""
+    cfg.launcher = launcher
+    if launcher == 'none':
+        return
+    os.environ.setdefault('LOCAL_RANK', '0')
+    configure_cpu_distributed(cfg)

@@ -65,3 +65,21 @@ def test_compile_in_place_keeps_state_dict_keys():
     assert list(module.state_dict()) == keys
     x = torch.randn(4, 3)
     torch.testing.assert_close(module(x), module[0](x))
+
+
+def test_compile_option_becomes_the_compile_hook(monkeypatch):
+    from mmengine.config import Config
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    cfg = Config(dict(custom_hooks=[dict(type='X')]))
+    assert not accelerate.compile_networks(cfg)
+    assert cfg.custom_hooks == [dict(type='X')]
+    cfg = Config(dict(compile=dict(backend='aot_eager'),
+                      custom_hooks=[dict(type='X')]))
+    assert accelerate.compile_networks(cfg)
+    assert 'compile' not in cfg
+    assert cfg.custom_hooks == [dict(type='X'), dict(
+        type='mmseg_plugins.CompileHook', mode=None, backend='aot_eager')]
+    cfg = Config(dict(compile=dict(backend='no_such_backend')))
+    with pytest.raises(Refused, match='unknown torch.compile backend'):
+        accelerate.compile_networks(cfg)
+    assert 'custom_hooks' not in cfg

@@ -72,18 +72,19 @@ def main(argv=None):
     problem = path_problem(args)
     if problem:
         raise ToolError(problem)
-    from mmseg_plugins.own_data import prepare_dataset, read_classes_file
+    from mmseg_plugins.own_data import (PrepareOptions, prepare_dataset,
+                                        read_classes_file)
     classes, colours = args.classes, None
     if args.classes_file:
         classes, colours = read_classes_file(args.classes_file)
-    result = prepare_dataset(
+    result = prepare_dataset(PrepareOptions(
         args.data_root, args.model, args.out, classes=classes,
         class_colours=colours, img_suffix=args.img_suffix,
         mask_suffix=args.mask_suffix, val_fraction=args.val_fraction,
         seed=args.seed, zero_is_ignore=args.zero_is_ignore,
         snap_jpeg=args.snap_jpeg, epochs=args.epochs, max_iters=args.iters,
         batch_size=args.batch_size, num_workers=args.num_workers,
-        balance=args.balance)
+        balance=args.balance))
     print(result.report, end='')
     for line in result.weights:
         print(line)

@@ -2,9 +2,9 @@
 
 :class:`Segmenter` labels images given as arrays with the model of a config
 and either a PyTorch checkpoint or an ONNX file written by
-``tools/deployment/pytorch2onnx.py`` (run by ONNX Runtime); ``tools/
-inference.py`` is its command line. Both backends run the same steps, which
-are mmseg's test-time steps:
+``tools/deployment/pytorch2onnx.py`` (run by ONNX Runtime): the
+:mod:`.backends`, which run the network alone. Everything else is the
+same for both and follows mmseg's test-time steps:
 
 1. the config's test pipeline (its ``Resize``/``ResizeToMultiple``; no
    annotations), on the image as the config's loader reads it
@@ -24,23 +24,29 @@ after normalisation, i.e. the mean colour) and the padding is cropped from
 the logits, so any size works.
 """
 import copy
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..accelerate import autocast, check_precision, resolve_device
-from ..builder import build_segmentor
+from ..accelerate import check_precision, resolve_device
 from ..config import dataset_meta, load_config
 from ..errors import CheckpointError, InvalidInputError
+from ..forward import slide_logits
 from ..model_input import ModelInput
 from ..weights import checkpoint_found
-from ..forward import (SegmentorForward, min_input_size, normalize_images,
-                       slide_logits)
-from .tiled import TiledSegmenter, check_tiling
+from .backends import Backend, Normalisation, TorchOptions, load_backend
+from .tiled import TiledSegmenter, TileOptions
 
-__all__ = ['Segmenter', 'segment']
+__all__ = ['Segmenter', 'SlideWindows', 'segment']
+
+
+class SlideWindows(NamedTuple):
+    """The sliding windows of a config's ``test_cfg`` (``mode='slide'``):
+    (h, w) window and (h, w) stride."""
+    crop_size: Tuple[int, int]
+    stride: Tuple[int, int]
 
 
 class Segmenter:
@@ -52,29 +58,20 @@ class Segmenter:
             loader knows (a ``.pth`` file, a Hugging Face folder or
             ``.safetensors``, an ``http(s)://`` URL or ``hf://``
             reference; converted in memory, loaded strictly), or an ONNX
-            file exported from it (``.onnx``, needs ``onnxruntime``).
+            file exported from it (``.onnx``, needs ``onnxruntime``); see
+            :func:`~.backends.load_backend`.
         device (str): ``'auto'`` (the GPU when there is one), ``'cpu'``,
             ``'cuda'``, ``'cuda:1'`` ... Default: ``'auto'``.
-        precision (str): ``'fp32'``, or ``'fp16'``/``'bf16'`` autocast
-            (PyTorch backend). Default: ``'fp32'``.
-        channels_last (bool): Run the network on channels-last tensors
-            (PyTorch backend). Default: False.
-        compile (str, optional): ``torch.compile`` the network with this
-            mode (``'default'``, ``'reduce-overhead'``,
-            ``'max-autotune-no-cudagraphs'``, ...; PyTorch backend).
-        compile_backend (str): ``torch.compile`` backend. Default:
-            ``'inductor'``.
         cfg_options (dict, optional): Overrides of the config, e.g.
             ``{'model.test_cfg.mode': 'slide', ...}``.
-        tile (int, optional): Run tiled and streaming
-            (:mod:`.tiled`): windows of ``tile`` pixels at the model's
-            scale (no test-pipeline resize), ``overlap`` pixels shared,
-            blended by ``blend`` (``'mean'``, as ``slide_inference``, or
-            ``'smooth'``), the image resampled by ``scale`` on the fly.
-            None (default): the config's test pipeline and ``test_cfg``.
-        overlap (int): See ``tile``. Default: 0.
-        scale (float): See ``tile``. Default: 1.
-        blend (str): See ``tile``. Default: ``'mean'``.
+        torch_options (TorchOptions, optional): Precision, channels-last
+            and ``torch.compile`` of the PyTorch backend (an ONNX model
+            takes only the defaults). Default: eager fp32.
+        tiling (TileOptions, optional): Run tiled and streaming
+            (:mod:`.tiled`): windows at the model's scale (no
+            test-pipeline resize), blended, the image resampled on the
+            fly. None (default): the config's test pipeline and
+            ``test_cfg``.
 
     Raises:
         ConfigError: the config has no model or cannot be built.
@@ -87,132 +84,43 @@ class Segmenter:
                  config,
                  checkpoint: str,
                  device: str = 'auto',
-                 precision: str = 'fp32',
-                 channels_last: bool = False,
-                 compile: Optional[str] = None,
-                 compile_backend: str = 'inductor',
                  cfg_options: Optional[dict] = None,
-                 tile: Optional[int] = None, overlap: int = 0,
-                 scale: float = 1., blend: str = 'mean') -> None:
+                 torch_options: Optional[TorchOptions] = None,
+                 tiling: Optional[TileOptions] = None) -> None:
         cfg = load_config(config, cfg_options)
         self.cfg = cfg
         self.device = resolve_device(device)
-        check_precision(precision, self.device)
-        self.precision = precision
+        torch_options = torch_options or TorchOptions()
+        check_precision(torch_options.precision, self.device)
         if not checkpoint_found(checkpoint):
             raise CheckpointError(f'checkpoint not found: {checkpoint}')
-        self.onnx = checkpoint.endswith('.onnx')
         #: what the model takes (channels, convention, normalisation)
         self.input = ModelInput.from_config(cfg)
-        channels = self.input.channels
-        preprocessor = cfg.model.get('data_preprocessor') or {}
-        self.mean = torch.tensor(preprocessor.get('mean') or [0.] * channels,
-                                 dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(preprocessor.get('std') or [1.] * channels,
-                                dtype=torch.float32).view(1, -1, 1, 1)
-        self.bgr_to_rgb = bool(preprocessor.get('bgr_to_rgb', False))
+        #: the data preprocessor's normalisation of that input
+        self.normalisation = Normalisation.from_input(self.input)
         test_cfg = cfg.model.get('test_cfg') or {}
-        self.mode = test_cfg.get('mode', 'whole')
-        if self.mode == 'slide':
-            self.crop_size = tuple(test_cfg['crop_size'])
-            self.stride = tuple(test_cfg['stride'])
+        #: the config's sliding windows, None for whole-image inference
+        self.slide = (SlideWindows(tuple(test_cfg['crop_size']),
+                                   tuple(test_cfg['stride']))
+                      if test_cfg.get('mode', 'whole') == 'slide' else None)
         self.align_corners = bool(
             (cfg.model.get('decode_head') or {}).get('align_corners', False))
         self.pipeline = self._test_pipeline(cfg)
-        if self.onnx:
-            self._load_onnx(checkpoint, precision, channels_last, compile)
-        else:
-            self._load_torch(checkpoint, channels_last, compile,
-                             compile_backend)
+        #: what runs the network (:class:`~.backends.Backend`)
+        self.backend: Backend = load_backend(
+            cfg, checkpoint, self.device, torch_options, self.normalisation,
+            self.input.channels)
+        self.num_classes = self.backend.num_classes
+        self.min_input_size = self.backend.min_input_size
+        self.meta = dataset_meta(cfg, self.backend.checkpoint_meta,
+                                 self.num_classes)
         self.classes = self.meta['classes']
         self.palette = self.meta['palette']
-        self.tile, self.overlap, self.scale = tile, overlap, scale
-        self.blend = blend
-        if tile is not None:
-            check_tiling(tile, overlap, scale, self.min_input_size, blend)
-
-    # ----------------------------------------------------------- loading
-    def _load_torch(self, checkpoint: str, channels_last: bool,
-                    compile: Optional[str], compile_backend: str) -> None:
-        model, meta = build_segmentor(self.cfg, checkpoint, 'cpu')
-        self.num_classes = model.decode_head.out_channels
-        self.meta = dataset_meta(self.cfg, meta, self.num_classes)
-        model = model.to(self.device).eval()
-        self.min_input_size = min_input_size(model)
-        network = SegmentorForward(model)
-        self.channels_last = channels_last
-        if channels_last:
-            network = network.to(memory_format=torch.channels_last)
-        self.model = model
-        self.network = network
-        if compile:
-            from ..accelerate import compile_module
-            self.network = compile_module(network, compile, compile_backend,
-                                          self.device)
-        self.inputs_normalised = True
-
-    def _load_onnx(self, path: str, precision: str, channels_last: bool,
-                   compile: Optional[str]) -> None:
-        if precision != 'fp32' or channels_last or compile:
-            raise InvalidInputError(
-                '--precision, --channels-last and --compile '
-                'apply to PyTorch checkpoints, not to an ONNX '
-                'model')
-        try:
-            from ..deploy.onnx_runtime import OnnxSegmentor
-        except ImportError as err:
-            raise InvalidInputError(
-                f'running an ONNX model needs onnxruntime '
-                f"(pip install 'mmseg_plugins[deploy]'): {err}")
-        runner = OnnxSegmentor(path, self.device)
-        if runner.output != 'logits':
-            raise InvalidInputError(
-                f'{path} outputs {runner.output}; the inference '
-                'tool needs logits (export with --output '
-                'logits)')
-        self._check_onnx_preprocessing(runner, path)
-        if runner.in_channels != self.input.channels:
-            raise InvalidInputError(
-                f'{path} takes {runner.in_channels}-channel images, the '
-                f'config {self.input.channels}: use the config it was '
-                'exported from')
-        self.network = runner
-        self.model = None
-        self.channels_last = False
-        self.num_classes = runner.num_classes
-        self.meta = dataset_meta(self.cfg, dict(dataset_meta=dict(
-            classes=runner.classes, palette=runner.palette)) if getattr(
-                runner, 'classes', None) else None, self.num_classes)
-        self.min_input_size = runner.min_input_size
-        # the graph normalises raw BGR images itself when it was exported so
-        self.inputs_normalised = not runner.normalize
-
-    def _check_onnx_preprocessing(self, runner, path: str) -> None:
-        """Refuse a config whose data preprocessor differs from the one the
-        ONNX file was exported with (stored in the file): its mean/std
-        would normalise the inputs (or pad them) differently from what the
-        graph expects."""
-        ours = dict(mean=self.mean.flatten().tolist(),
-                    std=self.std.flatten().tolist(),
-                    bgr_to_rgb=self.bgr_to_rgb)
-        stored = dict(mean=list(runner.mean), std=list(runner.std),
-                      bgr_to_rgb=bool(runner.bgr_to_rgb))
-
-        def close(a: list, b: list) -> bool:
-            return len(a) == len(b) and all(
-                abs(x - y) <= 1e-6 * max(1., abs(y)) for x, y in zip(a, b))
-
-        if ours['bgr_to_rgb'] != stored['bgr_to_rgb'] or not (
-                close(ours['mean'], stored['mean'])
-                and close(ours['std'], stored['std'])):
-            def describe(v: dict) -> str:
-                return (f'mean {[round(x, 4) for x in v["mean"]]}, std '
-                        f'{[round(x, 4) for x in v["std"]]}, bgr_to_rgb '
-                        f'{v["bgr_to_rgb"]}')
-            raise InvalidInputError(
-                f'{path} was exported with {describe(stored)}, but the '
-                f'config has {describe(ours)}: use the config it was '
-                'exported from')
+        # the graph normalises raw images itself when it was exported so
+        self.inputs_normalised = not self.backend.normalises_inputs
+        self.tiling = tiling
+        if tiling is not None:
+            tiling.check(self.min_input_size)
 
     @staticmethod
     def _test_pipeline(cfg):
@@ -259,8 +167,7 @@ class Segmenter:
         x = data['inputs'].float()  # (C, h, w)
         meta = data['data_samples'].metainfo
         if self.inputs_normalised:
-            x = normalize_images(x[None], self.mean, self.std,
-                                 self.bgr_to_rgb)[0]
+            x = self.normalisation(x[None])[0]
         return x, dict(ori_shape=tuple(meta['ori_shape']),
                        img_shape=tuple(x.shape[1:]))
 
@@ -283,18 +190,16 @@ class Segmenter:
                              w + pw).clone()
             big[:, :, :h, :w] = x
             return self._network_logits(big)[:, :, :h, :w]
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.no_grad(), autocast(self.precision, self.device):
-            return self.network(x).float()
+        return self.backend.logits(x)
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits of a preprocessed batch (B, C, h, w) at its size, whole or
         by sliding window (the config's ``test_cfg``)."""
         batch = batch.to(self.device)
-        if self.mode == 'slide':
+        if self.slide is not None:
             return slide_logits(self._network_logits, batch,
-                                self.num_classes, self.crop_size, self.stride)
+                                self.num_classes, self.slide.crop_size,
+                                self.slide.stride)
         return self._network_logits(batch)
 
     # ------------------------------------------------------------ tiled
@@ -304,19 +209,19 @@ class Segmenter:
         ONNX graph does)."""
         x = windows.permute(0, 3, 1, 2).to(self.device)
         if self.inputs_normalised:
-            x = normalize_images(x, self.mean.to(x), self.std.to(x),
-                                 self.bgr_to_rgb)
+            x = self.normalisation(x)
         return x
 
     def tiler(self, batch_size: int = 1,
               progress: bool = False) -> TiledSegmenter:
         """The :class:`~.tiled.TiledSegmenter` of this model with the
-        ``tile``/``overlap``/``blend`` given at construction."""
-        if self.tile is None:
-            raise InvalidInputError('this Segmenter was made without tile=')
+        ``tiling`` given at construction."""
+        if self.tiling is None:
+            raise InvalidInputError('this Segmenter was made without '
+                                    'tiling=')
         return TiledSegmenter(self._network_logits, self._prepare_windows,
-                              self.num_classes, self.tile, self.overlap,
-                              self.blend, batch_size, progress)
+                              self.num_classes, self.tiling, batch_size,
+                              progress)
 
     def label_rows(self, reader, height: int, width: int,
                    batch_size: int = 1, progress: bool = False):
@@ -325,7 +230,7 @@ class Segmenter:
         convention: :meth:`ModelInput.tile_reader` of a raster), each
         yielded as soon as it is final (see :mod:`.tiled`)."""
         return self.tiler(batch_size, progress).label_rows(
-            reader, height, width, self.scale)
+            reader, height, width)
 
     def __call__(self, images: Sequence[np.ndarray],
                  batch_size: int = 1) -> List[np.ndarray]:
@@ -333,10 +238,10 @@ class Segmenter:
         :meth:`preprocess` for their convention).
 
         Consecutive images that the test pipeline brings to the same size
-        are run together, up to ``batch_size`` at a time. With ``tile``,
+        are run together, up to ``batch_size`` at a time. With ``tiling``,
         each image runs tiled (windows batched ``batch_size`` at a time).
         """
-        if self.tile is not None:
+        if self.tiling is not None:
             return [self._tiled_labels(image, batch_size)
                     for image in images]
         prepared = [self.preprocess(image) for image in images]

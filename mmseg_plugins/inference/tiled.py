@@ -30,6 +30,7 @@ OpenCV's ``INTER_LINEAR``): tiles are cut from the resampled image and the
 labels are mapped back to the original grid (nearest).
 """
 import math
+from dataclasses import dataclass
 from typing import Callable, Iterator, Tuple
 
 import numpy as np
@@ -39,8 +40,8 @@ from ..errors import InvalidInputError
 from ..forward import slide_windows
 from ..reporting import Progress
 
-__all__ = ['BLENDS', 'TiledSegmenter', 'check_tiling', 'scaled_reader',
-           'band_bytes', 'row_groups']
+__all__ = ['BLENDS', 'TileOptions', 'TiledSegmenter', 'check_tiling',
+           'scaled_reader', 'band_bytes', 'row_groups']
 
 #: The blending of overlapping windows.
 BLENDS = ('mean', 'smooth')
@@ -68,6 +69,30 @@ def check_tiling(tile: int, overlap: int, scale: float,
     if blend not in BLENDS:
         raise InvalidInputError(f'--blend must be one of {BLENDS}, got '
                                 f'{blend!r}')
+
+
+@dataclass(frozen=True)
+class TileOptions:
+    """How an image is cut into windows and blended (see the module).
+
+    Args:
+        size (int): Window side in pixels of the (scaled) image.
+        overlap (int): Pixels shared by neighbouring windows. Default: 0.
+        scale (float): Resample the image by this factor on the fly before
+            tiling. Default: 1.
+        blend (str): ``'mean'`` (as ``slide_inference``) or ``'smooth'``.
+            Default: ``'mean'``.
+    """
+    size: int
+    overlap: int = 0
+    scale: float = 1.
+    blend: str = 'mean'
+
+    def check(self, min_size: int = 1) -> None:
+        """Refuse options that cannot run with a network whose smallest
+        input side is ``min_size`` (see :func:`check_tiling`)."""
+        check_tiling(self.size, self.overlap, self.scale, min_size,
+                     self.blend)
 
 
 def band_bytes(num_classes: int, tile: int, overlap: int,
@@ -185,22 +210,20 @@ class TiledSegmenter:
             reader gives them -> (B, C, h, w) network inputs (the
             normalisation).
         num_classes (int): K.
-        tile (int): Window side in pixels of the (scaled) image.
-        overlap (int): Pixels shared by neighbouring windows.
-        blend (str): ``'mean'`` or ``'smooth'`` (see the module).
+        options (TileOptions): Window size, overlap, scale and blending.
         batch_size (int): Windows of the same shape run together.
         progress (bool): A progress bar per window on stderr.
     """
 
     def __init__(self, logits_fn: Callable[[torch.Tensor], torch.Tensor],
                  prepare: Callable[[torch.Tensor], torch.Tensor],
-                 num_classes: int, tile: int, overlap: int = 0,
-                 blend: str = 'mean', batch_size: int = 1,
-                 progress: bool = False) -> None:
-        check_tiling(tile, overlap, 1., 1, blend)
+                 num_classes: int, options: TileOptions,
+                 batch_size: int = 1, progress: bool = False) -> None:
+        options.check()
         self.logits_fn, self.prepare = logits_fn, prepare
-        self.num_classes, self.tile, self.overlap = num_classes, tile, overlap
-        self.blend, self.batch_size = blend, max(1, batch_size)
+        self.num_classes, self.options = num_classes, options
+        self.tile, self.overlap = options.size, options.overlap
+        self.blend, self.batch_size = options.blend, max(1, batch_size)
         self.progress = progress
         #: Largest logits band held so far (bytes), for memory checks.
         self.peak_band_bytes = 0
@@ -332,22 +355,22 @@ class TiledSegmenter:
             yield band_y0, labels
 
     def __call__(self, reader: Reader, height: int, width: int,
-                 sink: Callable[[int, np.ndarray], None],
-                 scale: float = 1.) -> None:
+                 sink: Callable[[int, np.ndarray], None]) -> None:
         """Label the ``height`` x ``width`` image of ``reader``, handing
         ``(y0, labels (h, width))`` rows to ``sink``."""
-        for y0, labels in self.label_rows(reader, height, width, scale):
+        for y0, labels in self.label_rows(reader, height, width):
             sink(y0, labels)
 
-    def label_rows(self, reader: Reader, height: int, width: int,
-                   scale: float = 1.) -> Iterator[Tuple[int, np.ndarray]]:
+    def label_rows(self, reader: Reader, height: int, width: int
+                   ) -> Iterator[Tuple[int, np.ndarray]]:
         """``(y0, labels (h, width))`` rows (int64, top to bottom, at the
-        original size) of the ``height`` x ``width`` image of ``reader``,
-        each yielded as soon as it is final."""
+        original size) of the ``height`` x ``width`` image of ``reader``
+        (resampled by the options' ``scale`` on the fly), each yielded as
+        soon as it is final."""
+        scale = self.options.scale
         if scale == 1:
             yield from self._label_bands(reader, height, width)
             return
-        check_tiling(self.tile, self.overlap, scale, 1, self.blend)
         read, out_h, out_w = scaled_reader(reader, height, width, scale)
         # nearest scaled pixel of every original row / column
         row_of = np.minimum(((np.arange(height) + 0.5) * scale).astype(int),

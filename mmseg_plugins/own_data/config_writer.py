@@ -7,15 +7,18 @@ import glob
 import math
 import os.path as osp
 import pprint
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 import mmseg_plugins
 from ..errors import InvalidInputError
+from .transforms import BandStatistics
 
 __all__ = ['configs_root', 'resolve_model_config', 'crop_size_for',
-           'scaled_schedule', 'median_frequency_weights', 'render_config']
+           'scaled_schedule', 'median_frequency_weights', 'SplitFiles',
+           'TrainingSettings', 'DatasetConfig', 'render_config']
 
 #: the largest crop the tool picks (the model configs' ADE20K crop)
 MAX_CROP = 512
@@ -106,101 +109,165 @@ def _fmt(value) -> str:
     return pprint.pformat(value, width=74, sort_dicts=False)
 
 
-def render_config(base: str, base_cfg, splits: Dict[str, dict],
-                  classes: Sequence[str], palette: Sequence[Sequence[int]],
-                  crop_size: Tuple[int, int],
-                  test_scale: Optional[Tuple[int, int]],
-                  batch_size: int, num_workers: int, max_iters: int,
-                  val_interval: int, reduce_zero_label: bool,
-                  class_weight: Optional[List[float]] = None,
-                  header: str = '', photometric: bool = True,
-                  image_loading: Optional[dict] = None,
-                  normalisation: Optional[dict] = None) -> str:
-    """The text of the config (see the module docstring).
+class SplitFiles(NamedTuple):
+    """Where mmseg's ``BaseSegDataset`` finds a split: the image and mask
+    folders, the split list and the file suffixes."""
+    img_dir: str
+    mask_dir: str
+    ann_file: str
+    img_suffix: str
+    mask_suffix: str
+
+
+@dataclass
+class TrainingSettings:
+    """The settings a prepared config trains with, chosen from the data
+    (the report gives each with its reason).
 
     Args:
-        base (str): absolute path of the model config.
-        base_cfg (Config): that config, loaded (for its schedule and heads).
-        splits (dict): split -> dict(img_dir, mask_dir, ann_file,
-            img_suffix, mask_suffix).
+        crop_size (tuple): (h, w) training crop.
+        max_iters (int): Training iterations.
+        epochs (float): The passes over the training images they make.
+        iters_option (str): The option that set them: ``'--epochs'`` or
+            ``'--iters'``.
+        n_train (int): Training images.
+        batch_size (int): Training batch size.
+        val_interval (int): Iterations between validations.
+        class_weight (list[float], optional): Loss weight per class
+            (``--balance``), None for none.
+        bands (BandStatistics, optional): How images that are not 8-bit
+            RGB are read and normalised; None for mmseg's colour loading.
+    """
+    crop_size: Tuple[int, int]
+    max_iters: int
+    epochs: float
+    iters_option: str
+    n_train: int
+    batch_size: int
+    val_interval: int
+    class_weight: Optional[List[float]] = None
+    bands: Optional[BandStatistics] = None
+
+
+@dataclass
+class DatasetConfig:
+    """What :func:`render_config` writes.
+
+    Args:
+        base (str): Absolute path of the model config.
+        base_cfg (Config): That config, loaded (for its schedule and
+            heads).
+        splits (dict): Split name -> :class:`SplitFiles`.
+        classes (Sequence[str]): Class names.
+        palette (Sequence): RGB colour per class.
+        settings (TrainingSettings): Crop, schedule, weights, bands.
         test_scale (tuple, optional): (w, h) test resize, None to keep the
             image sizes.
-        image_loading (dict, optional): the image loading transform of
-            non-RGB images (default mmseg's ``LoadImageFromFile``).
-        normalisation (dict, optional): data preprocessor mean/std/
-            bgr_to_rgb and the backbone's ``in_channels``.
+        num_workers (int): Data loader workers.
+        reduce_zero_label (bool): Label 0 ignored, v read as v - 1.
+        header (str): Text put first (the config's docstring).
     """
-    load = image_loading or dict(type='LoadImageFromFile')
-    train_pipeline = [
+    base: str
+    base_cfg: object
+    splits: Dict[str, SplitFiles]
+    classes: Sequence[str]
+    palette: Sequence[Sequence[int]]
+    settings: TrainingSettings
+    test_scale: Optional[Tuple[int, int]]
+    num_workers: int
+    reduce_zero_label: bool
+    header: str = ''
+
+
+def _pipelines(spec: DatasetConfig) -> Tuple[list, list]:
+    """The train and test pipelines."""
+    crop_size, bands = spec.settings.crop_size, spec.settings.bands
+    load = (bands.loading() if bands is not None
+            else dict(type='LoadImageFromFile'))
+    train = [
         load, dict(type='LoadAnnotations'),
-        dict(type='RandomResize', scale=test_scale or (crop_size[1],
-                                                       crop_size[0]),
+        dict(type='RandomResize', scale=spec.test_scale or (crop_size[1],
+                                                            crop_size[0]),
              ratio_range=(0.5, 2.0), keep_ratio=True),
         dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
         dict(type='RandomFlip', prob=0.5)]
-    if photometric:
-        train_pipeline.append(dict(type='PhotoMetricDistortion'))
-    train_pipeline.append(dict(type='PackSegInputs'))
-    test_pipeline = [load]
-    if test_scale:
-        test_pipeline.append(dict(type='Resize', scale=test_scale,
-                                  keep_ratio=True))
-    test_pipeline += [dict(type='LoadAnnotations'),
-                      dict(type='PackSegInputs')]
+    if bands is None:  # photometric distortion assumes 8-bit RGB
+        train.append(dict(type='PhotoMetricDistortion'))
+    train.append(dict(type='PackSegInputs'))
+    test = [load]
+    if spec.test_scale:
+        test.append(dict(type='Resize', scale=spec.test_scale,
+                         keep_ratio=True))
+    test += [dict(type='LoadAnnotations'), dict(type='PackSegInputs')]
+    return train, test
 
-    def dataset(split, pipeline):
-        s = splits[split]
-        return dict(_delete_=True, type='BaseSegDataset',
-                    metainfo=dict(classes=tuple(classes),
-                                  palette=[list(map(int, c))
-                                           for c in palette]),
-                    data_prefix=dict(img_path=s['img_dir'],
-                                     seg_map_path=s['mask_dir']),
-                    ann_file=s['ann_file'], img_suffix=s['img_suffix'],
-                    seg_map_suffix=s['mask_suffix'],
-                    reduce_zero_label=reduce_zero_label, pipeline=pipeline)
 
-    workers = dict(num_workers=num_workers,
-                   persistent_workers=num_workers > 0)
-    head = dict(num_classes=len(classes))
+def _dataset(spec: DatasetConfig, split: str, pipeline: list) -> dict:
+    files = spec.splits[split]
+    return dict(_delete_=True, type='BaseSegDataset',
+                metainfo=dict(classes=tuple(spec.classes),
+                              palette=[list(map(int, c))
+                                       for c in spec.palette]),
+                data_prefix=dict(img_path=files.img_dir,
+                                 seg_map_path=files.mask_dir),
+                ann_file=files.ann_file, img_suffix=files.img_suffix,
+                seg_map_suffix=files.mask_suffix,
+                reduce_zero_label=spec.reduce_zero_label, pipeline=pipeline)
+
+
+def _model(spec: DatasetConfig) -> dict:
+    """The model's overrides: classes, class weights, input bands."""
+    base_model, settings = spec.base_cfg.model, spec.settings
+    class_weight, num_classes = settings.class_weight, len(spec.classes)
+    head = dict(num_classes=num_classes)
     if class_weight is not None:
-        loss = base_cfg.model.decode_head.get('loss_decode')
+        loss = base_model.decode_head.get('loss_decode')
         if not isinstance(loss, dict):
             raise InvalidInputError(
-                f'{base}: decode_head.loss_decode is not one loss; '
+                f'{spec.base}: decode_head.loss_decode is not one loss; '
                 '--balance cannot set its class_weight')
         head['loss_decode'] = dict(class_weight=class_weight)
-    model = dict(data_preprocessor=dict(size=crop_size), decode_head=head)
-    aux = base_cfg.model.get('auxiliary_head')
+    model = dict(data_preprocessor=dict(size=settings.crop_size),
+                 decode_head=head)
+    aux = base_model.get('auxiliary_head')
     if isinstance(aux, dict):
-        model['auxiliary_head'] = dict(num_classes=len(classes))
+        model['auxiliary_head'] = dict(num_classes=num_classes)
         if class_weight is not None and \
                 isinstance(aux.get('loss_decode'), dict):
             model['auxiliary_head']['loss_decode'] = dict(
                 class_weight=class_weight)
-    if normalisation:
-        norm = dict(normalisation)
-        model['backbone'] = dict(in_channels=norm.pop('in_channels'))
-        model['data_preprocessor'].update(norm)
+    if settings.bands is not None:
+        model['backbone'] = dict(in_channels=settings.bands.channels)
+        model['data_preprocessor'].update(settings.bands.preprocessor())
+    return model
+
+
+def render_config(spec: DatasetConfig) -> str:
+    """The text of the config (see the module docstring)."""
+    settings, base_cfg = spec.settings, spec.base_cfg
+    max_iters, val_interval = settings.max_iters, settings.val_interval
+    train_pipeline, test_pipeline = _pipelines(spec)
+    workers = dict(num_workers=spec.num_workers,
+                   persistent_workers=spec.num_workers > 0)
     base_iters = base_cfg.train_cfg.get('max_iters', max_iters)
     schedule = scaled_schedule(list(base_cfg.get('param_scheduler') or []),
                                base_iters, max_iters)
     parts = [
-        header,
-        f'_base_ = [{base!r}]',
+        spec.header,
+        f'_base_ = [{spec.base!r}]',
         "custom_imports = dict(imports=['mmseg_plugins'], "
         'allow_failed_imports=False)',
-        f'crop_size = {crop_size!r}',
+        f'crop_size = {settings.crop_size!r}',
         f'train_pipeline = {_fmt(train_pipeline)}',
         f'test_pipeline = {_fmt(test_pipeline)}',
         'train_dataloader = ' + _fmt(dict(
-            batch_size=batch_size, **workers,
+            batch_size=settings.batch_size, **workers,
             sampler=dict(type='InfiniteSampler', shuffle=True),
-            dataset=dataset('train', train_pipeline))),
+            dataset=_dataset(spec, 'train', train_pipeline))),
         'val_dataloader = ' + _fmt(dict(
             batch_size=1, **workers,
             sampler=dict(type='DefaultSampler', shuffle=False),
-            dataset=dataset('val', test_pipeline))),
+            dataset=_dataset(spec, 'val', test_pipeline))),
         'test_dataloader = val_dataloader',
         '# per class: IoU, Acc, Dice, Fscore, Precision, Recall, and means',
         '# over the classes present in the labels or the predictions (a',
@@ -209,11 +276,13 @@ def render_config(base: str, base_cfg, splits: Dict[str, dict],
         "val_evaluator = dict(type='mmseg_plugins.ClassMeanIoUMetric', "
         "iou_metrics=['mIoU', 'mDice', 'mFscore'])",
         'test_evaluator = val_evaluator',
-        f'model = {_fmt(model)}',
+        f'model = {_fmt(_model(spec))}',
         f'# the inherited schedule scaled from {base_iters} to {max_iters} '
         'iterations',
         f'param_scheduler = {_fmt(schedule)}',
-        f'train_cfg = {_fmt(dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=val_interval))}',  # noqa: E501
+        'train_cfg = ' + _fmt(dict(type='IterBasedTrainLoop',
+                                   max_iters=max_iters,
+                                   val_interval=val_interval)),
         'default_hooks = ' + _fmt(dict(
             logger=dict(type='LoggerHook',
                         interval=max(1, min(50, val_interval)),

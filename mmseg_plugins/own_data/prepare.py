@@ -14,13 +14,14 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 
 from ..errors import DatasetError, InvalidInputError
 from ..fileio import atomic_write
-from .config_writer import (crop_size_for, iterations,
+from .config_writer import (DatasetConfig, SplitFiles, TrainingSettings,
+                            crop_size_for, iterations,
                             median_frequency_weights, render_config,
                             resolve_model_config)
 from .masks import RawMask, apply_plan, load_mask
@@ -29,7 +30,59 @@ from .scan import scan_dataset
 from .survey import label_histograms, survey_dataset
 from .transforms import channel_statistics, needs_band_loader
 
-__all__ = ['PrepareResult', 'read_classes_file', 'prepare_dataset']
+__all__ = ['PrepareOptions', 'PrepareResult', 'read_classes_file',
+           'prepare_dataset']
+
+
+@dataclass
+class PrepareOptions:
+    """What :func:`prepare_dataset` prepares, for which model, and how
+    (``tools/prepare_dataset.py``'s options).
+
+    Args:
+        data_root (str): The folder of images and masks (only read).
+        model (str): A model config path or name, or a short name such as
+            ``afformer_tiny`` (see
+            :func:`~.config_writer.resolve_model_config`).
+        out (str): The output folder (outside ``data_root``).
+        classes (Sequence[str], optional): Class names (default: from the
+            masks).
+        class_colours (Sequence, optional): RGB colour per class (colour
+            masks).
+        img_suffix (str, optional): Image file suffix (default: found).
+        mask_suffix (str, optional): Mask file suffix (default: found).
+        val_fraction (float): Share of the images validated on where the
+            data has no split. Default: 0.2.
+        seed (int): Seed of that split and of the channel statistics.
+            Default: 0.
+        zero_is_ignore (bool): Label 0 means ignore (mmseg's
+            ``reduce_zero_label``). Default: False.
+        snap_jpeg (bool): Accept JPEG masks, snapping pixels to the
+            nearest label. Default: False.
+        epochs (float): Passes over the training images. Default: 50.
+        max_iters (int, optional): Training iterations (overrides
+            ``epochs``).
+        batch_size (int, optional): Default: the model config's.
+        num_workers (int): Data loader workers. Default: 2.
+        balance (bool): Class weights by median frequency balancing.
+            Default: False.
+    """
+    data_root: str
+    model: str
+    out: str
+    classes: Optional[Sequence[str]] = None
+    class_colours: Optional[Sequence] = None
+    img_suffix: Optional[str] = None
+    mask_suffix: Optional[str] = None
+    val_fraction: float = 0.2
+    seed: int = 0
+    zero_is_ignore: bool = False
+    snap_jpeg: bool = False
+    epochs: float = 50
+    max_iters: Optional[int] = None
+    batch_size: Optional[int] = None
+    num_workers: int = 2
+    balance: bool = False
 
 
 @dataclass
@@ -153,22 +206,54 @@ def _write_text(path: str, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def prepare_dataset(data_root: str,
-                    model: str,
-                    out: str,
-                    classes: Optional[Sequence[str]] = None,
-                    class_colours: Optional[Sequence] = None,
-                    img_suffix: Optional[str] = None,
-                    mask_suffix: Optional[str] = None,
-                    val_fraction: float = 0.2,
-                    seed: int = 0,
-                    zero_is_ignore: bool = False,
-                    snap_jpeg: bool = False,
-                    epochs: float = 50,
-                    max_iters: Optional[int] = None,
-                    batch_size: Optional[int] = None,
-                    num_workers: int = 2,
-                    balance: bool = False) -> PrepareResult:
+def _splits(scan, survey, out: str) -> Dict[str, SplitFiles]:
+    """The split lists written under ``out/splits`` and where each split's
+    images and (converted or original) masks are."""
+    splits = {}
+    convert = survey.plan.convert
+    for split, pairs in survey.pairs.items():
+        ann_file = osp.join(out, 'splits', f'{split}.txt')
+        os.makedirs(osp.dirname(ann_file), exist_ok=True)
+        _write_text(ann_file, ''.join(p.name + '\n' for p in pairs))
+        files = scan.splits[split]
+        splits[split] = SplitFiles(
+            img_dir=files.img_dir,
+            mask_dir=(osp.join(out, 'data', 'masks', split) if convert
+                      else files.mask_dir),
+            ann_file=ann_file, img_suffix=scan.img_suffix,
+            mask_suffix='.png' if convert else scan.mask_suffix)
+    return splits
+
+
+def _training_settings(options: PrepareOptions, survey,
+                       default_batch: int) -> TrainingSettings:
+    """Crop, schedule, class weights and band loading chosen from the
+    data."""
+    batch = options.batch_size or default_batch
+    n_train = len(survey.pairs['train'])
+    iters = options.max_iters or iterations(n_train, batch, options.epochs)
+    infos = [i for s in survey.images.values() for i in s]
+    bands = None
+    if needs_band_loader([i.channels for i in infos],
+                         [i.bits for i in infos]):
+        bands = channel_statistics(
+            [p.img_path for p in survey.pairs['train']], options.seed)
+    return TrainingSettings(
+        crop_size=crop_size_for([i.size for i in survey.images['train']]),
+        max_iters=iters,
+        # the passes over the training images the run makes
+        epochs=(options.epochs if not options.max_iters else
+                round(iters * batch / max(n_train, 1), 1)),
+        iters_option='--iters' if options.max_iters else '--epochs',
+        n_train=n_train, batch_size=batch,
+        val_interval=max(1, iters // 10),
+        class_weight=(median_frequency_weights(
+            label_histograms(survey)['train'][0])
+            if options.balance else None),
+        bands=bands)
+
+
+def prepare_dataset(options: PrepareOptions) -> PrepareResult:
     """Scan, report, convert, write the config (see the module docstring).
 
     Raises:
@@ -178,71 +263,38 @@ def prepare_dataset(data_root: str,
             an unknown model).
     """
     from mmengine.config import Config
-    _check_out_dir(data_root, out)
-    base = resolve_model_config(model)
+    _check_out_dir(options.data_root, options.out)
+    base = resolve_model_config(options.model)
     base_cfg = Config.fromfile(base)
-    scan = scan_dataset(data_root, img_suffix, mask_suffix, val_fraction,
-                        seed)
-    survey = survey_dataset(scan, classes, class_colours, zero_is_ignore,
-                            snap_jpeg)
+    scan = scan_dataset(options.data_root, options.img_suffix,
+                        options.mask_suffix, options.val_fraction,
+                        options.seed)
+    survey = survey_dataset(scan, options.classes, options.class_colours,
+                            options.zero_is_ignore, options.snap_jpeg)
     for split in ('train', 'val'):
         if not survey.pairs.get(split):
             raise DatasetError(f'no readable image/mask pairs in the '
                                f'{split} split of {scan.root}')
-    os.makedirs(out, exist_ok=True)
-    out = osp.abspath(out)
+    os.makedirs(options.out, exist_ok=True)
+    out = osp.abspath(options.out)
     converted = _write_masks(survey, out) if survey.plan.convert else 0
-    splits = {}
-    for split, pairs in survey.pairs.items():
-        ann_file = osp.join(out, 'splits', f'{split}.txt')
-        os.makedirs(osp.dirname(ann_file), exist_ok=True)
-        _write_text(ann_file, ''.join(p.name + '\n' for p in pairs))
-        files = scan.splits[split]
-        splits[split] = dict(
-            img_dir=files.img_dir, ann_file=ann_file,
-            img_suffix=scan.img_suffix,
-            mask_dir=(osp.join(out, 'data', 'masks', split)
-                      if survey.plan.convert else files.mask_dir),
-            mask_suffix='.png' if survey.plan.convert else scan.mask_suffix)
-    sizes = [i.size for i in survey.images['train']]
-    crop = crop_size_for(sizes)
-    all_sizes = {i.size for s in survey.images.values() for i in s}
-    med = sorted(sizes, key=lambda s: s[0] * s[1])[len(sizes) // 2]
-    batch = batch_size or int(base_cfg.train_dataloader.batch_size)
-    n_train = len(survey.pairs['train'])
-    iters = max_iters or iterations(n_train, batch, epochs)
-    val_interval = max(1, iters // 10)
-    weights = (median_frequency_weights(label_histograms(survey)['train'][0])
-               if balance else None)
-    infos = [i for s in survey.images.values() for i in s]
-    loading = norm = None
-    if needs_band_loader([i.channels for i in infos],
-                         [i.bits for i in infos]):
-        channels, mean, std, dtype = channel_statistics(
-            [p.img_path for p in survey.pairs['train']], seed)
-        loading = dict(type='mmseg_plugins.LoadImageAnyBands',
-                       channels=channels, dtype=dtype)
-        norm = dict(mean=mean, std=std, bgr_to_rgb=False,
-                    in_channels=channels)
-    settings = dict(crop_size=crop, bands=(norm, dtype if norm else ''),
-                    max_iters=iters,
-                    # the passes over the training images the run makes
-                    epochs=(epochs if not max_iters else
-                            round(iters * batch / max(n_train, 1), 1)),
-                    iters_option='--iters' if max_iters else '--epochs',
-                    n_train=n_train, batch_size=batch,
-                    val_interval=val_interval, class_weight=weights)
+    splits = _splits(scan, survey, out)
+    settings = _training_settings(
+        options, survey, int(base_cfg.train_dataloader.batch_size))
     unpaired = {s: f.unpaired_images + f.unpaired_masks
                 for s, f in scan.splits.items()}
     report = format_report(scan, survey, settings, unpaired)
     header = ('"""Training config written by tools/prepare_dataset.py for '
               f'{scan.root}\n(report: report.txt beside this file).\n\n' +
               report.replace('\\', '/').replace('"""', "'''") + '"""')
-    text = render_config(
+    sizes = [i.size for i in survey.images['train']]
+    median = sorted(sizes, key=lambda s: s[0] * s[1])[len(sizes) // 2]
+    one_size = len({i.size for s in survey.images.values() for i in s}) == 1
+    text = render_config(DatasetConfig(
         base, base_cfg, splits, survey.plan.classes, survey.plan.palette,
-        crop, med if len(all_sizes) > 1 else None, batch, num_workers,
-        iters, val_interval, survey.plan.reduce_zero_label, weights, header,
-        photometric=norm is None, image_loading=loading, normalisation=norm)
+        settings, test_scale=None if one_size else median,
+        num_workers=options.num_workers,
+        reduce_zero_label=survey.plan.reduce_zero_label, header=header))
     name = config_name(scan.root, base)
     config = osp.join(out, name + '.py')
     weights = weights_status(base_cfg, config)

@@ -6,6 +6,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from .config_writer import TrainingSettings
 from .scan import DatasetScan
 from .survey import Survey, label_histograms
 
@@ -29,35 +30,35 @@ def _listing(title: str, items: List[str], limit: int = 5) -> List[str]:
     return lines
 
 
-def recommendations(survey: Survey, settings: Dict) -> List[str]:
+def recommendations(survey: Survey, settings: TrainingSettings
+                    ) -> List[str]:
     """Each setting the config uses, with its reason."""
     hist = label_histograms(survey)
     pixels = hist['train'][0]
-    out = [f'crop_size={settings["crop_size"]}: median image size, at most '
+    out = [f'crop_size={settings.crop_size}: median image size, at most '
            '512, a multiple of 32',
-           f'max_iters={settings["max_iters"]}: {settings["epochs"]:g} '
-           f'epochs of {settings["n_train"]} images at batch '
-           f'{settings["batch_size"]} '
-           f'({settings.get("iters_option", "--epochs")}; warmup scaled in '
-           'proportion)',
-           f'val_interval={settings["val_interval"]}: about ten '
+           f'max_iters={settings.max_iters}: {settings.epochs:g} '
+           f'epochs of {settings.n_train} images at batch '
+           f'{settings.batch_size} '
+           f'({settings.iters_option}; warmup scaled in proportion)',
+           f'val_interval={settings.val_interval}: about ten '
            'validations per run; the best mIoU checkpoint is kept']
-    norm, dtype = settings.get('bands') or (None, '')
-    if norm:
+    bands = settings.bands
+    if bands is not None:
         out.append(
-            f'in_channels={norm["in_channels"]} ({dtype} images, not 8-bit '
+            f'in_channels={bands.channels} ({bands.dtype} images, not 8-bit '
             'RGB): loaded by mmseg_plugins.LoadImageAnyBands, normalised '
-            f'with the training images\' per-channel mean {norm["mean"]} '
-            f'and std {norm["std"]}; no photometric distortion (it assumes '
+            f'with the training images\' per-channel mean {bands.mean} '
+            f'and std {bands.std}; no photometric distortion (it assumes '
             '8-bit RGB); the RGB-pretrained input filters are adapted when '
             'the weights load (1 channel: their sum; N: repeated and scaled '
             'by 3/N)')
     present = pixels[pixels > 0]
     if present.size > 1:
         ratio = present.max() / present.min()
-        if settings.get('class_weight') is not None:
+        if settings.class_weight is not None:
             out.append('class_weight=median frequency balancing '
-                       f'(--balance): {settings["class_weight"]}')
+                       f'(--balance): {settings.class_weight}')
         elif ratio > 10:
             out.append(f'consider --balance: the most frequent class has '
                        f'{ratio:.0f}x the pixels of the rarest')
@@ -75,7 +76,8 @@ def recommendations(survey: Survey, settings: Dict) -> List[str]:
     return out
 
 
-def format_report(scan: DatasetScan, survey: Survey, settings: Dict,
+def format_report(scan: DatasetScan, survey: Survey,
+                  settings: TrainingSettings,
                   unpaired: Dict[str, List[str]]) -> str:
     """The report the tool prints and writes as ``report.txt``."""
     plan = survey.plan

@@ -3,7 +3,7 @@
 in :data:`mmseg_plugins.registry.TRANSFORMS`, and the per-channel
 statistics the config normalises with."""
 import random
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -13,7 +13,8 @@ from ..errors import DatasetError
 from ..registry import TRANSFORMS
 
 __all__ = [
-    'read_image_bands', 'LoadImageAnyBands', 'channel_statistics',
+    'read_image_bands', 'LoadImageAnyBands', 'BandStatistics',
+    'channel_statistics',
     'needs_band_loader'
 ]
 
@@ -101,13 +102,29 @@ class LoadImageAnyBands(BaseTransform):
                 f'dtype={self.dtype!r})')
 
 
+class BandStatistics(NamedTuple):
+    """Images that are not 8-bit RGB, as a prepared config reads and
+    normalises them: ``channels`` bands of ``dtype`` (a numpy dtype name),
+    with the training images' per-channel ``mean`` and ``std``."""
+    channels: int
+    mean: List[float]
+    std: List[float]
+    dtype: str
+
+    def loading(self) -> dict:
+        """The image loading transform (:class:`LoadImageAnyBands`)."""
+        return dict(type='mmseg_plugins.LoadImageAnyBands',
+                    channels=self.channels, dtype=self.dtype)
+
+    def preprocessor(self) -> dict:
+        """The data preprocessor's normalisation (no channel swap)."""
+        return dict(mean=self.mean, std=self.std, bgr_to_rgb=False)
+
+
 def channel_statistics(paths: Sequence[str], seed: int = 0
-                       ) -> Tuple[int, List[float], List[float], str]:
+                       ) -> BandStatistics:
     """Per-channel mean and std over (a seeded sample of at most
     :data:`STATS_IMAGES`) training images, read as the loader reads them.
-
-    Returns:
-        tuple: (channels, mean, std, dtype name).
 
     Raises:
         DatasetError: images with different band counts.
@@ -135,8 +152,8 @@ def channel_statistics(paths: Sequence[str], seed: int = 0
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 0))
     std[std == 0] = 1.0
-    return (len(mean), [round(float(v), 4) for v in mean],
-            [round(float(v), 4) for v in std], dtype)
+    return BandStatistics(len(mean), [round(float(v), 4) for v in mean],
+                          [round(float(v), 4) for v in std], dtype)
 
 
 def needs_band_loader(channels: Sequence[int], bits: Sequence[int]

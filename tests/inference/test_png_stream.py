@@ -13,7 +13,7 @@ from PIL import Image
 from mmseg_plugins.inference import png_stream
 from mmseg_plugins.inference.png_stream import PngRows, PngWriter, is_row_png
 from mmseg_plugins.inference.rasters import SpooledImage, open_raster
-from mmseg_plugins.inference.tiled import TiledSegmenter
+from mmseg_plugins.inference.tiled import TiledSegmenter, TileOptions
 
 H, W = 53, 37
 
@@ -176,11 +176,11 @@ def test_tiler_reads_each_row_once(tmp_path, scale):
     path = str(tmp_path / 'a.png')
     cv2.imwrite(path, image)
     raster = open_raster(path)
-    tiler = TiledSegmenter(lambda x: x[:, :2], lambda x: x.permute(0, 3, 1,
-                                                                   2),
-                           2, tile=48, overlap=16)
+    tiler = TiledSegmenter(lambda x: x[:, :2],
+                           lambda x: x.permute(0, 3, 1, 2), 2,
+                           TileOptions(48, 16, scale=scale))
     done = 0
-    for y0, labels in tiler.label_rows(raster.read, 300, 120, scale):
+    for y0, labels in tiler.label_rows(raster.read, 300, 120):
         got = raster.read(y0, y0 + len(labels), 0, 120)
         np.testing.assert_array_equal(got, image[y0:y0 + len(labels)])
         done += len(labels)

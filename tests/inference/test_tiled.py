@@ -7,9 +7,9 @@ import torch.nn.functional as F
 
 from mmseg_plugins.errors import InvalidInputError
 from mmseg_plugins.forward import slide_logits
-from mmseg_plugins.inference.tiled import (TiledSegmenter, band_bytes,
-                                           check_tiling, row_groups,
-                                           scaled_reader)
+from mmseg_plugins.inference.tiled import (TiledSegmenter, TileOptions,
+                                           band_bytes, check_tiling,
+                                           row_groups, scaled_reader)
 
 K = 5
 
@@ -39,8 +39,8 @@ def array_reader(img):
     (100, 130, 48, 16), (64, 64, 64, 8), (70, 40, 32, 0), (57, 91, 32, 8)])
 def test_mean_blend_equals_slide_logits(h, w, tile, overlap):
     img = image(h, w)
-    tiler = TiledSegmenter(toy_logits, prepare, K, tile, overlap,
-                           batch_size=3)
+    tiler = TiledSegmenter(toy_logits, prepare, K,
+                           TileOptions(tile, overlap), batch_size=3)
     bands = list(tiler.rows(array_reader(img), h, w))
     assert [y0 for y0, _ in bands] == sorted({y0 for y0, _ in bands})
     got = torch.cat([b for _, b in bands], dim=1)
@@ -59,7 +59,8 @@ def test_smooth_blend_close_to_whole_image():
     whole = toy_logits(prepare(torch.from_numpy(img)[None]))[0].argmax(0)
     agreement = {}
     for blend in ('mean', 'smooth'):
-        tiler = TiledSegmenter(toy_logits, prepare, K, 40, 16, blend=blend)
+        tiler = TiledSegmenter(toy_logits, prepare, K,
+                               TileOptions(40, 16, blend=blend))
         labels = np.concatenate(
             [r for _, r in tiler.label_rows(array_reader(img), 96, 96)])
         agreement[blend] = (labels == whole.numpy()).mean()
@@ -71,7 +72,7 @@ def test_smooth_blend_close_to_whole_image():
 def test_memory_bound_from_tile_size_not_image_height():
     peaks = []
     for h in (64, 400):
-        tiler = TiledSegmenter(toy_logits, prepare, K, 32, 8)
+        tiler = TiledSegmenter(toy_logits, prepare, K, TileOptions(32, 8))
         img = image(h, 150)
         for _ in tiler.label_rows(array_reader(img), h, 150):
             pass
@@ -96,7 +97,7 @@ def test_memory_grows_with_width_by_the_overlap_rows_only():
     image's width they would add (K + 1) x 4 B x 31 rows per column."""
     peaks = {}
     for w in (150, 450):
-        tiler = TiledSegmenter(toy_logits, prepare, K, 32, 8)
+        tiler = TiledSegmenter(toy_logits, prepare, K, TileOptions(32, 8))
         for _ in tiler.label_rows(array_reader(image(57, w)), 57, w):
             pass
         peaks[w] = tiler.peak_band_bytes
@@ -113,8 +114,9 @@ def test_scale_reader_matches_cv2_and_labels_original_size():
     np.testing.assert_allclose(read(0, oh, 0, ow), want, atol=1e-3)
     np.testing.assert_allclose(read(10, 30, 7, 50), want[10:30, 7:50],
                                atol=1e-3)
-    tiler = TiledSegmenter(toy_logits, prepare, K, 32, 8)
-    out = list(tiler.label_rows(array_reader(img), 37, 53, scale=0.5))
+    tiler = TiledSegmenter(toy_logits, prepare, K,
+                           TileOptions(32, 8, scale=0.5))
+    out = list(tiler.label_rows(array_reader(img), 37, 53))
     labels = np.concatenate([r for _, r in out])
     assert labels.shape == (37, 53)
     assert [y0 for y0, _ in out][0] == 0
@@ -126,3 +128,10 @@ def test_scale_reader_matches_cv2_and_labels_original_size():
 def test_check_tiling_refuses(tile, overlap, scale, blend):
     with pytest.raises(InvalidInputError):
         check_tiling(tile, overlap, scale, 32, blend)
+    with pytest.raises(InvalidInputError):
+        TileOptions(tile, overlap, scale, blend).check(32)
+
+
+def test_tiler_refuses_bad_options_when_made():
+    with pytest.raises(InvalidInputError, match='--scale must be positive'):
+        TiledSegmenter(toy_logits, prepare, K, TileOptions(32, 8, scale=0))

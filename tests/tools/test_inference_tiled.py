@@ -47,8 +47,9 @@ def scene(h, w, dtype=np.uint8):
 
 def test_tiled_logits_equal_slide_inference(checkpoint):
     from mmseg_plugins.forward import slide_logits
-    from mmseg_plugins.inference import Segmenter
-    seg = Segmenter(CONFIG, checkpoint, device='cpu', tile=64, overlap=24)
+    from mmseg_plugins.inference import Segmenter, TileOptions
+    seg = Segmenter(CONFIG, checkpoint, device='cpu',
+                    tiling=TileOptions(64, 24))
     img = scene(100, 150).astype(np.float32)  # BGR
     bands = list(seg.tiler(batch_size=2).rows(
         lambda y1, y2, x1, x2: img[y1:y2, x1:x2], 100, 150))
@@ -81,9 +82,9 @@ def test_geotiff_in_georeferenced_labels_out(tool, checkpoint, tmp_path):
     assert (labels[:4, :6] == 255).all()
     assert labels[4:].max() < 255 and labels[:, 6:].max() < 255
     # the same labels as the API on the 8-bit image (16-bit / 257)
-    from mmseg_plugins.inference import Segmenter
-    seg = Segmenter(CONFIG, checkpoint, device='cpu', tile=64, overlap=16,
-                    blend='smooth')
+    from mmseg_plugins.inference import Segmenter, TileOptions
+    seg = Segmenter(CONFIG, checkpoint, device='cpu',
+                    tiling=TileOptions(64, 16, blend='smooth'))
     bgr = (img[..., ::-1].astype(np.float32) / 257)
     want = seg([bgr])[0]
     assert (labels[4:] == want[4:]).mean() > 0.999
@@ -118,7 +119,8 @@ def test_png_and_jpeg_labelled_row_by_row(tool, checkpoint, tmp_path):
     colours and overlay drawn from them."""
     import cv2
 
-    from mmseg_plugins.inference import Segmenter, colorize, overlay
+    from mmseg_plugins.inference import (Segmenter, TileOptions, colorize,
+                                         overlay)
     img = scene(100, 150)
     cv2.imwrite(str(tmp_path / 'a.png'), img)
     cv2.imwrite(str(tmp_path / 'b.jpg'), img)
@@ -126,7 +128,8 @@ def test_png_and_jpeg_labelled_row_by_row(tool, checkpoint, tmp_path):
     tool.main([CONFIG, checkpoint, str(tmp_path / 'a.png'),
                str(tmp_path / 'b.jpg'), '--out-dir', str(out),
                '--device', 'cpu', '--tile', '64', '--overlap', '16'])
-    seg = Segmenter(CONFIG, checkpoint, device='cpu', tile=64, overlap=16)
+    seg = Segmenter(CONFIG, checkpoint, device='cpu',
+                    tiling=TileOptions(64, 16))
     for name, source in (('a', 'a.png'), ('b', 'b.jpg')):
         bgr = cv2.imread(str(tmp_path / source))
         want = seg([bgr])[0]

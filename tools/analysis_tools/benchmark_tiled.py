@@ -9,11 +9,13 @@ Each (config, size) runs in a fresh child process on a synthetic BGR image
 of size x size, written by the parent (so that writing it never counts in
 the child's memory). ``--format raw`` (the default): a raw file, read
 window by window (os.pread, no memory map), labelled by ``Segmenter(...,
-tile=, overlap=)`` and its label rows written to a raw file as they become
-final: the tiler and the network alone. ``--format png`` or ``jpg``: a
-PNG or JPEG file labelled by ``tools/inference.py``'s own tiled path (the
-image read by rows or through a temporary file, the labels, colour and
-overlay PNGs written by rows; see ``mmseg_plugins.inference.rasters``).
+tiling=TileOptions(tile, overlap))`` and its label rows written to a raw
+file as they become final: the tiler and the network alone. ``--format
+png`` or ``jpg``: a PNG or JPEG file labelled by ``tools/inference.py``'s
+own tiled path (``mmseg_plugins.inference.outputs.LabelWriter.
+write_tiled``: the image read by rows or through a temporary file, the
+labels, colour and overlay PNGs written by rows; see
+``mmseg_plugins.inference.rasters``).
 ``--stand-in`` replaces the network by a 1x1 convolution to the config's
 classes (a few operations per pixel), so that on a slow machine the
 tiler, the image reading and the output writing can be measured at large
@@ -101,15 +103,8 @@ def write_image(path: str, size: int, fmt: str) -> None:
 
 def label_file(seg, image: str, out_dir: str) -> None:
     """``tools/inference.py``'s tiled labelling of one image file."""
-    import importlib.util
-    tool = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                    'inference.py')
-    spec = importlib.util.spec_from_file_location('inference_tool', tool)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.label_tiled(argparse.Namespace(out_dir=out_dir, batch_size=1,
-                                          opacity=0.5), seg, image,
-                       'image')
+    from mmseg_plugins.inference.outputs import LabelWriter
+    LabelWriter(out_dir, seg, 0.5).write_tiled(image, 'image', 1)
 
 
 def child(args) -> None:
@@ -119,7 +114,7 @@ def child(args) -> None:
     import torch
 
     from mmseg_plugins.builder import build_model
-    from mmseg_plugins.inference import Segmenter
+    from mmseg_plugins.inference import Segmenter, TileOptions
     config, size, image = (args.child[0], int(args.child[1]),
                            args.child[2])
     work = tempfile.mkdtemp(prefix='tiled_bench_')
@@ -131,8 +126,8 @@ def child(args) -> None:
             torch.save({'state_dict': model.state_dict(), 'meta': {}},
                        checkpoint)
             del model
-        seg = Segmenter(config, checkpoint, device='cpu', tile=args.tile,
-                        overlap=args.overlap)
+        seg = Segmenter(config, checkpoint, device='cpu',
+                        tiling=TileOptions(args.tile, args.overlap))
         if args.stand_in:
             weight = torch.randn(seg.num_classes, 3, 1, 1,
                                  generator=torch.Generator().manual_seed(0))
