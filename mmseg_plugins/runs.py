@@ -72,6 +72,10 @@ class EvaluationOptions:
         tta (bool): Test-time augmentation (the config's ``tta_pipeline``
             and ``tta_model``). Default: False.
         launcher (str): As for training. Default: ``'none'``.
+        fuse (bool): Fuse the model for inference after loading
+            (:class:`~mmseg_plugins.hooks.FuseHook`:
+            :func:`mmseg_plugins.fuse`, verified against the reference
+            forward). Default: True.
     """
     config: str
     checkpoint: str
@@ -81,6 +85,7 @@ class EvaluationOptions:
     show_dir: Optional[str] = None
     tta: bool = False
     launcher: str = 'none'
+    fuse: bool = True
 
 
 def train_config(options: TrainOptions) -> Config:
@@ -109,6 +114,9 @@ def train_config(options: TrainOptions) -> Config:
             print_log('AMP training is already enabled in your config.',
                       logger='current', level=logging.WARNING)
     compile_networks(cfg)
+    if options.fuse:  # after the checkpoint is loaded
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='mmseg_plugins.FuseHook')]
     prepare_launcher(cfg, options.launcher)
     return cfg
 

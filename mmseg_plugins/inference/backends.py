@@ -135,12 +135,12 @@ class Backend(Protocol):
 
 def prepare_model(model: nn.Module) -> nn.Module:
     """The single step in which a built segmentor becomes the form that
-    inference runs: evaluation mode. Transforms for speed that keep the
-    outputs (fusing, folding) belong here, so that every inference path
-    through :class:`TorchBackend` gets them."""
-    model = model.eval()
-    # <- output-preserving speed transforms of the model go here
-    return model
+    inference runs: evaluation mode, fused (:func:`mmseg_plugins.fuse`:
+    BatchNorm folded, speed forms; verified against the reference forward
+    before it returns), so that every inference path through
+    :class:`TorchBackend` gets it."""
+    from ..models.fuse import fuse
+    return fuse(model.eval())
 
 
 class TorchBackend:

@@ -45,6 +45,23 @@ def test_torch_backend_runs_the_prepared_model(demo_segmentor, monkeypatch):
     torch.testing.assert_close(last.logits(x), want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize('family', ['afformer', 'segformer'])
+def test_prepared_model_is_fused_with_the_same_logits(demo_segmentor,
+                                                      family):
+    """Every PyTorch inference path runs the fused model: no BatchNorm is
+    left, the logits are the reference forward's."""
+    _, model = demo_segmentor(family)
+    reference = copy.deepcopy(model).eval()
+    prepared = backends.prepare_model(copy.deepcopy(model).train())
+    assert not prepared.training
+    assert not any(isinstance(m, torch.nn.BatchNorm2d)
+                   for m in prepared.modules())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(prepared(x), reference(x), rtol=1e-4,
+                                   atol=1e-4)
+
+
 def test_normalisation_of_a_model_input():
     grey = Normalisation.from_input(ModelInput(channels=1, bands=True))
     assert grey.mean.flatten().tolist() == [0.]
