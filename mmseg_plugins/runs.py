@@ -114,9 +114,6 @@ def train_config(options: TrainOptions) -> Config:
             print_log('AMP training is already enabled in your config.',
                       logger='current', level=logging.WARNING)
     compile_networks(cfg)
-    if options.fuse:  # after the checkpoint is loaded
-        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-            dict(type='mmseg_plugins.FuseHook')]
     prepare_launcher(cfg, options.launcher)
     return cfg
 
@@ -161,6 +158,9 @@ def evaluation_config(options: EvaluationOptions) -> Config:
     if options.out is not None:
         cfg.test_evaluator['output_dir'] = options.out
         cfg.test_evaluator['keep_results'] = True
+    if options.fuse:  # after the checkpoint is loaded
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='mmseg_plugins.FuseHook')]
     prepare_launcher(cfg, options.launcher)
     return cfg
 

@@ -59,6 +59,12 @@ def test_evaluation_config_is_checked_and_prepared(demo_root,
     assert [h for h in cfg.custom_hooks
             if h.type == 'mmseg_plugins.StrictLoadHook'][0].checkpoint == \
         demo_checkpoint
+    # fused for inference after loading, unless asked not to
+    hooks = [h.type for h in cfg.custom_hooks]
+    assert hooks.index('mmseg_plugins.FuseHook') > hooks.index(
+        'mmseg_plugins.StrictLoadHook')
+    assert 'mmseg_plugins.FuseHook' not in [
+        h.type for h in config(fuse=False).custom_hooks]
     tta = config(tta=True)
     assert tta.model.module.type == cfg.model.type
     assert tta.test_dataloader.dataset.pipeline == tta.tta_pipeline
