@@ -36,7 +36,8 @@ from ..errors import InvalidInputError
 from .backbone_base import ConvStemBackbone
 from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
                      FactorizedAttentionEncoder)
-from .ops import adaptive_avg_pool2d, nchw_to_nlc, nlc_to_nchw
+from .ops import (adaptive_avg_pool2d, linear_of_activation, nchw_to_nlc,
+                  nlc_to_nchw)
 from .validation import conflict, pick_argument
 
 __all__ = [
@@ -92,7 +93,8 @@ class DWConvResidualMlp(nn.Module):
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         x = self.fc1(x)  # (B, N, 2C)
         local = nchw_to_nlc(self.dwconv(nlc_to_nchw(x, hw))) + x
-        return self.fc2(self.act(local))  # (B, N, C)
+        # fc2(GELU(local)), the activation recomputed in backward
+        return linear_of_activation(self.fc2, self.act, local)  # (B, N, C)
 
 
 class LowPassPyramid(nn.Module):

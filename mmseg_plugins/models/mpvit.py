@@ -35,6 +35,7 @@ from ..errors import InvalidInputError
 from .backbone_base import ConvStemBackbone
 from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
                      FactorizedAttentionEncoder)
+from .ops import linear_of_activation
 from .validation import pick_argument
 
 __all__ = ['MPVIT_ARCHS', 'MPVIT_OFFICIAL_DEFAULTS', 'Mlp', 'MPViTStage',
@@ -68,7 +69,8 @@ MPVIT_OFFICIAL_DEFAULTS = dict(
 
 class Mlp(nn.Module):
     """``fc2(GELU(fc1(x)))`` on tokens (the ``hw`` argument is unused; it
-    keeps the call signature of the other feed-forward modules).
+    keeps the call signature of the other feed-forward modules). Autograd
+    keeps the hidden activation once (:func:`~.ops.linear_of_activation`).
 
     Args:
         dim (int): Token channels.
@@ -82,7 +84,8 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))  # (B, N, C)
+        # fc2(act(fc1 x)), the activation recomputed in backward
+        return linear_of_activation(self.fc2, self.act, self.fc1(x))
 
 
 class MPViTStage(nn.Module):

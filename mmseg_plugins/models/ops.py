@@ -13,7 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
-    'nlc_to_nchw', 'nchw_to_nlc', 'DropPath', 'autocast_enabled',
+    'nlc_to_nchw', 'nchw_to_nlc', 'DropPath', 'linear_of_activation',
+    'autocast_enabled',
     'autocast_dtype', 'exporting', 'adaptive_pooling_matrix',
     'exportable_adaptive_avg_pool2d', 'adaptive_avg_pool2d'
 ]
@@ -64,6 +65,41 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f'drop_prob={self.drop_prob}'
+
+
+def linear_of_activation(linear: nn.Module, act: nn.Module,
+                         h: torch.Tensor) -> torch.Tensor:
+    """``linear(act(h))``, both called as modules, where autograd keeps the
+    MLP's widest activation once: ``linear`` saves its input ``act(h)`` for
+    its weight gradient, and ``act`` saves ``h``; here the former is not
+    stored but recomputed from ``h`` when backward unpacks it
+    (``torch.autograd.graph.saved_tensors_hooks``). Same values and
+    gradients; without autograd it is ``linear(act(h))``.
+
+    Args:
+        linear (nn.Module): The layer after the activation (e.g. ``fc2``).
+        act (nn.Module): The activation (elementwise, e.g. ``nn.GELU``).
+        h (Tensor): Its input.
+    """
+    a = act(h)
+    if not (torch.is_grad_enabled() and a.requires_grad):
+        return linear(a)
+    storage = a.untyped_storage().data_ptr()
+
+    def pack(saved: torch.Tensor):
+        if saved.untyped_storage().data_ptr() != storage:
+            return saved  # the weight, or a copy (autocast): kept
+        return (saved.shape, saved.stride(), saved.storage_offset())
+
+    def unpack(packed):
+        if isinstance(packed, torch.Tensor):
+            return packed
+        with torch.no_grad():
+            again = act(h)  # the same layout as ``a``
+        return again.as_strided(*packed)
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        return linear(a)
 
 
 def autocast_dtype(device_type: str):

@@ -112,3 +112,41 @@ def test_adaptive_pool_stays_size_generic_through_both_exporters(
                               for s in (1, 2, 3, 6)], dim=1)
         torch.testing.assert_close(torch.from_numpy(ours), expected,
                                    rtol=1e-5, atol=1e-5, msg=str(shape))
+
+
+def test_linear_of_activation_keeps_the_activation_once():
+    """Same values and gradients as linear(act(h)) in float64; the
+    activation's output is freed after the forward (recomputed in
+    backward), and both modules are called as modules."""
+    import gc
+    import weakref
+
+    from mmseg_plugins.models.ops import linear_of_activation
+    g = torch.Generator().manual_seed(0)
+    lin = nn.Linear(6, 3).double()
+    h0 = torch.randn(2, 5, 6, dtype=torch.float64, generator=g)
+    outputs, calls = [], []
+
+    class Recorded(nn.GELU):
+        def forward(self, x):
+            out = super().forward(x)
+            outputs.append(weakref.ref(out))
+            return out
+
+    act = Recorded()
+    lin.register_forward_hook(lambda *a: calls.append('linear'))
+    h = h0.clone().requires_grad_()
+    out = linear_of_activation(lin, act, h)
+    gc.collect()
+    assert outputs[0]() is None  # not kept by autograd
+    out.pow(2).sum().backward()
+    grads = [h.grad] + [p.grad.clone() for p in lin.parameters()]
+    lin.zero_grad()
+    ref_h = h0.clone().requires_grad_()
+    expected = lin(F.gelu(ref_h))
+    expected.pow(2).sum().backward()
+    torch.testing.assert_close(out, expected)
+    theirs_grads = [ref_h.grad] + [p.grad for p in lin.parameters()]
+    for ours, theirs in zip(grads, theirs_grads):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    assert calls == ['linear', 'linear']
