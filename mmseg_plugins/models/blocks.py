@@ -306,7 +306,7 @@ class FactorizedAttention(nn.Module):
             v.reshape(b, n, h, ch).transpose(1, 2)  # (B, h, Ch, Ch)
         factor = q.reshape(b, n, h, ch).transpose(1, 2) @ context
         factor = factor.transpose(1, 2).reshape(b, n, c)  # (B, N, C)
-        return self.proj(self.scale * factor + crpe(q, v, hw))
+        return self.proj(torch.add(crpe(q, v, hw), factor, alpha=self.scale))
 
 
 class FactorizedAttentionBlock(nn.Module):
