@@ -237,35 +237,37 @@ def train_smp_demo(data_root: str, settings: SmpDemoSettings,
     if found >= num_classes:
         raise InvalidInputError(f'{data_root}: label {found} with '
                                 f'num_classes={num_classes}')
-    torch.manual_seed(settings.seed)
-    generator = torch.Generator().manual_seed(settings.seed)
-    model = build_smp_model(settings, num_classes)
-    optimizer = torch.optim.AdamW(
-        optimizer_param_groups(model, settings.weight_decay),
-        lr=settings.lr, betas=(0.9, 0.999))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda it: demo_lr_factor(it, settings.warmup_iters,
-                                             settings.iters))
-    model.train()
-    batches = _batches(len(images), settings.batch_size, generator)
-    for iteration in range(1, settings.iters + 1):
-        index = next(batches)
-        flip = torch.rand(len(index), generator=generator).numpy() < 0.5
-        batch_images, batch_labels = images[index], labels[index]
-        batch_images[flip] = batch_images[flip, :, ::-1]  # horizontal
-        batch_labels[flip] = batch_labels[flip, :, ::-1]
-        logits = model(_normalise(batch_images))  # (B, K, H, W)
-        target = torch.from_numpy(batch_labels.astype(np.int64))
-        loss = F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
-        lr = optimizer.param_groups[0]['lr']  # this iteration's
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if iteration % settings.log_interval == 0 or \
-                iteration == settings.iters:
-            print(f'iter {iteration}/{settings.iters}: loss '
-                  f'{loss.item():.4f}, lr {lr:.2e}', flush=True)
+    # seeded inside: the caller's global random state is restored after
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        generator = torch.Generator().manual_seed(settings.seed)
+        model = build_smp_model(settings, num_classes)
+        optimizer = torch.optim.AdamW(
+            optimizer_param_groups(model, settings.weight_decay),
+            lr=settings.lr, betas=(0.9, 0.999))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda it: demo_lr_factor(it, settings.warmup_iters,
+                                                 settings.iters))
+        model.train()
+        batches = _batches(len(images), settings.batch_size, generator)
+        for iteration in range(1, settings.iters + 1):
+            index = next(batches)
+            flip = torch.rand(len(index), generator=generator).numpy() < 0.5
+            batch_images, batch_labels = images[index], labels[index]
+            batch_images[flip] = batch_images[flip, :, ::-1]  # horizontal
+            batch_labels[flip] = batch_labels[flip, :, ::-1]
+            logits = model(_normalise(batch_images))  # (B, K, H, W)
+            target = torch.from_numpy(batch_labels.astype(np.int64))
+            loss = F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
+            lr = optimizer.param_groups[0]['lr']  # this iteration's
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            if iteration % settings.log_interval == 0 or \
+                    iteration == settings.iters:
+                print(f'iter {iteration}/{settings.iters}: loss '
+                      f'{loss.item():.4f}, lr {lr:.2e}', flush=True)
     miou, iou = evaluate(model, val_images, val_labels, num_classes)
     return dict(mIoU=miou, IoU=iou, seconds=time.time() - start,
                 model=model)

@@ -67,6 +67,13 @@ class DropPath(nn.Module):
         return f'drop_prob={self.drop_prob}'
 
 
+def _compiling() -> bool:
+    """Whether TorchDynamo is tracing (``torch.compiler.is_compiling``,
+    torch >= 2.3)."""
+    is_compiling = getattr(torch.compiler, 'is_compiling', None)
+    return bool(is_compiling is not None and is_compiling())
+
+
 def linear_of_activation(linear: nn.Module, act: nn.Module,
                          h: torch.Tensor) -> torch.Tensor:
     """``linear(act(h))``, both called as modules, where autograd keeps the
@@ -82,7 +89,8 @@ def linear_of_activation(linear: nn.Module, act: nn.Module,
         h (Tensor): Its input.
     """
     a = act(h)
-    if not (torch.is_grad_enabled() and a.requires_grad):
+    if not (torch.is_grad_enabled() and a.requires_grad) or _compiling():
+        # (compiled graphs: AOTAutograd recomputes elementwise ops itself)
         return linear(a)
     storage = a.untyped_storage().data_ptr()
 
