@@ -13,7 +13,8 @@ is installed, the backbones are registered as timm models
 """
 from importlib.util import find_spec as _find_spec
 
-from .compat.stack import StackError, check_stack, stack_absent
+from .compat.stack import (StackError, check_stack, installed_stack,
+                           stack_absent)
 from .models.fuse import fuse
 from .version import __version__
 
@@ -22,7 +23,9 @@ _OPENMMLAB_NAMES = ('MODELS', 'MODEL_WRAPPERS', 'HOOKS', 'DATASETS',
                     'RNGStateHook', 'CompileHook', 'StrictLoadHook',
                     'DemoShapesDataset', 'compat')
 
-if stack_absent():
+_installed = installed_stack()  # read once: distribution metadata
+
+if stack_absent(_installed):
 
     def __getattr__(name: str):
         if name in _OPENMMLAB_NAMES:
@@ -31,7 +34,8 @@ if stack_absent():
             f'module {__name__!r} has no attribute {name!r}')
 
 else:
-    check_stack()  # one clear error for a missing or mixed OpenMMLab stack
+    # one clear error for a missing or mixed OpenMMLab stack
+    check_stack(_installed)
 
     from . import compat
 

@@ -15,11 +15,8 @@ computes what this module defines:
    ``EncoderDecoder.slide_inference`` when a config's ``test_cfg`` says
    ``mode='slide'``.
 
-:func:`min_input_size` says how small an input the backbone accepts, and
-:func:`fused_copy` is the inference transform (:func:`mmseg_plugins.fuse`)
-applied to a copy.
+:func:`min_input_size` says how small an input the backbone accepts.
 """
-import copy
 from typing import Callable, Optional, Tuple
 
 import torch
@@ -30,7 +27,7 @@ from .errors import InvalidInputError
 
 __all__ = [
     'DEFAULT_MIN_INPUT_SIZE', 'OUTPUTS', 'min_input_size',
-    'normalize_images', 'slide_logits', 'SegmentorForward', 'fused_copy',
+    'normalize_images', 'slide_logits', 'SegmentorForward',
     'swaps_bgr_to_rgb'
 ]
 
@@ -183,12 +180,3 @@ class SegmentorForward(nn.Module):
         logits = F.interpolate(logits, size=x.shape[2:], mode='bilinear',
                                align_corners=seg.align_corners)
         return logits.argmax(dim=1) if self.output == 'mask' else logits
-
-
-def fused_copy(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` in eval mode, fused for inference by
-    :func:`mmseg_plugins.models.fuse.fuse` (BatchNorm folded, speed forms
-    applied; verified against the reference forward); ``model`` is not
-    changed."""
-    from .models.fuse import fuse
-    return fuse(copy.deepcopy(model).eval())

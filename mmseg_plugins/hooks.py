@@ -21,7 +21,8 @@ from mmengine.runner.priority import Priority
 from .registry import HOOKS
 
 __all__ = ['RNG_STATES_KEY', 'capture_rng_states', 'restore_rng_states',
-           'RNGStateHook', 'CompileHook', 'stop_loader_workers',
+           'RNGStateHook', 'CompileHook', 'FuseHook', 'unwrapped_model',
+           'stop_loader_workers',
            'stop_dataloader_workers']
 
 #: Top-level checkpoint key under which :class:`RNGStateHook` stores one
@@ -320,6 +321,13 @@ class RNGStateHook(Hook):
             for hook in runner.hooks if isinstance(hook, CheckpointHook))
 
 
+def unwrapped_model(runner: Runner) -> torch.nn.Module:
+    """The runner's model without its distributed wrapper (if any)."""
+    from mmengine.model import is_model_wrapper
+    model = runner.model
+    return model.module if is_model_wrapper(model) else model
+
+
 @HOOKS.register_module()
 class CompileHook(Hook):
     """``torch.compile`` the networks of the model (backbone, neck, decode
@@ -355,11 +363,8 @@ class CompileHook(Hook):
     def _compile(self, runner: Runner) -> None:
         if self._done:
             return
-        from mmengine.model import is_model_wrapper
-
         from .accelerate import compile_in_place
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = unwrapped_model(runner)
         device = next(model.parameters()).device.type
         names = []
         for name in self.NETWORKS:
@@ -394,11 +399,8 @@ class FuseHook(Hook):
     priority = Priority.VERY_HIGH.value + 1
 
     def before_test(self, runner: Runner) -> None:
-        from mmengine.model import is_model_wrapper
-
         from .models.fuse import fuse
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = unwrapped_model(runner)
         model = getattr(model, 'module', model)  # inside a TTA wrapper
         fuse(model.eval())
         print_log(f'fused for inference: {type(model).__name__}',

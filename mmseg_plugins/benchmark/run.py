@@ -14,7 +14,8 @@ from ..accelerate import compile_in_place
 from ..builder import build_segmentor
 from ..config import load_config
 from ..errors import InvalidInputError
-from ..forward import SegmentorForward, fused_copy
+from ..forward import SegmentorForward
+from ..models.fuse import fused_copy
 from ..model_input import ModelInput
 from ..reporting import Progress
 from .figures import paper_figures

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Tuple
 
 __all__ = ['UPSTREAM', 'ONEDL', 'EXTRAS', 'DISTRIBUTIONS', 'StackError',
            'installed_stack', 'check_stack', 'describe_stack',
-           'stack_absent']
+           'missing_modules', 'stack_absent']
 
 UPSTREAM = 'OpenMMLab'
 ONEDL = 'OneDL'
@@ -87,8 +87,7 @@ def check_stack(installed: Optional[Installed] = None) -> Optional[str]:
     """
     if installed is None:
         installed = installed_stack()
-    missing = [module for module, found in installed.items()
-               if not found and not _importable(module)]
+    missing = missing_modules(installed)
     if missing:
         raise StackError(
             f'mmseg_plugins needs an OpenMMLab stack, and '
@@ -111,14 +110,21 @@ def _importable(module: str) -> bool:
         return False
 
 
+def missing_modules(installed: Installed) -> List[str]:
+    """The modules of ``installed`` with no distribution that cannot be
+    imported either (a source checkout on ``PYTHONPATH`` counts as
+    there)."""
+    return [module for module, found in installed.items()
+            if not found and not _importable(module)]
+
+
 def stack_absent(installed: Optional[Installed] = None) -> bool:
     """Whether none of mmseg, mmengine and mmcv is installed or importable:
     a torch-only environment (timm users), where ``import mmseg_plugins``
     provides the networks without the mmseg integration."""
     if installed is None:
         installed = installed_stack()
-    return all(not found and not _importable(module)
-               for module, found in installed.items())
+    return len(missing_modules(installed)) == len(installed)
 
 
 def describe_stack(installed: Optional[Installed] = None) -> str:

@@ -40,9 +40,9 @@ import torch.nn as nn
 
 from ..fileio import atomic_path
 from ..errors import ExportError, InvalidInputError, first_line
-from ..forward import (SegmentorForward, fused_copy, min_input_size,
-                       swaps_bgr_to_rgb)
+from ..forward import SegmentorForward, min_input_size, swaps_bgr_to_rgb
 from ..model_input import ModelInput
+from ..models.fuse import fused_copy
 from ..models.ops import exportable_adaptive_avg_pool2d
 from ..reporting import quiet_logger
 from .metadata import ExportMetadata, dataset_classes, plain

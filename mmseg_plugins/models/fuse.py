@@ -32,7 +32,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..errors import FuseError
 
 __all__ = ['Fusable', 'batch_norm_affine', 'fold_batch_norm', 'fuse',
-           'fuse_modules', 'probe_input']
+           'fused_copy', 'fuse_modules', 'probe_input']
 
 
 class Fusable:
@@ -146,20 +146,16 @@ def _tolerance(dtype: torch.dtype) -> float:
     return {torch.float64: 1e-9, torch.float32: 1e-4}.get(dtype, 2e-2)
 
 
-def fuse(model: nn.Module,
-         example: Optional[torch.Tensor] = None) -> nn.Module:
-    """Fuse ``model`` for inference, in place, and return it.
-
-    The model must be in eval mode. The fusion (:func:`fuse_modules`) is
-    first applied to a copy, whose outputs on ``example`` (default: a
-    64x64 probe, :func:`probe_input`) must equal the reference forward's
-    within float tolerance (relative to the largest output: 1e-4 in
-    float32); only then is ``model`` itself fused. Works on a backbone, a
-    decode head's segmentor (its ``model(x)`` tensor mode) or a timm model.
+def _verified_fused_copy(model: nn.Module,
+                         example: Optional[torch.Tensor]) -> nn.Module:
+    """A fused deep copy of ``model`` (eval mode), checked against
+    ``model``'s reference forward on ``example`` (default: a 64x64 probe,
+    :func:`probe_input`) within float tolerance (relative to the largest
+    output: 1e-4 in float32).
 
     Raises:
         FuseError: a module in training mode, or a fused result that
-            differs from the reference (``model`` is then left unchanged).
+            differs from the reference.
     """
     training = [n for n, m in model.named_modules() if m.training]
     if training:
@@ -182,4 +178,37 @@ def fuse(model: nn.Module,
                 f'{type(model).__name__}: output {i} of the fused model '
                 f'differs from the reference by {error:.3g} (largest value '
                 f'{scale:.3g}); nothing was changed')
+    return candidate
+
+
+def fuse(model: nn.Module,
+         example: Optional[torch.Tensor] = None) -> nn.Module:
+    """Fuse ``model`` for inference, in place, and return it.
+
+    The model must be in eval mode. The fusion (:func:`fuse_modules`) is
+    first applied to a copy, whose outputs on ``example`` (default: a
+    64x64 probe, :func:`probe_input`) must equal the reference forward's
+    within float tolerance (relative to the largest output: 1e-4 in
+    float32); only then is ``model`` itself fused. Works on a backbone, a
+    decode head's segmentor (its ``model(x)`` tensor mode) or a timm model.
+
+    Raises:
+        FuseError: a module in training mode, or a fused result that
+            differs from the reference (``model`` is then left unchanged).
+    """
+    _verified_fused_copy(model, example)
     return fuse_modules(model)
+
+
+def fused_copy(model: nn.Module,
+               example: Optional[torch.Tensor] = None) -> nn.Module:
+    """A fused copy of ``model`` in eval mode, verified as :func:`fuse`
+    verifies; ``model`` is not changed (its modules' training flags are
+    put back)."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        return _verified_fused_copy(model, example)
+    finally:
+        for m, training in modes:
+            m.training = training

@@ -115,3 +115,21 @@ def test_fuse_leaves_the_global_random_state_alone():
     state = torch.random.get_rng_state()
     mmseg_plugins.fuse(model)
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_fused_copy_leaves_the_model_as_it_was():
+    """The exporter's and benchmark's copy: fused and verified, while the
+    model keeps its BatchNorms and every module's training flag."""
+    from mmseg_plugins.models.fuse import fused_copy
+    model = ref.randomise(AFFormer('tiny'), seed=3, scale=0.1).train()
+    model.stages[0].eval()  # a mixed state, as frozen_stages leaves it
+    modes = [m.training for m in model.modules()]
+    copied = fused_copy(model)
+    assert [m.training for m in model.modules()] == modes
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert not copied.training and not any(
+        isinstance(m, torch.nn.BatchNorm2d) for m in copied.modules())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for ours, theirs in zip(copied(x), model.eval()(x)):
+            torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
