@@ -79,6 +79,15 @@ class SmpDemoSettings:
         if iters < 1 or batch_size < 1:
             raise InvalidInputError(f'iters={iters}, batch_size='
                                     f'{batch_size}: both must be >= 1')
+        from .timm import MODEL_NAMES, TimmAFFormer
+        if encoder not in MODEL_NAMES:
+            raise InvalidInputError(f'encoder {encoder!r}: use one of '
+                                    f'{", ".join(MODEL_NAMES)}')
+        if MODEL_NAMES[encoder][0] is TimmAFFormer:
+            raise InvalidInputError(
+                f'encoder {encoder!r}: its last three stages all run at 1/8 '
+                "of the input, and smp's decoders need stages at 1/4, 1/8, "
+                '1/16 and 1/32; use a mit_* or mpvit_* encoder')
         self.encoder, self.decoder = encoder, decoder
         self.iters, self.batch_size = iters, batch_size
         self.lr, self.weight_decay = lr, weight_decay

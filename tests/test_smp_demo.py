@@ -123,3 +123,9 @@ def test_bad_settings_are_refused():
         SmpDemoSettings(decoder='Linknet')
     with pytest.raises(InvalidInputError, match='iters=0'):
         SmpDemoSettings(iters=0)
+    with pytest.raises(InvalidInputError, match="'mit_b9': use one of "
+                       'mit_b0'):
+        SmpDemoSettings(encoder='mit_b9')
+    with pytest.raises(InvalidInputError, match="'afformer_tiny': its last "
+                       'three stages all run at 1/8'):
+        SmpDemoSettings(encoder='afformer_tiny')
