@@ -36,6 +36,7 @@ from ..errors import InvalidInputError
 from .backbone_base import ConvStemBackbone
 from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
                      FactorizedAttentionEncoder)
+from .fuse import Fusable, InplaceGELU
 from .ops import (adaptive_avg_pool2d, linear_of_activation, nchw_to_nlc,
                   nlc_to_nchw)
 from .validation import conflict, pick_argument
@@ -74,8 +75,9 @@ OFFICIAL_CONFIG_STRIDES = (4, 2, 2, 2)
 PATCH_STRIDES = ((1, 1), (2, 1), (1, 2), (1, 4))
 
 
-class DWConvResidualMlp(nn.Module):
-    """``fc2(GELU(fc1(x) + DWConv3x3(fc1(x))))`` on tokens.
+class DWConvResidualMlp(Fusable, nn.Module):
+    """``fc2(GELU(fc1(x) + DWConv3x3(fc1(x))))`` on tokens; :meth:`fuse`
+    makes the GELU write over the sum (inference).
 
     Args:
         dim (int): Token channels.
@@ -95,6 +97,9 @@ class DWConvResidualMlp(nn.Module):
         local = nchw_to_nlc(self.dwconv(nlc_to_nchw(x, hw))) + x
         # fc2(GELU(local)), the activation recomputed in backward
         return linear_of_activation(self.fc2, self.act, local)  # (B, N, C)
+
+    def fuse(self) -> None:
+        self.act = InplaceGELU(self.act.approximate)  # over ``local``
 
 
 class LowPassPyramid(nn.Module):

@@ -298,15 +298,24 @@ class FactorizedAttention(nn.Module):
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                hw: Tuple[int, int], crpe: nn.Module) -> torch.Tensor:
-        """The attention from q, k, v (B, N, C) to the projected output."""
+        """The attention from q, k, v (B, N, C) to the projected output.
+
+        k is normalised in head-major (B, h, Ch, N) layout, which the
+        context product reads without another copy (autograd keeps one
+        normalised k, not a second, reordered one); the per-head products
+        are added to the position term through a strided view, with no
+        reordered copy. The normalised k is freed before the position term
+        is computed (a lower inference peak).
+        """
         b, n, c = q.shape
         h, ch = self.num_heads, c // self.num_heads
-        k = k.softmax(dim=1)  # over tokens
-        context = k.reshape(b, n, h, ch).permute(0, 2, 3, 1) @ \
+        context = k.transpose(1, 2).reshape(b, h, ch, n).softmax(dim=-1) @ \
             v.reshape(b, n, h, ch).transpose(1, 2)  # (B, h, Ch, Ch)
+        out = crpe(q, v, hw)  # (B, N, C)
         factor = q.reshape(b, n, h, ch).transpose(1, 2) @ context
-        factor = factor.transpose(1, 2).reshape(b, n, c)  # (B, N, C)
-        return self.proj(torch.add(crpe(q, v, hw), factor, alpha=self.scale))
+        out = torch.add(out.reshape(b, n, h, ch), factor.transpose(1, 2),
+                        alpha=self.scale)  # (B, N, h, Ch): out's layout
+        return self.proj(out.reshape(b, n, c))  # (B, N, C)
 
 
 class FactorizedAttentionBlock(nn.Module):

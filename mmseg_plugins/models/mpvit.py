@@ -35,6 +35,7 @@ from ..errors import InvalidInputError
 from .backbone_base import ConvStemBackbone
 from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
                      FactorizedAttentionEncoder)
+from .fuse import Fusable, InplaceGELU
 from .ops import linear_of_activation
 from .validation import pick_argument
 
@@ -67,10 +68,11 @@ MPVIT_OFFICIAL_DEFAULTS = dict(
     num_paths=(4, 4, 4, 4), num_heads=(8, 8, 8, 8), mlp_ratios=(8, 8, 4, 4))
 
 
-class Mlp(nn.Module):
+class Mlp(Fusable, nn.Module):
     """``fc2(GELU(fc1(x)))`` on tokens (the ``hw`` argument is unused; it
     keeps the call signature of the other feed-forward modules). Autograd
-    keeps the hidden activation once (:func:`~.ops.linear_of_activation`).
+    keeps the hidden activation once (:func:`~.ops.linear_of_activation`);
+    :meth:`fuse` makes the GELU write over fc1's output (inference).
 
     Args:
         dim (int): Token channels.
@@ -86,6 +88,9 @@ class Mlp(nn.Module):
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         # fc2(act(fc1 x)), the activation recomputed in backward
         return linear_of_activation(self.fc2, self.act, self.fc1(x))
+
+    def fuse(self) -> None:
+        self.act = InplaceGELU(self.act.approximate)  # over fc1's output
 
 
 class MPViTStage(nn.Module):

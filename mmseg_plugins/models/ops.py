@@ -81,7 +81,9 @@ def linear_of_activation(linear: nn.Module, act: nn.Module,
     its weight gradient, and ``act`` saves ``h``; here the former is not
     stored but recomputed from ``h`` when backward unpacks it
     (``torch.autograd.graph.saved_tensors_hooks``). Same values and
-    gradients; without autograd it is ``linear(act(h))``.
+    gradients; without autograd, or for an in-place ``act`` (one with
+    ``inplace=True``: :func:`~.fuse.fuse` installs them), it is
+    ``linear(act(h))``.
 
     Args:
         linear (nn.Module): The layer after the activation (e.g. ``fc2``).
@@ -89,8 +91,10 @@ def linear_of_activation(linear: nn.Module, act: nn.Module,
         h (Tensor): Its input.
     """
     a = act(h)
-    if not (torch.is_grad_enabled() and a.requires_grad) or _compiling():
-        # (compiled graphs: AOTAutograd recomputes elementwise ops itself)
+    if not (torch.is_grad_enabled() and a.requires_grad) or _compiling() \
+            or getattr(act, 'inplace', False):
+        # (compiled graphs: AOTAutograd recomputes elementwise ops itself;
+        # an in-place activation, a fused model's, has overwritten h)
         return linear(a)
     storage = a.untyped_storage().data_ptr()
 

@@ -133,3 +133,38 @@ def test_fused_copy_leaves_the_model_as_it_was():
     with torch.no_grad():
         for ours, theirs in zip(copied(x), model.eval()(x)):
             torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('mlp', ['mpvit', 'afformer'])
+def test_fused_mlp_writes_gelu_over_its_input_and_keeps_gradients(mlp):
+    """After fuse the MLP's GELU overwrites its input (the hidden tensor is
+    allocated once at inference); with autograd on the fused module the
+    output and every gradient still equal the reference's in float64 (an
+    in-place GELU whose input were recomputed from the overwritten tensor
+    would differ)."""
+    from mmseg_plugins.models.afformer import DWConvResidualMlp
+    from mmseg_plugins.models.fuse import InplaceGELU
+    from mmseg_plugins.models.mpvit import Mlp
+    cls = Mlp if mlp == 'mpvit' else DWConvResidualMlp
+    torch.manual_seed(0)
+    module = cls(8, 16).double().eval()
+    reference = copy.deepcopy(module)
+    module.fuse()
+    assert isinstance(module.act, InplaceGELU)
+    seen = []
+    module.act.register_forward_hook(
+        lambda m, args, out: seen.append(args[0] is out))
+    x0 = torch.randn(2, 12, 8, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x0, (3, 4)), reference(x0, (3, 4)))
+    assert seen == [True]  # written over its input
+    outs, grads = [], []
+    for m in (module, reference):
+        x = x0.clone().requires_grad_()
+        out = m(x, (3, 4))
+        out.pow(2).sum().backward()
+        outs.append(out)
+        grads.append([x.grad] + [p.grad for p in m.parameters()])
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-12, atol=1e-12)
+    for ours, theirs in zip(*grads):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)

@@ -271,11 +271,11 @@ def test_folded_head_computes_less(monkeypatch):
     assert all(c != 4 * 24 for c, _ in seen)
 
 
-def test_folded_head_trains_like_the_unfolded_in_float64():
+def test_head_trains_like_the_unfolded_definition_in_float64():
     """Training mode (BatchNorm on batch statistics): logits, the gradients
-    of every parameter (the Linear layers and the fusion convolution reach
-    theirs through the product F_i L_i) and the updated BatchNorm
-    statistics equal the unfolded head's, in float64."""
+    of every parameter (the fusion convolution applies its weight per
+    scale, before the resize) and the updated BatchNorm statistics equal
+    the unfolded head's, in float64."""
     import copy
 
     from helpers import (assert_relatively_close, assert_same_training_step,
@@ -360,3 +360,25 @@ def test_training_matches_mmseg_in_float64():
     for name, p in as_module.named_parameters():
         p.grad = grads[name]
     assert_same_training_step(ours, as_module)
+
+
+@pytest.mark.parametrize('mode', ['bilinear', 'nearest'])
+def test_resize_concat_conv_equals_the_concatenation(mode):
+    """ResizeConcatConv: a tensor is convolved as nn.Conv2d does; a list
+    gives the convolution of the maps resized to the largest one and
+    concatenated (float64: a swapped weight block or a missing bias would
+    show)."""
+    from mmseg_plugins.models.heads import ResizeConcatConv
+    g = torch.Generator().manual_seed(0)
+    conv = ResizeConcatConv(3 + 5 + 2, 4, mode=mode).double()
+    plain = torch.nn.Conv2d(10, 4, 1).double()
+    plain.load_state_dict(conv.state_dict())
+    maps = [torch.randn(2, c, *hw, generator=g, dtype=torch.float64)
+            for c, hw in ((3, (4, 5)), (5, (8, 10)), (2, (16, 20)))]
+    cat = torch.cat([F.interpolate(m, size=(16, 20), mode=mode) if m.shape[
+        2:] != (16, 20) else m for m in maps], dim=1)
+    torch.testing.assert_close(conv(cat), plain(cat), rtol=0, atol=0)
+    torch.testing.assert_close(conv(maps), plain(cat), rtol=1e-12,
+                               atol=1e-12)
+    with pytest.raises(AssertionError):  # the blocks belong to their maps
+        torch.testing.assert_close(conv(maps[::-1]), plain(cat))
