@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from ..errors import InvalidInputError
 from .fuse import Fusable, fold_batch_norm
-from .ops import DropPath, autocast_dtype, nchw_to_nlc, nlc_to_nchw
+from .ops import (DropPath, autocast_dtype, nchw_to_nlc, nlc_to_nchw,
+                  recomputed_when_saved)
 
 __all__ = [
     'OverlapPatchEmbed', 'ConvBN', 'DWSeparableConvBN', 'ConvLocalBlock',
@@ -256,12 +257,15 @@ class ConvRelPosEnc(Fusable, nn.Module):
         return q * nchw_to_nlc(self.high_pass(nlc_to_nchw(v, hw)))
 
 
-class FactorizedAttention(nn.Module):
+class FactorizedAttention(Fusable, nn.Module):
     """Factorised (linear) attention with a convolutional relative position
     term: ``scale * q (softmax_N(k)^T v) + crpe(q, v)``, then a projection.
 
     Tensors stay in token layout (B, N, C) with the heads side by side; the
-    per-head products are batched matrix products over (B, heads).
+    per-head products are batched matrix products over (B, heads). Under
+    autograd it keeps what the official code keeps, less the qkv output
+    (see :meth:`attend`); :meth:`fuse` leaves out the copies that serve
+    only that.
 
     Under float16 autocast everything after the qkv projection runs in
     float32: the products of q with v (``q * DWConv(v)``, ``q (k^T v)``)
@@ -286,6 +290,7 @@ class FactorizedAttention(nn.Module):
         self.scale = (dim // num_heads)**-0.5
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
+        self.compact_saved = True  # False after fuse()
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int],
                 crpe: nn.Module) -> torch.Tensor:
@@ -300,22 +305,40 @@ class FactorizedAttention(nn.Module):
                hw: Tuple[int, int], crpe: nn.Module) -> torch.Tensor:
         """The attention from q, k, v (B, N, C) to the projected output.
 
-        k is normalised in head-major (B, h, Ch, N) layout, which the
-        context product reads without another copy (autograd keeps one
-        normalised k, not a second, reordered one); the per-head products
-        are added to the position term through a strided view, with no
-        reordered copy. The normalised k is freed before the position term
-        is computed (a lower inference peak).
+        What autograd keeps is q, v, the normalised k, the position term's
+        convolution and the projection's input, nothing more: q and v are
+        compact copies (the views of the qkv output would keep all of it,
+        k's third included, until backward; :meth:`fuse` drops the copies),
+        the per-head products read head-major copies of q and v that are
+        made again in backward instead of kept
+        (:func:`~.ops.recomputed_when_saved`), k is normalised directly in
+        the head-major (B, h, Ch, N) layout the product reads, and the
+        products are added to the position term through a strided view.
         """
         b, n, c = q.shape
         h, ch = self.num_heads, c // self.num_heads
-        context = k.transpose(1, 2).reshape(b, h, ch, n).softmax(dim=-1) @ \
-            v.reshape(b, n, h, ch).transpose(1, 2)  # (B, h, Ch, Ch)
+        if self.compact_saved:
+            q, v = q.contiguous(), v.contiguous()
+
+        def heads(t: torch.Tensor) -> torch.Tensor:  # (B, h, N, Ch) copy
+            return t.reshape(b, n, h, ch).transpose(1, 2).contiguous()
+
+        v_heads = heads(v)
+        with recomputed_when_saved([(v_heads, lambda: heads(v))]):
+            context = k.transpose(1, 2).reshape(b, h, ch, n).softmax(
+                dim=-1) @ v_heads  # (B, h, Ch, Ch)
+        del v_heads
         out = crpe(q, v, hw)  # (B, N, C)
-        factor = q.reshape(b, n, h, ch).transpose(1, 2) @ context
+        q_heads = heads(q)
+        with recomputed_when_saved([(q_heads, lambda: heads(q))]):
+            factor = q_heads @ context  # (B, h, N, Ch)
+        del q_heads
         out = torch.add(out.reshape(b, n, h, ch), factor.transpose(1, 2),
                         alpha=self.scale)  # (B, N, h, Ch): out's layout
         return self.proj(out.reshape(b, n, c))  # (B, N, C)
+
+    def fuse(self) -> None:
+        self.compact_saved = False  # inference keeps nothing for backward
 
 
 class FactorizedAttentionBlock(nn.Module):

@@ -65,11 +65,14 @@ class ResizeConcatConv(nn.Conv2d):
         out = None
         for m, weight in zip(maps, weights):
             # the bias once, with the first map (a resize keeps constants)
-            y = F.conv2d(m, weight, self.bias if out is None else None)
+            y = F.conv2d(m, weight.contiguous(),
+                         self.bias if out is None else None)
             if y.shape[2:] != size:  # (B, out, h_i, w_i) -> (B, out, H, W)
                 y = resize(y, size=size, mode=self.mode,
                            align_corners=self.align_corners)
-            out = y if out is None else out + y
+            # summed in place: the first term is a fresh convolution or
+            # resize output, which neither operation keeps for its backward
+            out = y if out is None else out.add_(y)
         return out  # (B, out, H, W)
 
 

@@ -6,7 +6,8 @@ Everything here imports only torch: the networks of
 :mod:`mmseg_plugins.models` build without mmseg, mmengine or mmcv (the timm
 models of :mod:`mmseg_plugins.timm` rely on it).
 """
-from typing import Optional, Tuple, Union
+import contextlib
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 
 __all__ = [
     'nlc_to_nchw', 'nchw_to_nlc', 'DropPath', 'linear_of_activation',
+    'recomputed_when_saved',
     'autocast_enabled',
     'autocast_dtype', 'exporting', 'adaptive_pooling_matrix',
     'exportable_adaptive_avg_pool2d', 'adaptive_avg_pool2d'
@@ -74,16 +76,57 @@ def _compiling() -> bool:
     return bool(is_compiling is not None and is_compiling())
 
 
+@contextlib.contextmanager
+def recomputed_when_saved(
+        recipes: Sequence[Tuple[torch.Tensor, Callable[[], torch.Tensor]]]):
+    """Within the block, autograd does not store the given tensors (or
+    views of them) for backward: each ``(tensor, recompute)`` pair stores a
+    note, and backward calls ``recompute()`` (without autograd) for a new
+    tensor of the same values and layout when it needs them
+    (``torch.autograd.graph.saved_tensors_hooks``). For tensors that are
+    cheap to make again from ones autograd keeps anyway (an activation's
+    output, a reordered copy). The same values and gradients; without
+    autograd, or while TorchDynamo traces (AOTAutograd rematerialises
+    cheap ops itself), the block runs unchanged.
+
+    The recipes' closures must not hold the tensors themselves (that would
+    keep them alive); only their storage addresses are kept here.
+    """
+    if not torch.is_grad_enabled() or _compiling():
+        yield
+        return
+    index = {t.untyped_storage().data_ptr(): i
+             for i, (t, _) in enumerate(recipes)}
+    remakes = [remake for _, remake in recipes]
+
+    def pack(saved: torch.Tensor):
+        i = index.get(saved.untyped_storage().data_ptr())
+        if i is None:
+            return saved  # not ours (a weight, an autocast copy): kept
+        return i, saved.shape, saved.stride(), saved.storage_offset()
+
+    def unpack(packed):
+        if isinstance(packed, torch.Tensor):
+            return packed
+        i, shape, stride, offset = packed
+        with torch.no_grad():
+            again = remakes[i]()  # the same layout as the original
+        return again.as_strided(shape, stride, offset)
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        yield
+
+
 def linear_of_activation(linear: nn.Module, act: nn.Module,
                          h: torch.Tensor) -> torch.Tensor:
     """``linear(act(h))``, both called as modules, where autograd keeps the
     MLP's widest activation once: ``linear`` saves its input ``act(h)`` for
     its weight gradient, and ``act`` saves ``h``; here the former is not
     stored but recomputed from ``h`` when backward unpacks it
-    (``torch.autograd.graph.saved_tensors_hooks``). Same values and
-    gradients; without autograd, or for an in-place ``act`` (one with
-    ``inplace=True``: :func:`~.fuse.fuse` installs them), it is
-    ``linear(act(h))``.
+    (:func:`recomputed_when_saved`). Same values and gradients; without
+    autograd, or for an in-place ``act`` (one with ``inplace=True``:
+    :func:`~.fuse.fuse` installs them, and ``h`` is then overwritten), it
+    is ``linear(act(h))``.
 
     Args:
         linear (nn.Module): The layer after the activation (e.g. ``fc2``).
@@ -91,26 +134,9 @@ def linear_of_activation(linear: nn.Module, act: nn.Module,
         h (Tensor): Its input.
     """
     a = act(h)
-    if not (torch.is_grad_enabled() and a.requires_grad) or _compiling() \
-            or getattr(act, 'inplace', False):
-        # (compiled graphs: AOTAutograd recomputes elementwise ops itself;
-        # an in-place activation, a fused model's, has overwritten h)
+    if getattr(act, 'inplace', False):
         return linear(a)
-    storage = a.untyped_storage().data_ptr()
-
-    def pack(saved: torch.Tensor):
-        if saved.untyped_storage().data_ptr() != storage:
-            return saved  # the weight, or a copy (autocast): kept
-        return (saved.shape, saved.stride(), saved.storage_offset())
-
-    def unpack(packed):
-        if isinstance(packed, torch.Tensor):
-            return packed
-        with torch.no_grad():
-            again = act(h)  # the same layout as ``a``
-        return again.as_strided(*packed)
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+    with recomputed_when_saved([(a, lambda: act(h))]):
         return linear(a)
 
 

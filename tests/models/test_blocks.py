@@ -77,6 +77,49 @@ def test_factorized_attention_is_the_per_head_formula():
     torch.testing.assert_close(out, expected)
 
 
+@pytest.mark.parametrize('fused', [False, True])
+def test_factorized_attention_trains_as_the_formula_and_frees_qkv(fused):
+    """With autograd, in float64: the output and every gradient equal the
+    per-head formula's; the reference forward saves nothing that shares the
+    qkv output's memory for backward (q and v are kept as compact copies,
+    the head-major copies are made again), the fused form does."""
+    g = torch.Generator().manual_seed(0)
+    attn = FactorizedAttention(16, num_heads=8).double()
+    crpe = ConvRelPosEnc(2, 8).double()
+    if fused:
+        attn.fuse()
+    qkv_storage, saved_storages = [], []
+    attn.qkv.register_forward_hook(lambda m, a, out: qkv_storage.append(
+        out.untyped_storage().data_ptr()))
+
+    def record(t):
+        saved_storages.append(t.untyped_storage().data_ptr())
+        return t
+
+    x0 = torch.randn(3, 6, 16, dtype=torch.float64, generator=g)
+    x = x0.clone().requires_grad_()
+    with torch.autograd.graph.saved_tensors_hooks(record, lambda t: t):
+        out = attn(x, (2, 3), crpe)
+    assert (qkv_storage[0] in saved_storages) == fused
+    out.pow(2).sum().backward()
+    grads = [x.grad] + [p.grad.clone() for p in attn.parameters()] + [
+        p.grad.clone() for p in crpe.parameters()]
+    attn.zero_grad()
+    crpe.zero_grad()
+    y = x0.clone().requires_grad_()
+    q, k, v = attn.qkv(y).chunk(3, dim=-1)
+    kh, vh, qh = (t.reshape(3, 6, 8, 2) for t in (k.softmax(1), v, q))
+    factor = torch.einsum('bnhc,bnhd,bmhc->bmhd', kh, vh, qh)
+    expected = attn.proj(attn.scale * factor.reshape(3, 6, 16) +
+                         crpe(q, v, (2, 3)))
+    expected.pow(2).sum().backward()
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    theirs = [y.grad] + [p.grad for p in attn.parameters()] + [
+        p.grad for p in crpe.parameters()]
+    for a, b in zip(grads, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize('crpe_class', [ConvRelPosEnc, FrequencyFilter])
 def test_fused_relative_position_encoding_equals_the_windows(crpe_class):
     """fuse() merges the per-window kernels into one depthwise conv with
