@@ -37,7 +37,7 @@ from .backbone_base import ConvStemBackbone
 from .blocks import (ConvBN, ConvLocalBlock, ConvRelPosEnc, DWSeparableConvBN,
                      FactorizedAttentionEncoder)
 from .fuse import Fusable, InplaceGELU
-from .ops import (adaptive_avg_pool2d, linear_of_activation, nchw_to_nlc,
+from .ops import (adaptive_avg_pools, linear_of_activation, nchw_to_nlc,
                   nlc_to_nchw)
 from .validation import conflict, pick_argument
 
@@ -106,7 +106,7 @@ class LowPassPyramid(nn.Module):
     """Parameter-free low-pass filter: the channels are cut into
     ``len(sizes)`` equal groups, group ``i`` is average-pooled to
     ``sizes[i] x sizes[i]`` (adaptive pooling, in its shape-generic form
-    while exporting: :func:`~.ops.adaptive_avg_pool2d`) and upsampled back
+    while exporting: :func:`~.ops.adaptive_avg_pools`) and upsampled back
     (bilinear), then ReLU.
 
     Args:
@@ -124,9 +124,9 @@ class LowPassPyramid(nn.Module):
                                     f'by {len(self.sizes)}, got {c}')
         groups = torch.split(x, c // len(self.sizes), dim=1)
         out = [
-            F.interpolate(
-                adaptive_avg_pool2d(g, s), size=size, mode='bilinear',
-                align_corners=False) for g, s in zip(groups, self.sizes)
+            F.interpolate(pooled, size=size, mode='bilinear',
+                          align_corners=False)
+            for pooled in adaptive_avg_pools(groups, self.sizes)
         ]
         return F.relu(torch.cat(out, dim=1))
 

@@ -7,7 +7,7 @@ Everything here imports only torch: the networks of
 models of :mod:`mmseg_plugins.timm` rely on it).
 """
 import contextlib
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -18,7 +18,7 @@ __all__ = [
     'recomputed_when_saved',
     'autocast_enabled',
     'autocast_dtype', 'exporting', 'adaptive_pooling_matrix',
-    'exportable_adaptive_avg_pool2d', 'adaptive_avg_pool2d'
+    'exportable_adaptive_avg_pool2d', 'adaptive_avg_pools'
 ]
 
 
@@ -166,34 +166,39 @@ def exporting() -> bool:
     """Whether the forward pass is being captured for export: by either ONNX
     exporter (TorchScript tracing or dynamo) or by ``torch.export``.
 
-    A few operations take an export-safe form then (see
-    :func:`adaptive_avg_pool2d` and ``FactorizedAttention``); eager calls,
-    ``torch.compile`` and the FLOP counter's trace keep the fast form.
+    Adaptive pooling takes an export-safe form then
+    (:func:`adaptive_avg_pools`); eager calls, ``torch.compile`` and the
+    FLOP counter's trace keep PyTorch's kernel.
     """
     is_exporting = getattr(torch.compiler, 'is_exporting', None)  # >= 2.7
     return torch.onnx.is_in_onnx_export() or bool(
         is_exporting is not None and is_exporting())
 
 
-def adaptive_pooling_matrix(size: Union[int, torch.SymInt], bins: int,
+def adaptive_pooling_matrix(size: Union[int, torch.SymInt],
+                            bins: Union[int, Sequence[int]],
                             like: torch.Tensor) -> torch.Tensor:
     """The (bins, size) matrix whose row ``i`` averages bin ``i`` of
     adaptive average pooling along one axis: the positions
     ``[floor(i * size / bins), ceil((i + 1) * size / bins))``, as in
     ``F.adaptive_avg_pool2d`` (bins overlap when ``size`` is not a multiple
-    of ``bins`` and repeat positions when ``size < bins``).
+    of ``bins`` and repeat positions when ``size < bins``). Several bin
+    counts give their matrices stacked, (sum of bins, size), built at once.
 
     It is built from ``torch.arange`` over ``size``, so an exporter tracing
     ``size`` from an input shape records the computation, not its value.
 
     Args:
         size (int): Input length along the axis (may be symbolic).
-        bins (int): Output length.
+        bins (int | Sequence[int]): Output length, or lengths.
         like (Tensor): Gives the dtype and device.
     """
-    i = torch.arange(bins, device=like.device)
-    start = torch.div(i * size, bins, rounding_mode='floor')
-    end = torch.div((i + 1) * size + bins - 1, bins, rounding_mode='floor')
+    counts = [bins] if isinstance(bins, int) else list(bins)
+    # per row: its bin count n and its index i within that count
+    n = torch.cat([torch.full((c, ), c, device=like.device) for c in counts])
+    i = torch.cat([torch.arange(c, device=like.device) for c in counts])
+    start = torch.div(i * size, n, rounding_mode='floor')
+    end = torch.div((i + 1) * size + n - 1, n, rounding_mode='floor')
     j = torch.arange(size, device=like.device)
     inside = (j[None] >= start[:, None]) & (j[None] < end[:, None])
     return inside.to(like.dtype) / (end - start)[:, None].to(like.dtype)
@@ -229,14 +234,30 @@ def exportable_adaptive_avg_pool2d(
     return x
 
 
-def adaptive_avg_pool2d(
-        x: torch.Tensor,
-        output_size: Union[int, Tuple[Optional[int], Optional[int]]]
-) -> torch.Tensor:
-    """``F.adaptive_avg_pool2d``; while :func:`exporting`, the same values
-    from :func:`exportable_adaptive_avg_pool2d`. Eager calls keep PyTorch's
-    kernel: the matrix form made AFFormer-base 5-8% slower at batch 1 on
-    the CPU, and FLOP counters would count its products."""
-    if exporting():
-        return exportable_adaptive_avg_pool2d(x, output_size)
-    return F.adaptive_avg_pool2d(x, output_size)
+def adaptive_avg_pools(maps: Sequence[torch.Tensor],
+                       sizes: Sequence[int]) -> List[torch.Tensor]:
+    """``[F.adaptive_avg_pool2d(m, s) for m, s in zip(maps, sizes)]`` for
+    maps of one spatial size (a pooling pyramid); while :func:`exporting`,
+    the same values as products with the averaging matrices of
+    :func:`adaptive_pooling_matrix`, built once per axis for all the sizes
+    (about half the graph nodes of one pair of matrices per size), which
+    keep the dependence on the input size.
+
+    Eager calls keep PyTorch's kernel: the matrix form made AFFormer-base
+    5-8% slower at batch 1 on the CPU, and FLOP counters would count its
+    products.
+
+    Args:
+        maps (Sequence[Tensor]): (B, C_i, H, W) each, one (H, W).
+        sizes (Sequence[int]): Square output size of each map.
+
+    Returns:
+        list[Tensor]: (B, C_i, S_i, S_i) each.
+    """
+    if not exporting():
+        return [F.adaptive_avg_pool2d(m, s) for m, s in zip(maps, sizes)]
+    height, width = maps[0].shape[2:]
+    rows = adaptive_pooling_matrix(height, sizes, maps[0]).split(sizes)
+    columns = adaptive_pooling_matrix(width, sizes, maps[0]).split(sizes)
+    # (S, H) @ (B, C, H, W) @ (W, S) -> (B, C, S, S)
+    return [r @ m @ c.t() for m, r, c in zip(maps, rows, columns)]

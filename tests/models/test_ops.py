@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmseg_plugins.models.ops import (DropPath, adaptive_avg_pool2d,
+from mmseg_plugins.models.ops import (DropPath, adaptive_avg_pools,
                                       adaptive_pooling_matrix,
                                       exportable_adaptive_avg_pool2d,
                                       exporting, nchw_to_nlc, nlc_to_nchw)
@@ -74,13 +74,40 @@ def test_adaptive_pooling_matrix_rows_are_the_bins():
     assert m.tolist() == [[1., 0.]] * 3 + [[0., 1.]] * 3
 
 
+def test_stacked_pooling_matrix_is_the_single_ones():
+    """Several bin counts: each count's matrix, stacked in order."""
+    like = torch.empty(0, dtype=torch.float64)
+    for size in POOL_SIZES:
+        stacked = adaptive_pooling_matrix(size, (1, 2, 3, 6), like)
+        expected = torch.cat([adaptive_pooling_matrix(size, n, like)
+                              for n in (1, 2, 3, 6)])
+        assert stacked.shape == (12, size)
+        assert torch.equal(stacked, expected)
+
+
+def test_adaptive_avg_pools_while_exporting_equal_pytorch(monkeypatch):
+    """The export form (stacked matrices) gives each map's own bins."""
+    import mmseg_plugins.models.ops as ops
+    monkeypatch.setattr(ops, 'exporting', lambda: True)
+    g = torch.Generator().manual_seed(0)
+    for h, w in [(1, 1), (5, 7), (6, 6), (17, 64), (97, 13)]:
+        maps = [torch.randn(2, c, h, w, dtype=torch.float64, generator=g)
+                for c in (1, 2, 3, 4)]
+        for ours, m, s in zip(adaptive_avg_pools(maps, (1, 2, 3, 6)), maps,
+                              (1, 2, 3, 6)):
+            torch.testing.assert_close(ours, F.adaptive_avg_pool2d(m, s),
+                                       rtol=0, atol=1e-12,
+                                       msg=f'{h}x{w} -> {s}')
+
+
 class _Pyramid(nn.Module):
     """The pooling pyramid of AFFormer and UPerHead, through the
-    dispatching :func:`adaptive_avg_pool2d`."""
+    dispatching :func:`adaptive_avg_pools`."""
 
     def forward(self, x):
-        return torch.cat([adaptive_avg_pool2d(x, s).flatten(1)
-                          for s in (1, 2, 3, 6)], dim=1)
+        sizes = (1, 2, 3, 6)
+        return torch.cat([p.flatten(1) for p in adaptive_avg_pools(
+            [x] * len(sizes), sizes)], dim=1)
 
 
 @pytest.mark.parametrize('dynamo', [True, False], ids=['dynamo',
