@@ -17,9 +17,10 @@ Conventions (stated in every table the tool writes):
   matrix products), over the inference computation: backbone, decode head
   and the final resize to the input size, no auxiliary head, no grad.
 * **Latency** is the median wall time of a batch-1 inference call (for a
-  segmentor mmseg's ``mode='tensor'`` forward: logits at the head's
-  resolution, not resized; ``--backend onnxruntime`` times the exported
-  computation, resize included), **throughput** images per second of a
+  segmentor its inference computation,
+  :class:`~mmseg_plugins.forward.SegmentorForward`: backbone, decode head
+  and the resize of the logits to the input, the computation that FLOPs
+  count and ONNX Runtime runs), **throughput** images per second of a
   larger batch, the **training step**
   ``model.loss`` (all heads, cross entropy) plus backward, no optimiser
   step; each after warm-up calls. With a reference the models alternate

@@ -11,7 +11,35 @@ from ..forward import DEFAULT_MIN_INPUT_SIZE
 from .measures import Timing, paired_ratio
 from .settings import BenchmarkSettings
 
-__all__ = ['comparison_lines', 'environment_lines']
+__all__ = ['comparison_lines', 'environment_lines', 'cpu_description']
+
+#: The vector extensions that set a CPU's matrix-multiply rate, widest
+#: first: the first present is named (``torch.backends.cpu`` names the
+#: level PyTorch dispatches to).
+_VECTOR_FLAGS = ('amx_tile', 'avx512f', 'avx2')
+
+
+def cpu_description(cpuinfo: str = '/proc/cpuinfo') -> str:
+    """The CPU's model name and its widest vector extension from
+    ``cpuinfo`` (Linux), e.g. ``'AMD EPYC, avx2'``; where that file cannot
+    be read, ``platform.processor()`` or the machine type. Machines of one
+    kind differ (AVX2-only EPYCs, AVX-512/AMX Xeons) by up to several times
+    in matrix-multiply rate, so a table says which one measured it."""
+    name, flags = '', set()
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                key = key.strip()
+                if key == 'model name' and not name:
+                    name = value.strip()
+                elif key == 'flags' and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine()
+    vector = next((v for v in _VECTOR_FLAGS if v in flags), None)
+    return f'{name}, {vector}' if vector else name
 
 
 def comparison_lines(timings: Dict[str, List[Timing]],
@@ -56,9 +84,8 @@ def environment_lines(settings: BenchmarkSettings) -> List[str]:
     if settings.device.startswith('cuda'):
         where = torch.cuda.get_device_name(0)
     else:
-        where = (f'CPU ({platform.processor() or platform.machine()}, '
-                 f'{os.cpu_count()} cores, {torch.get_num_threads()} '
-                 'threads)')
+        where = (f'CPU ({cpu_description()}, {os.cpu_count()} cores, '
+                 f'{torch.get_num_threads()} threads)')
     h, w = settings.shape
     lines = [
         f'- device: {where}; precision {settings.precision}',
