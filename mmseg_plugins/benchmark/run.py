@@ -96,10 +96,13 @@ def _infer_call(target: nn.Module,
 def _train_step(model: nn.Module, target: nn.Module, ref,
                 settings: BenchmarkSettings) -> Callable:
     """``model.loss`` (all heads) plus backward for a whole segmentor
-    measured alone; the generic step (mean of the outputs) beside a
-    reference or for a backbone."""
+    measured alone; beside a reference or for a backbone, the generic step
+    (mean of the outputs) through the inference call's computation (a
+    segmentor's logits resized to the input, as the reference returns
+    them), so that both steps differentiate the same function."""
     if ref is not None or settings.backbone_only:
-        return generic_train_step(target, list(target.parameters()))
+        return generic_train_step(_infer_call(target, settings),
+                                  list(target.parameters()))
     samples = make_seg_samples(settings.train_batch, tuple(settings.shape),
                                model.decode_head.num_classes,
                                settings.device)

@@ -13,8 +13,9 @@ request (the idiom of timm's ``reparameterize_model`` and mmcv's
   replaces its reference computation by it: the merged multi-window
   kernel of the relative position encodings, the SegFormer head's
   projections folded into the fusion convolution, and the GELU of the
-  AFFormer and MPViT MLPs written over its input (:class:`InplaceGELU`:
-  their widest tensor is then allocated once instead of twice).
+  AFFormer and MPViT MLPs and of MiT's Mix-FFN written over its input
+  (:class:`InplaceGELU`: their widest tensor is then allocated once
+  instead of twice).
 
 :func:`fuse` verifies the fused model against the reference forward on a
 probe input before it returns, and refuses (:class:`FuseError`) a model

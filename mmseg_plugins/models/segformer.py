@@ -32,6 +32,7 @@ import torch.utils.checkpoint as cp
 from ..errors import InvalidInputError
 from .backbone_base import StagedBackbone
 from .blocks import OverlapPatchEmbed
+from .fuse import Fusable, InplaceGELU
 from .ops import DropPath, nlc_to_nchw
 from .validation import MMSEG_MIT_DEFAULTS, mmseg_mit_arguments
 
@@ -123,8 +124,12 @@ class EfficientSelfAttention(nn.Module):
         return self.proj_drop(self.proj(out))
 
 
-class MixFFN(nn.Module):
+class MixFFN(Fusable, nn.Module):
     """Linear -> 3x3 depthwise conv -> GELU -> Linear (Mix-FFN).
+
+    :meth:`fuse` makes a GELU write over the depthwise convolution's
+    output, which nothing else reads (the widest tensor of the block is
+    then allocated once at inference).
 
     Args:
         dim (int): Token channels.
@@ -149,6 +154,10 @@ class MixFFN(nn.Module):
         x = self.dwconv(nlc_to_nchw(x, hw)).flatten(2).transpose(1, 2)
         x = self.drop(self.act(x))
         return self.drop(self.fc2(x))  # (B, N, C)
+
+    def fuse(self) -> None:
+        if type(self.act) is nn.GELU:  # not another act_cfg's activation
+            self.act = InplaceGELU(self.act.approximate)
 
 
 class MiTBlock(nn.Module):

@@ -102,3 +102,28 @@ def test_benchmark_config_row_in_process():
     for key in ('latency_ms', 'throughput', 'train_ms'):
         assert row[key] > 0, key
     assert 'peak_infer_mb' not in row
+
+
+def test_compared_training_steps_differentiate_the_same_function():
+    """Beside a reference that returns the logits resized to the input (as
+    Hugging Face's SegFormer does in ``references.hf_segformer``), our
+    generic training step goes through the same computation, the resize
+    included: the same gradients. (At a size whose logits are resized by
+    a factor other than a whole number, as here, a step through the
+    logits at 1/4 gives others.)"""
+    from helpers import same_weights_copy
+    from mmseg_plugins.benchmark.run import _subject
+    from mmseg_plugins.builder import build_segmentor
+    from mmseg_plugins.cli import load_config
+    model, _ = build_segmentor(load_config(DEMO_CONFIG), None, 'cpu')
+    model.eval()  # no dropout: both steps deterministic
+    ref = same_weights_copy(model)
+    subject = _subject(model, model, ref, BenchmarkSettings(shape=(64, 64)))
+    grads = {}
+    for name, net in (('ours', model), ('reference', ref.segmentor)):
+        weight = net.decode_head.conv_seg.weight
+        weight.register_hook(lambda g, name=name: grads.setdefault(name, g))
+    x = torch.randn(1, 3, 70, 54)
+    for name in ('ours', 'reference'):
+        subject.train[name](x)
+    torch.testing.assert_close(grads['ours'], grads['reference'])

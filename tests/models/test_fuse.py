@@ -135,7 +135,7 @@ def test_fused_copy_leaves_the_model_as_it_was():
             torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize('mlp', ['mpvit', 'afformer'])
+@pytest.mark.parametrize('mlp', ['mpvit', 'afformer', 'mit'])
 def test_fused_mlp_writes_gelu_over_its_input_and_keeps_gradients(mlp):
     """After fuse the MLP's GELU overwrites its input (the hidden tensor is
     allocated once at inference); with autograd on the fused module the
@@ -145,7 +145,8 @@ def test_fused_mlp_writes_gelu_over_its_input_and_keeps_gradients(mlp):
     from mmseg_plugins.models.afformer import DWConvResidualMlp
     from mmseg_plugins.models.fuse import InplaceGELU
     from mmseg_plugins.models.mpvit import Mlp
-    cls = Mlp if mlp == 'mpvit' else DWConvResidualMlp
+    from mmseg_plugins.models.segformer import MixFFN
+    cls = dict(mpvit=Mlp, afformer=DWConvResidualMlp, mit=MixFFN)[mlp]
     torch.manual_seed(0)
     module = cls(8, 16).double().eval()
     reference = copy.deepcopy(module)
@@ -168,3 +169,11 @@ def test_fused_mlp_writes_gelu_over_its_input_and_keeps_gradients(mlp):
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-12, atol=1e-12)
     for ours, theirs in zip(*grads):
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_mix_ffn_keeps_another_activation():
+    """mmseg's ``act_cfg`` may name another activation: fuse leaves it."""
+    from mmseg_plugins.models.segformer import MixFFN
+    module = MixFFN(8, 16, act_cfg=dict(type='ReLU'))
+    module.fuse()
+    assert type(module.act) is torch.nn.ReLU
