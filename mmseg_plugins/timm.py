@@ -172,16 +172,16 @@ class TimmBackbone:
         package's loader: every backbone weight strictly (converted from a
         known layout, RGB input filters adapted to ``in_chans``), the
         official classifier where it fits."""
-        from .weights.loading import (_log, load_backbone_weights,
+        from .weights.loading import (_log, load_part_state_dict,
                                       read_checkpoint)
+        sd, _ = read_checkpoint(source)  # read once, for both parts
         head, self.head = self.head, nn.Identity()
         try:  # the backbone's own keys, exactly
-            load_backbone_weights(self, source)
+            load_part_state_dict(self, sd, source, 'backbone')
         finally:
             self.head = head
         if self.num_classes == 0:
             return
-        sd, _ = read_checkpoint(source)
         theirs = {ours.split('.', 1)[1]: sd.get(key)
                   for ours, key in OFFICIAL_CLASSIFIERS[self.family].items()}
         fits = bool(theirs) and all(

@@ -52,15 +52,22 @@ def test_features_match_feature_info_and_the_mmseg_backbone(name, tmp_path):
 
 
 @pytest.mark.parametrize('family', ['AFFormer', 'MPViT', 'MiT'])
-def test_official_layout_files_load_through_timm(family, tmp_path):
+def test_official_layout_files_load_through_timm(family, tmp_path,
+                                                 monkeypatch):
     """The authors' ImageNet files (AFFormer's, MPViT's {'model': ...}
     with cls_head, NVlabs MiT with head) load through timm, converted in
-    memory; the official classifier fills ``head``."""
+    memory, each read once; the official classifier fills ``head``."""
+    from mmseg_plugins.weights import loading
     source, path = official_files(tmp_path)[family]
     name = dict(AFFormer='afformer_tiny', MPViT='mpvit_tiny',
                 MiT='mit_b0')[family]
+    reads = []
+    read_weights = loading.read_weights
+    monkeypatch.setattr(loading, 'read_weights',
+                        lambda *a: reads.append(a) or read_weights(*a))
     model = timm.create_model(name, pretrained=True,
                               pretrained_cfg_overlay=dict(file=path)).eval()
+    assert len(reads) == 1
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model.forward_features(x), source(x)[-1],

@@ -42,6 +42,7 @@ from .detect import Detected, convert_weights, read_weights
 __all__ = [
     'CLASS_LAYER_PATTERN', 'adapt_input_filters', 'fit_weights',
     'identify_ours', 'model_name', 'load_part_weights',
+    'load_part_state_dict',
     'load_backbone_weights', 'load_pretrained', 'load_model_weights',
     'read_checkpoint'
 ]
@@ -313,8 +314,19 @@ def load_part_weights(module: nn.Module, checkpoint: str, part: str,
         CheckpointPrefixError: no key of the file is under ``prefix``.
         CheckpointError: the file does not give every parameter and buffer.
     """
-    name = type(module).__name__
     sd, _ = read_checkpoint(checkpoint)
+    return load_part_state_dict(module, sd, checkpoint, part, prefix,
+                                partial)
+
+
+def load_part_state_dict(module: nn.Module, sd: Mapping[str, torch.Tensor],
+                         checkpoint: str, part: str,
+                         prefix: Optional[str] = None,
+                         partial: bool = False) -> Detected:
+    """:func:`load_part_weights` from the state dict ``sd`` already read
+    from ``checkpoint`` (which messages name), for a caller that reads
+    more of the file."""
+    name = type(module).__name__
     whole = None
     if prefix:
         prefix = prefix if prefix.endswith('.') else prefix + '.'
