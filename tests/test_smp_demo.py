@@ -35,12 +35,17 @@ def tiny_copy(demo_root, dst, per_split=dict(training=8, validation=4)):
 
 
 def test_tool_trains_and_prints_the_miou(tmp_path, demo_root):
+    """... and leaves the caller's global torch random state as it was
+    (the run seeds itself inside ``torch.random.fork_rng``)."""
     data = tiny_copy(demo_root, tmp_path / 'data')
     saved = tmp_path / 'model.pth'
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
     proc = call('tools/smp_demo.py', '--data-root', data, '--iters', '3',
                 '--batch-size', '2', '--log-interval', '1',
                 '--save', str(saved))
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert torch.equal(torch.get_rng_state(), state)
     assert len(re.findall(r'^iter \d/3: loss', proc.stdout, re.M)) == 3
     found = re.search(r'Segformer\(tu-mit_b0\) mIoU (\d+\.\d\d) '
                       r'\(background \d', proc.stdout)
