@@ -101,7 +101,9 @@ def test_schedule_is_the_demo_configs():
         expected = demo_lr_factor(it, settings.warmup_iters, settings.iters)
         assert wrapper.get_lr()['lr'][0] == pytest.approx(
             peak * expected, rel=1e-6, abs=1e-12), it
-        wrapper.optimizer.step()  # no gradients: changes nothing
+        # the wrapper's step, which mmengine's schedulers count (no
+        # gradients: changes nothing)
+        wrapper.step()
         for scheduler in schedulers:
             scheduler.step()
 
